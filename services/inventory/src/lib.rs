@@ -1,0 +1,1 @@
+//! Kosha inventory service (being built).

@@ -1,0 +1,1 @@
+//! Kosha scheduler service (being built).

@@ -1,0 +1,294 @@
+//! CSV uploads: how every bulk file (products, listings, purchase orders) is received and
+//! read.
+//!
+//! A file arrives as a client stream of chunks cut anywhere; the chunks are joined up to
+//! a configured size (larger is `RESOURCE_EXHAUSTED`). The text must be UTF-8 (a leading
+//! BOM is dropped), lines may end in CRLF, and quoting follows RFC 4180. Cells are trimmed.
+//! Row numbers are those a spreadsheet shows: the header is row 1.
+
+use std::collections::HashMap;
+
+use futures::{Stream, StreamExt as _};
+use kosha_proto::types::{RowError, UploadReport};
+
+use crate::error::{Error, FieldViolation};
+
+/// Default largest upload, in bytes. A 100,000-row product file is about 8 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest cell value echoed back in a report.
+const MAX_ECHOED_VALUE: usize = 64;
+
+/// Joins a stream of upload messages into the request header (from the first message) and
+/// the file's bytes. `split` takes one message apart into its header fields and its chunk.
+/// A later message whose header fields are set must repeat the first one's.
+pub async fn collect<M, H, S>(
+    mut messages: S,
+    max_bytes: usize,
+    split: impl Fn(M) -> (H, Vec<u8>),
+) -> Result<(H, Vec<u8>), Error>
+where
+    S: Stream<Item = Result<M, tonic::Status>> + Unpin,
+    H: PartialEq + Default,
+{
+    let mut header_opt: Option<H> = None;
+    let mut bytes = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|status| {
+            Error::InvalidArgument {
+                message: format!("upload stream broke off: {}", status.message()),
+                violations: Vec::new(),
+            }
+        })?;
+        let (header, chunk) = split(message);
+        match &header_opt {
+            None => header_opt = Some(header),
+            Some(first) if header == H::default() || header == *first => {}
+            Some(_) => {
+                return Err(Error::invalid(
+                    "header",
+                    "a later chunk names another client, mode or dry run than the first",
+                ));
+            }
+        }
+        if bytes.len() + chunk.len() > max_bytes {
+            return Err(Error::ResourceExhausted(format!(
+                "upload is larger than the limit of {max_bytes} bytes; split the file"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let header = header_opt.ok_or_else(|| Error::invalid("chunk", "the upload stream was empty"))?;
+    Ok((header, bytes))
+}
+
+/// An uploaded file, checked to be text, with its header read.
+#[derive(Debug)]
+pub struct CsvFile<'a> {
+    text: &'a str,
+    /// Column names as written (trimmed), in order.
+    pub header: Vec<String>,
+}
+
+impl<'a> CsvFile<'a> {
+    /// Checks that `bytes` is a CSV text file with a header line.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::invalid("file", "the file is empty: expected a CSV header line"));
+        }
+        if let Some(position) = bytes.iter().position(|b| *b == 0) {
+            return Err(Error::invalid(
+                "file",
+                format!("not a CSV text file: a NUL byte at offset {position} (binary data)"),
+            ));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|error| {
+            let line = bytes[..error.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            Error::invalid("file", format!("not UTF-8 text: invalid bytes on line {line}"))
+        })?;
+
+        let mut reader = reader(text);
+        let header = reader
+            .headers()
+            .map_err(|error| Error::invalid("file", format!("unreadable header: {error}")))?
+            .iter()
+            .map(|name| name.trim().to_string())
+            .collect();
+        Ok(Self { text, header })
+    }
+
+    /// The data rows with their spreadsheet row numbers. A row that cannot be read (an
+    /// unterminated quote) comes back as an error for that row.
+    pub fn rows(&self) -> impl Iterator<Item = Result<CsvRow, RowError>> + 'a {
+        let mut reader = reader(self.text);
+        let _ = reader.headers();
+        reader.into_records().enumerate().map(|(index, record)| {
+            let row = index as i64 + 2;
+            match record {
+                Ok(record) => Ok(CsvRow { row, cells: record.iter().map(str::to_string).collect() }),
+                Err(error) => Err(row_error(row, "", "", "UNREADABLE_ROW", error.to_string())),
+            }
+        })
+    }
+}
+
+fn reader(text: &str) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+}
+
+/// One data row.
+#[derive(Debug, Clone)]
+pub struct CsvRow {
+    /// Spreadsheet row number (header is 1).
+    pub row: i64,
+    /// Cells in header order; a short row has fewer.
+    pub cells: Vec<String>,
+}
+
+impl CsvRow {
+    /// The cell at `index`, or "" when the row is short.
+    pub fn cell(&self, index_opt: Option<usize>) -> &str {
+        index_opt.and_then(|index| self.cells.get(index)).map_or("", String::as_str)
+    }
+}
+
+/// Where each known column sits in a file's header.
+#[derive(Debug, Default)]
+pub struct Columns {
+    positions: HashMap<String, usize>,
+}
+
+impl Columns {
+    /// Matches the header against the known columns (case-insensitive). Unknown,
+    /// repeated and missing required columns are reported as row-1 errors. `is_known`
+    /// accepts names beyond the fixed list (e.g. one MRP column per channel).
+    pub fn resolve(
+        header: &[String],
+        required: &[&str],
+        optional: &[&str],
+        is_known: impl Fn(&str) -> bool,
+        errors: &mut Vec<RowError>,
+    ) -> Self {
+        let mut positions = HashMap::new();
+        for (index, name) in header.iter().enumerate() {
+            let key = name.to_ascii_lowercase();
+            let known = required.contains(&key.as_str())
+                || optional.contains(&key.as_str())
+                || is_known(&key);
+            if !known {
+                let mut expected: Vec<&str> = required.iter().chain(optional).copied().collect();
+                expected.sort_unstable();
+                errors.push(row_error(
+                    1,
+                    name,
+                    name,
+                    "UNKNOWN_COLUMN",
+                    format!("unknown column `{name}`; known columns: {}", expected.join(", ")),
+                ));
+                continue;
+            }
+            if positions.insert(key, index).is_some() {
+                errors.push(row_error(1, name, name, "DUPLICATE_COLUMN", format!("column `{name}` appears twice")));
+            }
+        }
+        for name in required {
+            if !positions.contains_key(*name) {
+                errors.push(row_error(
+                    1,
+                    name,
+                    "",
+                    "MISSING_COLUMN",
+                    format!("required column `{name}` is missing"),
+                ));
+            }
+        }
+        Self { positions }
+    }
+
+    /// Index of a column, if the file has it.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
+    }
+
+    /// Every column present, lowercased, with its index.
+    pub fn present(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.positions.iter().map(|(name, index)| (name.as_str(), *index))
+    }
+}
+
+/// A problem in one cell.
+pub fn row_error(
+    row: i64,
+    column: &str,
+    value: &str,
+    reason: &str,
+    message: impl Into<String>,
+) -> RowError {
+    let mut value = value.to_string();
+    if value.len() > MAX_ECHOED_VALUE {
+        let mut cut = MAX_ECHOED_VALUE;
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+        value.push('…');
+    }
+    RowError {
+        row,
+        column: column.to_string(),
+        value,
+        reason: reason.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The reply to an upload with problems: the full report for a dry run, otherwise
+/// `INVALID_ARGUMENT` naming each row and column.
+pub fn reject_or_report(mut report: UploadReport) -> Result<UploadReport, Error> {
+    report.errors.sort_by(|a, b| (a.row, &a.column).cmp(&(b.row, &b.column)));
+    if report.dry_run {
+        return Ok(report);
+    }
+    let rows_with_errors = {
+        let mut rows: Vec<i64> = report.errors.iter().map(|e| e.row).collect();
+        rows.dedup();
+        rows.len()
+    };
+    let violations = report
+        .errors
+        .iter()
+        .map(|error| {
+            let field = if error.column.is_empty() {
+                format!("rows[{}]", error.row)
+            } else {
+                format!("rows[{}].{}", error.row, error.column)
+            };
+            FieldViolation::new(field, format!("{}: {}", error.reason, error.message))
+        })
+        .collect();
+    Err(Error::invalid_many(
+        format!(
+            "upload rejected, nothing stored: {} problem(s) in {rows_with_errors} row(s)",
+            report.errors.len()
+        ),
+        violations,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bom_crlf_and_quotes_are_read() {
+        let bytes = b"\xEF\xBB\xBFsku,name\r\nA-1,\"Kurta, red\"\r\n\"B-2\",\"say \"\"hi\"\"\"\r\n";
+        let file = CsvFile::parse(bytes).unwrap();
+        assert_eq!(file.header, ["sku", "name"]);
+        let rows: Vec<CsvRow> = file.rows().map(Result::unwrap).collect();
+        assert_eq!(rows[0].row, 2);
+        assert_eq!(rows[0].cells, ["A-1", "Kurta, red"]);
+        assert_eq!(rows[1].cells, ["B-2", "say \"hi\""]);
+    }
+
+    #[test]
+    fn binary_and_empty_files_are_refused() {
+        assert!(CsvFile::parse(b"").is_err());
+        assert!(CsvFile::parse(b"\xEF\xBB\xBF \r\n").is_err());
+        assert!(CsvFile::parse(b"sku\n\x00\x01\x02").unwrap_err().to_string().contains("NUL"));
+        assert!(CsvFile::parse(b"sku\n\xff\xfe").unwrap_err().to_string().contains("line 2"));
+    }
+
+    #[test]
+    fn unknown_missing_and_repeated_columns_are_row_one_errors() {
+        let header = vec!["SKU".to_string(), "colour".to_string(), "sku".to_string()];
+        let mut errors = Vec::new();
+        Columns::resolve(&header, &["sku", "name"], &["color"], |_| false, &mut errors);
+        let reasons: Vec<&str> = errors.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["UNKNOWN_COLUMN", "DUPLICATE_COLUMN", "MISSING_COLUMN"]);
+        assert!(errors.iter().all(|e| e.row == 1));
+    }
+}
