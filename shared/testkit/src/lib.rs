@@ -192,3 +192,13 @@ macro_rules! store_tests {
         )*
     };
 }
+
+/// The team's real input data: `KOSHA_SHARED_DATA` when set, else `../shared/data` beside
+/// the repository (where developers and CI have it).
+pub fn shared_data_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("KOSHA_SHARED_DATA") {
+        return dir.into();
+    }
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.join("../../../shared/data")
+}
