@@ -1,0 +1,1 @@
+//! Kosha order service (being built).
