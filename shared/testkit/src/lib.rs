@@ -5,7 +5,8 @@
 //! exports it); otherwise one throwaway cluster is started per test process from the
 //! installed binaries and removed when the process exits. Where neither is possible, tests
 //! on PostgreSQL print a notice and skip, except under `CI=true`, where they fail: CI must
-//! never pass by skipping.
+//! never pass by skipping. `KOSHA_TEST_STORES` narrows the stores on purpose (see
+//! [`store_enabled`]).
 
 pub mod postgres;
 
@@ -41,6 +42,10 @@ impl TestDatabase {
     /// A fresh database, or `None` (after a printed notice) when PostgreSQL is not
     /// available outside CI.
     pub async fn create(store: Store) -> Option<Self> {
+        if !store_enabled(store) {
+            eprintln!("notice: {store:?} tests not run: KOSHA_TEST_STORES leaves {store:?} out");
+            return None;
+        }
         let dir = tempfile::Builder::new().prefix("kosha-test-").tempdir().expect("temp dir");
         let url = match store {
             Store::Sqlite => format!("sqlite://{}/test.db", dir.path().display()),
@@ -63,6 +68,20 @@ impl TestDatabase {
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Whether tests on `store` run. `KOSHA_TEST_STORES` (e.g. `sqlite` or `sqlite,postgres`)
+/// narrows them on purpose, as CI does to run the PostgreSQL tests once against its own
+/// cluster; unset, every store runs.
+pub fn store_enabled(store: Store) -> bool {
+    let Ok(stores) = std::env::var("KOSHA_TEST_STORES") else {
+        return true;
+    };
+    let name = match store {
+        Store::Sqlite => "sqlite",
+        Store::Postgres => "postgres",
+    };
+    stores.split(',').any(|entry| entry.trim().eq_ignore_ascii_case(name))
 }
 
 /// Server options for tests: short shutdown delay, generous limits.
