@@ -1,1 +1,9 @@
+//! The all-in-one runner and operator tool.
+//!
+//! # Layout
+//! - [`suite`]: every service mounted on one server and one address, each with its own
+//!   SQLite file under a data directory: how Kosha runs on one machine;
+//! - [`cli`]: the `kosha` command line (serve, bench).
 
+pub mod cli;
+pub mod suite;

@@ -1,0 +1,75 @@
+//! The `kosha` command line.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use kosha_runtime::config::{CommonArgs, exit_with_problems};
+use kosha_runtime::telemetry;
+
+use crate::suite::{Suite, SuiteOptions};
+
+/// Kosha: one stock across many marketplaces and wholesale customers.
+#[derive(Debug, Parser)]
+#[command(name = "kosha", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command_opt: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process on one address (the default command).
+    Serve(Box<ServeArgs>),
+}
+
+/// Settings of `kosha serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    #[command(flatten)]
+    catalog: kosha_catalog::config::Settings,
+}
+
+impl Cli {
+    /// Runs the command; returns the process exit code.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command_opt {
+            Some(Command::Serve(args)) => serve(*args).await,
+            None => serve(self.serve).await,
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let common = args.common.resolve("kosha").unwrap_or_else(|problems| exit_with_problems(&problems));
+    let _telemetry = telemetry::init("kosha", common.log_format)?;
+    if args.common.database_url.is_some() || args.common.database_url_file.is_some() {
+        exit_with_problems(&[
+            "the all-in-one runner keeps one SQLite file per service under KOSHA_DATA_DIR; \
+             run the service binaries to use PostgreSQL"
+                .to_string(),
+        ]);
+    }
+
+    let options = SuiteOptions {
+        data_dir: args.common.data_dir.clone(),
+        db: common.db.clone(),
+        server: common.server.clone(),
+        catalog: args.catalog.clone(),
+    };
+    let suite = Suite::start(common.listen, options).await?;
+    let address: SocketAddr = suite.address();
+    tracing::info!(
+        %address,
+        data_dir = %args.common.data_dir.display(),
+        "kosha suite started"
+    );
+    // One plain line on stdout for people and scripts: where to point grpcurl.
+    println!("kosha: serving on {address}");
+    suite.serve(kosha_runtime::server::shutdown_signal()).await
+}
