@@ -1,0 +1,1 @@
+//! Kosha purchase-order service (being built).
