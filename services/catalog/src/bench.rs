@@ -1,0 +1,1 @@
+//! The upload benchmark (placeholder while the service is built).
