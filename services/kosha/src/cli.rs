@@ -23,6 +23,15 @@ pub struct Cli {
 enum Command {
     /// Run every service in one process on one address (the default command).
     Serve(Box<ServeArgs>),
+    /// Write a small generated dataset in the format `kosha replay` reads.
+    SampleData {
+        /// Directory to write `products.csv`, `channel-mrp.csv`, `amazon-orders.csv` and
+        /// `b2b-orders.csv` into.
+        dir: std::path::PathBuf,
+        /// Number of designs (each in five sizes); scales every file.
+        #[arg(long, default_value_t = 40)]
+        designs: usize,
+    },
 }
 
 /// Settings of `kosha serve`.
@@ -40,13 +49,21 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command_opt {
             Some(Command::Serve(args)) => serve(*args).await,
+            Some(Command::SampleData { dir, designs }) => {
+                crate::sample_data::write(&dir, designs)?;
+                println!("kosha: sample data written to {}", dir.display());
+                Ok(())
+            }
             None => serve(self.serve).await,
         }
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let common = args.common.resolve("kosha").unwrap_or_else(|problems| exit_with_problems(&problems));
+    let common = args
+        .common
+        .resolve("kosha")
+        .unwrap_or_else(|problems| exit_with_problems(&problems));
     let _telemetry = telemetry::init("kosha", common.log_format)?;
     if args.common.database_url.is_some() || args.common.database_url_file.is_some() {
         exit_with_problems(&[

@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`suite`]: every service mounted on one server and one address, each with its own
 //!   SQLite file under a data directory: how Kosha runs on one machine;
-//! - [`cli`]: the `kosha` command line (serve, bench).
+//! - [`cli`]: the `kosha` command line;
+//! - [`sample_data`]: a small generated dataset in the format of the real one.
 
 pub mod cli;
+pub mod sample_data;
 pub mod suite;

@@ -38,7 +38,9 @@ impl Suite {
     /// Opens every database, runs migrations, mounts every service and binds `listen`.
     pub async fn start(listen: SocketAddr, options: SuiteOptions) -> anyhow::Result<Self> {
         // Bind first: the services' addresses of each other are this very address.
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("bind {listen}"))?;
         let address = listener.local_addr()?;
         let mut server = Server::new(options.server.clone());
 
@@ -51,7 +53,12 @@ impl Suite {
         )
         .await?;
 
-        Ok(Self { server, listener, address, catalog })
+        Ok(Self {
+            server,
+            listener,
+            address,
+            catalog,
+        })
     }
 
     /// The bound address.
@@ -64,7 +71,12 @@ impl Suite {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let Self { server, listener, catalog, .. } = self;
+        let Self {
+            server,
+            listener,
+            catalog,
+            ..
+        } = self;
         let outcome = server.serve(listener, shutdown).await;
         catalog.shutdown().await;
         outcome
@@ -73,5 +85,7 @@ impl Suite {
 
 async fn open(data_dir: &Path, service: &str, options: &DbOptions) -> anyhow::Result<Db> {
     let url = sqlite_url_in(data_dir, service);
-    Db::connect(&url, options).await.with_context(|| format!("open the {service} database"))
+    Db::connect(&url, options)
+        .await
+        .with_context(|| format!("open the {service} database"))
 }
