@@ -29,7 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .include_source_info(true)
         .open_files(&files)?
         .file_descriptor_set();
-    std::fs::write(out_dir.join("kosha_descriptor.bin"), descriptor_set.encode_to_vec())?;
+    std::fs::write(
+        out_dir.join("kosha_descriptor.bin"),
+        descriptor_set.encode_to_vec(),
+    )?;
 
     let packages: Vec<String> = descriptor_set
         .file
@@ -53,7 +56,11 @@ fn collect_protos(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> std::io:
         if path.is_dir() {
             collect_protos(root, &path, files)?;
         } else if path.extension().is_some_and(|ext| ext == "proto") {
-            files.push(path.strip_prefix(root).expect("walked below the root").to_path_buf());
+            files.push(
+                path.strip_prefix(root)
+                    .expect("walked below the root")
+                    .to_path_buf(),
+            );
         }
     }
     Ok(())
@@ -77,7 +84,13 @@ fn module_tree(packages: &[String]) -> String {
         // Rust keyword.
         let file_name: Vec<String> = package
             .split('.')
-            .map(|segment| if segment == "type" { "r#type".to_string() } else { segment.to_string() })
+            .map(|segment| {
+                if segment == "type" {
+                    "r#type".to_string()
+                } else {
+                    segment.to_string()
+                }
+            })
             .collect();
         node.file = Some(format!("{}.rs", file_name.join(".")));
     }
@@ -87,7 +100,11 @@ fn module_tree(packages: &[String]) -> String {
             let _ = writeln!(out, "include!(concat!(env!(\"OUT_DIR\"), \"/{file}\"));");
         }
         for (name, child) in &node.children {
-            let ident = if name == "type" { "r#type".to_string() } else { name.clone() };
+            let ident = if name == "type" {
+                "r#type".to_string()
+            } else {
+                name.clone()
+            };
             let _ = writeln!(out, "pub mod {ident} {{");
             render(child, out);
             let _ = writeln!(out, "}}");

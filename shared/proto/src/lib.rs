@@ -9,7 +9,8 @@
 include!(concat!(env!("OUT_DIR"), "/module_tree.rs"));
 
 /// Encoded `FileDescriptorSet` of every Kosha proto and everything it imports.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kosha_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kosha_descriptor.bin"));
 
 /// Kosha's common types (`kosha.type.v1`), under a name that needs no raw identifier.
 pub use kosha::r#type::v1 as types;

@@ -23,5 +23,8 @@ pub fn connect_lazy(address: &str) -> anyhow::Result<TracedChannel> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    Ok(InterceptedService::new(endpoint.connect_lazy(), TraceContextInterceptor))
+    Ok(InterceptedService::new(
+        endpoint.connect_lazy(),
+        TraceContextInterceptor,
+    ))
 }

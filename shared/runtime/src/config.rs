@@ -196,7 +196,11 @@ pub fn exit_with_problems(problems: &[String]) -> ! {
 /// The address of another service from `KOSHA_<SERVICE>_ADDR`, as a URI tonic can dial.
 /// A bare `host:port` gets `http://` in front.
 pub fn service_uri(address: &str) -> String {
-    if address.contains("://") { address.to_string() } else { format!("http://{address}") }
+    if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    }
 }
 
 #[cfg(test)]
@@ -248,15 +252,24 @@ mod tests {
 
         let common = config.common.resolve("catalog").unwrap();
 
-        assert_eq!(common.database_url.expose_secret(), "postgres://u:secret@h/db");
-        assert!(!format!("{common:?}").contains("secret@"), "secrets never reach Debug");
+        assert_eq!(
+            common.database_url.expose_secret(),
+            "postgres://u:secret@h/db"
+        );
+        assert!(
+            !format!("{common:?}").contains("secret@"),
+            "secrets never reach Debug"
+        );
     }
 
     #[test]
     fn defaults_give_a_sqlite_file_per_service() {
         let config = TestConfig::parse_from(["test", "--data-dir", "/tmp/k"]);
         let common = config.common.resolve("inventory").unwrap();
-        assert_eq!(common.database_url.expose_secret(), "sqlite:///tmp/k/inventory.db");
+        assert_eq!(
+            common.database_url.expose_secret(),
+            "sqlite:///tmp/k/inventory.db"
+        );
     }
 
     fn tempfile_dir() -> PathBuf {

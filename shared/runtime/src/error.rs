@@ -20,7 +20,10 @@ pub struct FieldViolation {
 impl FieldViolation {
     /// A violation of `field`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -34,7 +37,10 @@ const MAX_VIOLATIONS_IN_STATUS: usize = 100;
 pub enum Error {
     /// The request is malformed; nothing was changed.
     #[error("{message}")]
-    InvalidArgument { message: String, violations: Vec<FieldViolation> },
+    InvalidArgument {
+        message: String,
+        violations: Vec<FieldViolation>,
+    },
     /// A named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -66,12 +72,18 @@ impl Error {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         let violation = FieldViolation::new(field, description);
         let message = format!("invalid `{}`: {}", violation.field, violation.description);
-        Self::InvalidArgument { message, violations: vec![violation] }
+        Self::InvalidArgument {
+            message,
+            violations: vec![violation],
+        }
     }
 
     /// Bad input in several fields, with a summary message.
     pub fn invalid_many(message: impl Into<String>, violations: Vec<FieldViolation>) -> Self {
-        Self::InvalidArgument { message: message.into(), violations }
+        Self::InvalidArgument {
+            message: message.into(),
+            violations,
+        }
     }
 
     /// A missing thing, e.g. `not_found("product", "acme/SKU-1")`.
@@ -113,7 +125,10 @@ impl From<Status> for Error {
     fn from(status: Status) -> Self {
         let message = status.message().to_string();
         match status.code() {
-            Code::InvalidArgument => Self::InvalidArgument { message, violations: Vec::new() },
+            Code::InvalidArgument => Self::InvalidArgument {
+                message,
+                violations: Vec::new(),
+            },
             Code::NotFound => Self::NotFound(message),
             Code::AlreadyExists => Self::AlreadyExists(message),
             Code::FailedPrecondition => Self::FailedPrecondition(message),
@@ -130,7 +145,10 @@ impl From<Status> for Error {
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::InvalidArgument { message, violations } => {
+            Error::InvalidArgument {
+                message,
+                violations,
+            } => {
                 let mut details = ErrorDetails::new();
                 let shown = violations.len().min(MAX_VIOLATIONS_IN_STATUS);
                 for violation in &violations[..shown] {

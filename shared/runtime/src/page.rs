@@ -31,7 +31,7 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Error> {
         return Ok(None);
     }
     let bad = || Error::invalid("page_token", "not a token returned by this list call");
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes = (0..token.len())
@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_garbage_is_rejected() {
         let token = encode_token("acme\u{1}SKU-1");
-        assert_eq!(decode_token(&token).unwrap().as_deref(), Some("acme\u{1}SKU-1"));
+        assert_eq!(
+            decode_token(&token).unwrap().as_deref(),
+            Some("acme\u{1}SKU-1")
+        );
         assert_eq!(decode_token("").unwrap(), None);
         assert!(decode_token("zz").is_err());
         assert!(decode_token("abc").is_err());

@@ -59,9 +59,8 @@ pub struct Server {
     service_names: Vec<&'static str>,
     databases: Vec<Db>,
     health: HealthReporter,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        tonic_health::server::HealthService,
-    >,
+    health_service:
+        tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
 }
 
 impl Server {
@@ -134,7 +133,14 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let Self { options, routes, service_names, databases, health, health_service } = self;
+        let Self {
+            options,
+            routes,
+            service_names,
+            databases,
+            health,
+            health_service,
+        } = self;
         let local_address = listener.local_addr()?;
         set_health(&health, &service_names, ServingStatus::NotServing).await;
 
@@ -148,9 +154,9 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let layers = tower::ServiceBuilder::new()
-            .layer(GrpcTraceLayer)
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(options.concurrency_limit));
+        let layers = tower::ServiceBuilder::new().layer(GrpcTraceLayer).layer(
+            tower::limit::GlobalConcurrencyLimitLayer::new(options.concurrency_limit),
+        );
         let mut routes = routes;
         routes.add_service(health_service);
         routes.add_service(reflection_v1);
@@ -169,7 +175,11 @@ impl Server {
         }));
         tracing::info!(address = %local_address, services = ?service_names, "serving gRPC");
 
-        let readiness = tokio::spawn(track_readiness(health.clone(), service_names.clone(), databases));
+        let readiness = tokio::spawn(track_readiness(
+            health.clone(),
+            service_names.clone(),
+            databases,
+        ));
 
         // Run until shutdown is asked for, or the server fails on its own.
         tokio::pin!(shutdown);
@@ -222,7 +232,11 @@ async fn track_readiness(health: HealthReporter, names: Vec<&'static str>, datab
             ready &= db.ping().await;
         }
         if was_ready_opt != Some(ready) {
-            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             set_health(&health, &names, status).await;
             if ready {
                 tracing::info!("ready: reporting SERVING");

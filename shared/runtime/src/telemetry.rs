@@ -35,7 +35,9 @@ impl FromStr for LogFormat {
         match text.to_ascii_lowercase().as_str() {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            other => Err(format!("KOSHA_LOG_FORMAT `{other}`: expected `text` or `json`")),
+            other => Err(format!(
+                "KOSHA_LOG_FORMAT `{other}`: expected `text` or `json`"
+            )),
         }
     }
 }
@@ -48,10 +50,10 @@ pub struct TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider_opt.take() {
-            if let Err(error) = provider.shutdown() {
-                eprintln!("kosha: trace export did not shut down cleanly: {error}");
-            }
+        if let Some(provider) = self.provider_opt.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("kosha: trace export did not shut down cleanly: {error}");
         }
     }
 }
@@ -62,7 +64,9 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> 
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
@@ -70,7 +74,9 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> 
             .boxed(),
     };
 
-    let endpoint_opt = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.is_empty());
+    let endpoint_opt = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty());
     let provider_opt = match &endpoint_opt {
         Some(_) => Some(otlp_provider(service)?),
         None => None,
@@ -79,7 +85,11 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> 
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("kosha")));
 
-    tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()?;
     if let Some(endpoint) = endpoint_opt {
         tracing::info!(%endpoint, service, "exporting traces over OTLP");
     }
@@ -95,8 +105,9 @@ pub fn otlp_provider(service: &str) -> anyhow::Result<SdkTracerProvider> {
         builder = builder.with_endpoint(endpoint);
     }
     let exporter = builder.build()?;
-    let resource =
-        opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service.to_string())
+        .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource)
@@ -136,7 +147,10 @@ impl Injector for MetadataInjector<'_> {
 pub struct TraceContextInterceptor;
 
 impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         let context = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
@@ -181,7 +195,10 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((path, ""));
         let span = tracing::info_span!(
             "grpc.server",
             otel.name = %format!("{service}/{method}"),

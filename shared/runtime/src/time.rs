@@ -9,7 +9,9 @@ use crate::error::Error;
 
 /// Now, in microseconds since the epoch.
 pub fn now_micros() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -44,7 +46,11 @@ pub fn format_micros(micros: i64) -> String {
     let nanos = i128::from(micros) * 1_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|instant| instant.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|instant| {
+            instant
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| micros.to_string())
 }
 
@@ -61,9 +67,24 @@ mod tests {
 
     #[test]
     fn out_of_range_timestamps_are_rejected_with_the_field_name() {
-        let error = from_timestamp(&Timestamp { seconds: i64::MAX, nanos: 0 }, "due_time");
+        let error = from_timestamp(
+            &Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            },
+            "due_time",
+        );
         assert!(error.unwrap_err().to_string().contains("due_time"));
-        assert!(from_timestamp(&Timestamp { seconds: 0, nanos: -1 }, "t").is_err());
+        assert!(
+            from_timestamp(
+                &Timestamp {
+                    seconds: 0,
+                    nanos: -1
+                },
+                "t"
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -34,11 +34,9 @@ where
     let mut header_opt: Option<H> = None;
     let mut bytes = Vec::new();
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|status| {
-            Error::InvalidArgument {
-                message: format!("upload stream broke off: {}", status.message()),
-                violations: Vec::new(),
-            }
+        let message = message.map_err(|status| Error::InvalidArgument {
+            message: format!("upload stream broke off: {}", status.message()),
+            violations: Vec::new(),
         })?;
         let (header, chunk) = split(message);
         match &header_opt {
@@ -58,7 +56,8 @@ where
         }
         bytes.extend_from_slice(&chunk);
     }
-    let header = header_opt.ok_or_else(|| Error::invalid("chunk", "the upload stream was empty"))?;
+    let header =
+        header_opt.ok_or_else(|| Error::invalid("chunk", "the upload stream was empty"))?;
     Ok((header, bytes))
 }
 
@@ -75,7 +74,10 @@ impl<'a> CsvFile<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::invalid("file", "the file is empty: expected a CSV header line"));
+            return Err(Error::invalid(
+                "file",
+                "the file is empty: expected a CSV header line",
+            ));
         }
         if let Some(position) = bytes.iter().position(|b| *b == 0) {
             return Err(Error::invalid(
@@ -84,8 +86,15 @@ impl<'a> CsvFile<'a> {
             ));
         }
         let text = std::str::from_utf8(bytes).map_err(|error| {
-            let line = bytes[..error.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            Error::invalid("file", format!("not UTF-8 text: invalid bytes on line {line}"))
+            let line = bytes[..error.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            Error::invalid(
+                "file",
+                format!("not UTF-8 text: invalid bytes on line {line}"),
+            )
         })?;
 
         let mut reader = reader(text);
@@ -106,7 +115,10 @@ impl<'a> CsvFile<'a> {
         reader.into_records().enumerate().map(|(index, record)| {
             let row = index as i64 + 2;
             match record {
-                Ok(record) => Ok(CsvRow { row, cells: record.iter().map(str::to_string).collect() }),
+                Ok(record) => Ok(CsvRow {
+                    row,
+                    cells: record.iter().map(str::to_string).collect(),
+                }),
                 Err(error) => Err(row_error(row, "", "", "UNREADABLE_ROW", error.to_string())),
             }
         })
@@ -132,7 +144,9 @@ pub struct CsvRow {
 impl CsvRow {
     /// The cell at `index`, or "" when the row is short.
     pub fn cell(&self, index_opt: Option<usize>) -> &str {
-        index_opt.and_then(|index| self.cells.get(index)).map_or("", String::as_str)
+        index_opt
+            .and_then(|index| self.cells.get(index))
+            .map_or("", String::as_str)
     }
 }
 
@@ -167,12 +181,21 @@ impl Columns {
                     name,
                     name,
                     "UNKNOWN_COLUMN",
-                    format!("unknown column `{name}`; known columns: {}", expected.join(", ")),
+                    format!(
+                        "unknown column `{name}`; known columns: {}",
+                        expected.join(", ")
+                    ),
                 ));
                 continue;
             }
             if positions.insert(key, index).is_some() {
-                errors.push(row_error(1, name, name, "DUPLICATE_COLUMN", format!("column `{name}` appears twice")));
+                errors.push(row_error(
+                    1,
+                    name,
+                    name,
+                    "DUPLICATE_COLUMN",
+                    format!("column `{name}` appears twice"),
+                ));
             }
         }
         for name in required {
@@ -196,7 +219,9 @@ impl Columns {
 
     /// Every column present, lowercased, with its index.
     pub fn present(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.positions.iter().map(|(name, index)| (name.as_str(), *index))
+        self.positions
+            .iter()
+            .map(|(name, index)| (name.as_str(), *index))
     }
 }
 
@@ -229,7 +254,9 @@ pub fn row_error(
 /// The reply to an upload with problems: the full report for a dry run, otherwise
 /// `INVALID_ARGUMENT` naming each row and column.
 pub fn reject_or_report(mut report: UploadReport) -> Result<UploadReport, Error> {
-    report.errors.sort_by(|a, b| (a.row, &a.column).cmp(&(b.row, &b.column)));
+    report
+        .errors
+        .sort_by(|a, b| (a.row, &a.column).cmp(&(b.row, &b.column)));
     if report.dry_run {
         return Ok(report);
     }
@@ -278,17 +305,36 @@ mod tests {
     fn binary_and_empty_files_are_refused() {
         assert!(CsvFile::parse(b"").is_err());
         assert!(CsvFile::parse(b"\xEF\xBB\xBF \r\n").is_err());
-        assert!(CsvFile::parse(b"sku\n\x00\x01\x02").unwrap_err().to_string().contains("NUL"));
-        assert!(CsvFile::parse(b"sku\n\xff\xfe").unwrap_err().to_string().contains("line 2"));
+        assert!(
+            CsvFile::parse(b"sku\n\x00\x01\x02")
+                .unwrap_err()
+                .to_string()
+                .contains("NUL")
+        );
+        assert!(
+            CsvFile::parse(b"sku\n\xff\xfe")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
     }
 
     #[test]
     fn unknown_missing_and_repeated_columns_are_row_one_errors() {
         let header = vec!["SKU".to_string(), "colour".to_string(), "sku".to_string()];
         let mut errors = Vec::new();
-        Columns::resolve(&header, &["sku", "name"], &["color"], |_| false, &mut errors);
+        Columns::resolve(
+            &header,
+            &["sku", "name"],
+            &["color"],
+            |_| false,
+            &mut errors,
+        );
         let reasons: Vec<&str> = errors.iter().map(|e| e.reason.as_str()).collect();
-        assert_eq!(reasons, ["UNKNOWN_COLUMN", "DUPLICATE_COLUMN", "MISSING_COLUMN"]);
+        assert_eq!(
+            reasons,
+            ["UNKNOWN_COLUMN", "DUPLICATE_COLUMN", "MISSING_COLUMN"]
+        );
         assert!(errors.iter().all(|e| e.row == 1));
     }
 }

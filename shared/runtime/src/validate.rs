@@ -25,7 +25,10 @@ pub fn sku_problem(sku: &str) -> Option<String> {
     if sku.len() > MAX_SKU_LEN {
         return Some(format!("SKU is longer than {MAX_SKU_LEN} characters"));
     }
-    if let Some(bad) = sku.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(*c))) {
+    if let Some(bad) = sku
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(*c)))
+    {
         return Some(format!(
             "`{sku}` is not a valid SKU: `{bad}` is not allowed (letters, digits, `-`, `_`, `.`, `/`)"
         ));
@@ -46,7 +49,9 @@ pub fn client_id(field: &str, id: &str) -> Result<(), Error> {
     let valid = !id.is_empty()
         && id.len() <= 64
         && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if valid {
         Ok(())
     } else if id.is_empty() {
@@ -64,7 +69,9 @@ pub fn channel_code(field: &str, code: &str) -> Result<(), Error> {
     let valid = !code.is_empty()
         && code.len() <= 32
         && code.starts_with(|c: char| c.is_ascii_uppercase())
-        && code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if valid {
         Ok(())
     } else if code.is_empty() {
@@ -120,7 +127,9 @@ pub fn parse_quantity(text: &str) -> Result<i64, String> {
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return Err(not_quantity());
     }
-    let quantity: i64 = whole.parse().map_err(|_| format!("`{text}` is too large"))?;
+    let quantity: i64 = whole
+        .parse()
+        .map_err(|_| format!("`{text}` is too large"))?;
     if quantity == 0 {
         return Err(format!("`{text}`: quantity must be at least 1"));
     }
@@ -133,10 +142,16 @@ pub fn parse_quantity(text: &str) -> Result<i64, String> {
 /// Checks a quantity field of a request.
 pub fn quantity(field: &str, quantity: i64) -> Result<(), Error> {
     if quantity <= 0 {
-        return Err(Error::invalid(field, format!("quantity must be positive, got {quantity}")));
+        return Err(Error::invalid(
+            field,
+            format!("quantity must be positive, got {quantity}"),
+        ));
     }
     if quantity > MAX_QUANTITY {
-        return Err(Error::invalid(field, format!("quantity {quantity} is more than {MAX_QUANTITY}")));
+        return Err(Error::invalid(
+            field,
+            format!("quantity {quantity} is more than {MAX_QUANTITY}"),
+        ));
     }
     Ok(())
 }
@@ -147,7 +162,12 @@ mod tests {
 
     #[test]
     fn real_world_skus_pass_and_spreadsheet_errors_do_not() {
-        for good in ["JNE3781-KR-XXXL", "Os206_3141_S", "SET252-KR-PP-S.", "A/B.1"] {
+        for good in [
+            "JNE3781-KR-XXXL",
+            "Os206_3141_S",
+            "SET252-KR-PP-S.",
+            "A/B.1",
+        ] {
             assert_eq!(sku_problem(good), None, "{good}");
         }
         for bad in ["", "#REF!", "SKU 1", "ÄBC", &"X".repeat(65)] {
@@ -160,7 +180,9 @@ mod tests {
         assert_eq!(parse_money("1299"), Ok(129_900));
         assert_eq!(parse_money("1299.5"), Ok(129_950));
         assert_eq!(parse_money("0.99"), Ok(99));
-        for bad in ["1,800", "4,20", "abc", "", "-3", "1.234", "1.", ".5", "+5", " 5", "1e3"] {
+        for bad in [
+            "1,800", "4,20", "abc", "", "-3", "1.234", "1.", ".5", "+5", " 5", "1e3",
+        ] {
             assert!(parse_money(bad).is_err(), "{bad}");
         }
         assert_eq!(format_money(129_950), "1299.50");
@@ -170,7 +192,17 @@ mod tests {
     fn quantities_are_positive_whole_numbers() {
         assert_eq!(parse_quantity("1.00"), Ok(1));
         assert_eq!(parse_quantity("12"), Ok(12));
-        for bad in ["1,000", "12.5", "abc", "-3", "0", "0.00", "", "1.", "99999999999999999999"] {
+        for bad in [
+            "1,000",
+            "12.5",
+            "abc",
+            "-3",
+            "0",
+            "0.00",
+            "",
+            "1.",
+            "99999999999999999999",
+        ] {
             assert!(parse_quantity(bad).is_err(), "{bad}");
         }
     }

@@ -46,7 +46,10 @@ impl TestDatabase {
             eprintln!("notice: {store:?} tests not run: KOSHA_TEST_STORES leaves {store:?} out");
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("kosha-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("kosha-test-")
+            .tempdir()
+            .expect("temp dir");
         let url = match store {
             Store::Sqlite => format!("sqlite://{}/test.db", dir.path().display()),
             Store::Postgres => postgres::fresh_database().await?,
@@ -56,12 +59,21 @@ impl TestDatabase {
 
     /// Another database of the same store, e.g. for a second service in one test.
     pub async fn sibling(&self, name: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("kosha-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("kosha-test-")
+            .tempdir()
+            .expect("temp dir");
         let url = match self.store {
             Store::Sqlite => format!("sqlite://{}/{name}.db", self.dir.path().display()),
-            Store::Postgres => postgres::fresh_database().await.expect("cluster already up"),
+            Store::Postgres => postgres::fresh_database()
+                .await
+                .expect("cluster already up"),
         };
-        Self { store: self.store, url, dir }
+        Self {
+            store: self.store,
+            url,
+            dir,
+        }
     }
 
     /// A directory that lives as long as the database, for files a test writes.
@@ -81,7 +93,9 @@ pub fn store_enabled(store: Store) -> bool {
         Store::Sqlite => "sqlite",
         Store::Postgres => "postgres",
     };
-    stores.split(',').any(|entry| entry.trim().eq_ignore_ascii_case(name))
+    stores
+        .split(',')
+        .any(|entry| entry.trim().eq_ignore_ascii_case(name))
 }
 
 /// Server options for tests: short shutdown delay, generous limits.
@@ -104,13 +118,19 @@ pub struct TestServer {
 impl TestServer {
     /// Binds a free loopback port and serves `server` there until stopped.
     pub async fn start(server: Server) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let address = listener.local_addr().expect("bound address");
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = stop_rx.await;
         }));
-        let started = Self { address, stop_tx_opt: Some(stop_tx), task };
+        let started = Self {
+            address,
+            stop_tx_opt: Some(stop_tx),
+            task,
+        };
         started.wait_until_serving("").await;
         started
     }
@@ -141,15 +161,24 @@ impl TestServer {
 
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            if let Ok(channel) = tonic::transport::Endpoint::from_shared(self.uri()).unwrap().connect().await {
-                let request = HealthCheckRequest { service: service.to_string() };
-                if let Ok(response) = HealthClient::new(channel).check(request).await {
-                    if response.into_inner().status == ServingStatus::Serving as i32 {
-                        return;
-                    }
+            if let Ok(channel) = tonic::transport::Endpoint::from_shared(self.uri())
+                .unwrap()
+                .connect()
+                .await
+            {
+                let request = HealthCheckRequest {
+                    service: service.to_string(),
+                };
+                if let Ok(response) = HealthClient::new(channel).check(request).await
+                    && response.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "server never became SERVING");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server never became SERVING"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

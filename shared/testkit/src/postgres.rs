@@ -44,8 +44,10 @@ pub struct PgCluster {
 impl PgCluster {
     /// Makes and starts a cluster that is removed when this process exits.
     pub fn start() -> Result<Self, String> {
-        let bin_dir = bin_dir().ok_or("no PostgreSQL binaries (pg_config or /usr/lib/postgresql)")?;
-        let dir = std::env::temp_dir().join(format!("kosha-pg-{}-{}", std::process::id(), unique()));
+        let bin_dir =
+            bin_dir().ok_or("no PostgreSQL binaries (pg_config or /usr/lib/postgresql)")?;
+        let dir =
+            std::env::temp_dir().join(format!("kosha-pg-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let as_root = is_root();
         if as_root {
@@ -78,7 +80,11 @@ impl PgCluster {
             bin_dir.join("pg_ctl").display(),
             data.display()
         );
-        let stop = if as_root { format!("runuser -u postgres -- sh -c '{stop}'") } else { stop };
+        let stop = if as_root {
+            format!("runuser -u postgres -- sh -c '{stop}'")
+        } else {
+            stop
+        };
         let watchdog = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf {dir}",
             pid = std::process::id(),
@@ -97,7 +103,11 @@ impl PgCluster {
 
     /// URL of database `name` as the `postgres` superuser over the socket.
     pub fn url(&self, name: &str) -> String {
-        format!("postgres://postgres@localhost/{name}?host={}&port={}", self.dir.display(), self.port)
+        format!(
+            "postgres://postgres@localhost/{name}?host={}&port={}",
+            self.dir.display(),
+            self.port
+        )
     }
 }
 
@@ -116,7 +126,9 @@ fn shell(script: &str, as_root: bool) -> Command {
 }
 
 fn run(command: &mut Command) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("run {command:?}: {e}"))?;
+    let output = command
+        .output()
+        .map_err(|e| format!("run {command:?}: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -149,10 +161,10 @@ fn unique() -> String {
 fn admin_url() -> Option<String> {
     static ADMIN_URL: OnceLock<Result<String, String>> = OnceLock::new();
     let result = ADMIN_URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("KOSHA_TEST_POSTGRES_URL") {
-            if !url.is_empty() {
-                return Ok(url);
-            }
+        if let Ok(url) = std::env::var("KOSHA_TEST_POSTGRES_URL")
+            && !url.is_empty()
+        {
+            return Ok(url);
         }
         // Keep the cluster's handle alive for the whole process.
         static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
@@ -214,9 +226,15 @@ mod tests {
     #[test]
     fn database_name_is_swapped_keeping_the_query() {
         assert_eq!(
-            with_database("postgres://postgres@localhost/postgres?host=/tmp/x&port=5", "t1"),
+            with_database(
+                "postgres://postgres@localhost/postgres?host=/tmp/x&port=5",
+                "t1"
+            ),
             "postgres://postgres@localhost/t1?host=/tmp/x&port=5"
         );
-        assert_eq!(with_database("postgres://u:p@h:5432", "t2"), "postgres://u:p@h:5432/t2");
+        assert_eq!(
+            with_database("postgres://u:p@h:5432", "t2"),
+            "postgres://u:p@h:5432/t2"
+        );
     }
 }
