@@ -39,9 +39,6 @@ enum Command {
 pub struct ServeArgs {
     #[command(flatten)]
     common: CommonArgs,
-
-    #[command(flatten)]
-    catalog: kosha_catalog::config::Settings,
 }
 
 impl Cli {
@@ -73,12 +70,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ]);
     }
 
-    let options = SuiteOptions {
-        data_dir: args.common.data_dir.clone(),
-        db: common.db.clone(),
-        server: common.server.clone(),
-        catalog: args.catalog.clone(),
-    };
+    let mut options = SuiteOptions::from_env(args.common.data_dir.clone())?;
+    options.db = common.db.clone();
+    options.server = common.server.clone();
     let suite = Suite::start(common.listen, options).await?;
     let address: SocketAddr = suite.address();
     tracing::info!(

@@ -3,9 +3,11 @@
 //! # Layout
 //! - [`suite`]: every service mounted on one server and one address, each with its own
 //!   SQLite file under a data directory: how Kosha runs on one machine;
+//! - [`jobs`]: the one `JobHandler` that passes each job to its owner in-process;
 //! - [`cli`]: the `kosha` command line;
 //! - [`sample_data`]: a small generated dataset in the format of the real one.
 
 pub mod cli;
+pub mod jobs;
 pub mod sample_data;
 pub mod suite;

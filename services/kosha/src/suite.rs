@@ -2,16 +2,20 @@
 //!
 //! Each service keeps its own database, as it would deployed alone (a SQLite file per
 //! service under the data directory), and talks to the others through their gRPC
-//! contracts over the shared address, exactly as across pods.
+//! contracts over the shared address, exactly as across pods. Jobs come back from the
+//! scheduler through one [`JobDispatcher`] that hands each to its owner in-process.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
+use kosha_proto::kosha::scheduler::v1::job_handler_server::JobHandlerServer;
 use kosha_runtime::config::sqlite_url_in;
 use kosha_runtime::db::{Db, DbOptions};
 use kosha_runtime::server::{Server, ServerOptions};
 use tokio::net::TcpListener;
+
+use crate::jobs::JobDispatcher;
 
 /// Settings of the whole suite.
 #[derive(Debug, Clone)]
@@ -24,6 +28,35 @@ pub struct SuiteOptions {
     pub server: ServerOptions,
     /// Catalog settings.
     pub catalog: kosha_catalog::config::Settings,
+    /// Scheduler settings.
+    pub scheduler: kosha_scheduler::config::Settings,
+}
+
+impl SuiteOptions {
+    /// Defaults, plus whatever `KOSHA_*` variables set, for a suite under `data_dir`.
+    pub fn from_env(data_dir: PathBuf) -> anyhow::Result<Self> {
+        Ok(Self {
+            data_dir,
+            db: DbOptions::default(),
+            server: ServerOptions::default(),
+            catalog: settings_from_env()?,
+            scheduler: settings_from_env()?,
+        })
+    }
+}
+
+/// A service's own settings read from its `KOSHA_*` variables and defaults only. The
+/// runner takes no per-service flags: several services share setting names (each has a
+/// `KOSHA_CATALOG_ADDR`, say), which one command line could not tell apart.
+pub fn settings_from_env<S: clap::Args>() -> anyhow::Result<S> {
+    #[derive(clap::Parser)]
+    struct EnvOnly<S: clap::Args> {
+        #[command(flatten)]
+        settings: S,
+    }
+    let parsed = <EnvOnly<S> as clap::Parser>::try_parse_from(["kosha"])
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(parsed.settings)
 }
 
 /// The suite, mounted and bound, ready to serve.
@@ -32,33 +65,37 @@ pub struct Suite {
     listener: TcpListener,
     address: SocketAddr,
     catalog: kosha_catalog::startup::Mounted,
+    scheduler: kosha_scheduler::startup::Mounted,
 }
 
 impl Suite {
     /// Opens every database, runs migrations, mounts every service and binds `listen`.
     pub async fn start(listen: SocketAddr, options: SuiteOptions) -> anyhow::Result<Self> {
         // Bind first: the services' addresses of each other are this very address.
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("bind {listen}"))?;
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
         let address = listener.local_addr()?;
+        let own_address = address.to_string();
         let mut server = Server::new(options.server.clone());
+        let jobs = JobDispatcher::default();
 
-        let catalog_db = open(&options.data_dir, kosha_catalog::NAME, &options.db).await?;
         let catalog = kosha_catalog::startup::mount(
             &mut server,
-            catalog_db,
+            open(&options, kosha_catalog::NAME).await?,
             &options.catalog,
             &kosha_catalog::startup::Peers::default(),
         )
         .await?;
 
-        Ok(Self {
-            server,
-            listener,
-            address,
-            catalog,
-        })
+        let scheduler = kosha_scheduler::startup::mount(
+            &mut server,
+            open(&options, kosha_scheduler::NAME).await?,
+            &options.scheduler,
+            &kosha_scheduler::config::Peers::all_in_one(own_address.clone()),
+        )
+        .await?;
+
+        server.add_unlisted_service(JobHandlerServer::new(jobs));
+        Ok(Self { server, listener, address, catalog, scheduler })
     }
 
     /// The bound address.
@@ -71,21 +108,15 @@ impl Suite {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let Self {
-            server,
-            listener,
-            catalog,
-            ..
-        } = self;
+        let Self { server, listener, catalog, scheduler, .. } = self;
         let outcome = server.serve(listener, shutdown).await;
+        scheduler.shutdown().await;
         catalog.shutdown().await;
         outcome
     }
 }
 
-async fn open(data_dir: &Path, service: &str, options: &DbOptions) -> anyhow::Result<Db> {
-    let url = sqlite_url_in(data_dir, service);
-    Db::connect(&url, options)
-        .await
-        .with_context(|| format!("open the {service} database"))
+async fn open(options: &SuiteOptions, service: &str) -> anyhow::Result<Db> {
+    let url = sqlite_url_in(&options.data_dir, service);
+    Db::connect(&url, &options.db).await.with_context(|| format!("open the {service} database"))
 }
