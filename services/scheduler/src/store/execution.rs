@@ -47,10 +47,13 @@ impl Store {
     /// Claims up to `limit` due jobs of `owner`, oldest first, under `lease_token` until
     /// `lease_expires_at`, counting the attempt now starting.
     ///
-    /// On PostgreSQL, `SKIP LOCKED` lets replicas claim side by side without waiting on
-    /// each other's rows; on SQLite the write lock of `BEGIN IMMEDIATE` serialises claims,
-    /// and the repeated `state = 'PENDING'` condition makes a job claimed by a replica
-    /// that went first invisible to the next.
+    /// Two statements in one transaction: pick the ids, then update exactly those. On
+    /// PostgreSQL the pick locks its rows with `SKIP LOCKED`, so replicas claim side by
+    /// side without waiting on each other and never pick the same job. (One `UPDATE …
+    /// WHERE job_id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` is not safe there: the
+    /// planner may run the subquery more than once and update more than `n` rows.) On
+    /// SQLite the write lock of `BEGIN IMMEDIATE` makes the pair atomic. The update repeats
+    /// `state = 'PENDING'` so that a job cancelled in between is left alone.
     pub async fn claim_due_jobs(
         &self,
         owner: &str,
@@ -59,31 +62,52 @@ impl Store {
         lease_token: &str,
         lease_expires_at: i64,
     ) -> Result<Vec<Job>, Error> {
-        let sql = format!(
-            "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, lease_token = $1, \
-               lease_expires_at = $2, updated_at = $3 \
-             WHERE job_id IN (SELECT job_id FROM jobs \
-                 WHERE owner = $4 AND state = 'PENDING' AND due_at <= $3 \
-                 ORDER BY due_at LIMIT $5{skip_locked}) \
-               AND state = 'PENDING' AND due_at <= $3 \
-             RETURNING {JOB_COLUMNS}",
-            skip_locked = self.db.skip_locked()
-        );
         let mut tx = self.db.begin().await?;
-        let rows = sqlx::query(&sql)
-            .bind(lease_token)
-            .bind(lease_expires_at)
-            .bind(now)
+        let pick = format!(
+            "SELECT job_id FROM jobs WHERE owner = $1 AND state = 'PENDING' AND due_at <= $2 \
+             ORDER BY due_at LIMIT $3{}",
+            self.db.skip_locked()
+        );
+        let picked_rows = sqlx::query(&pick)
             .bind(owner)
+            .bind(now)
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
+        if picked_rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut picked_ids = Vec::with_capacity(picked_rows.len());
+        for row in &picked_rows {
+            picked_ids.push(row.try_get::<String, _>("job_id")?);
+        }
+
+        // Parameters $1-$3 are the lease and the time; the ids follow.
+        let id_placeholders: Vec<String> = (0..picked_ids.len())
+            .map(|index| format!("${}", index + 4))
+            .collect();
+        let claim = format!(
+            "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, lease_token = $1, \
+               lease_expires_at = $2, updated_at = $3 \
+             WHERE job_id IN ({}) AND state = 'PENDING' \
+             RETURNING {JOB_COLUMNS}",
+            id_placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&claim)
+            .bind(lease_token)
+            .bind(lease_expires_at)
+            .bind(now);
+        for job_id in &picked_ids {
+            query = query.bind(job_id);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
 
         let mut jobs = rows
             .iter()
             .map(job_from_row)
             .collect::<Result<Vec<_>, _>>()?;
+        debug_assert!(jobs.len() <= picked_ids.len());
         jobs.sort_by(|a, b| (a.due_at, &a.job_id).cmp(&(b.due_at, &b.job_id)));
         Ok(jobs)
     }
