@@ -1,0 +1,143 @@
+//! Coalescing concurrent allocations into shared transactions.
+//!
+//! Every allocation of a popular SKU updates the same stock row, so allocations of that SKU
+//! queue on the row's lock one commit at a time. Here, concurrent `Allocate` calls are
+//! gathered by a few workers: each takes whatever requests are waiting (up to a maximum)
+//! and serves them in one transaction with one update per stock row (see
+//! [`Inventory::allocate_batch`]). Batches form only from requests that are already
+//! waiting, so a lone request is never delayed by a timer, and under load the batch size
+//! grows with the queue.
+//!
+//! The workers add throughput, not correctness: each batch locks its rows in the database
+//! exactly as a single request does, so any number of replicas (each with its own
+//! workers) stay correct. A batch that fails as a whole (it lost a race with another
+//! replica on an order line or an idempotency key) is re-run request by request.
+
+use std::sync::Arc;
+
+use kosha_proto::kosha::inventory::v1 as pb;
+use kosha_runtime::Error;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::domain::allocation::AllocateCommand;
+use crate::service::Inventory;
+use crate::service::orders::BatchOutcome;
+
+/// Requests waiting beyond this many make callers wait to enqueue (back-pressure).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// One waiting request and where its answer goes.
+struct Waiting {
+    command: AllocateCommand,
+    reply_tx: oneshot::Sender<Result<pb::AllocateResponse, Error>>,
+}
+
+/// The entry point of coalesced allocation; cheap to clone.
+#[derive(Clone)]
+pub struct Coalescer {
+    queue_tx: mpsc::Sender<Waiting>,
+}
+
+/// The running workers.
+pub struct Workers {
+    tasks: Vec<JoinHandle<()>>,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl Coalescer {
+    /// Starts `workers` workers, each serving batches of at most `max_batch` requests.
+    pub fn start(inventory: Inventory, workers: usize, max_batch: usize) -> (Self, Workers) {
+        let (queue_tx, queue_rx) = mpsc::channel(QUEUE_CAPACITY);
+        let queue_rx = Arc::new(Mutex::new(queue_rx));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tasks = (0..workers.max(1))
+            .map(|_| {
+                tokio::spawn(work(
+                    inventory.clone(),
+                    queue_rx.clone(),
+                    max_batch.max(1),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        (Self { queue_tx }, Workers { tasks, stop_tx })
+    }
+
+    /// Allocates `command` in the next batch.
+    pub async fn allocate(&self, command: AllocateCommand) -> Result<pb::AllocateResponse, Error> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let stopped = || Error::Unavailable("the allocator is shutting down; retry".to_string());
+        self.queue_tx.send(Waiting { command, reply_tx }).await.map_err(|_| stopped())?;
+        reply_rx.await.map_err(|_| stopped())?
+    }
+}
+
+impl Workers {
+    /// Stops the workers after their current batch.
+    pub async fn shutdown(self) {
+        let _ = self.stop_tx.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// One worker: take what is waiting, serve it, repeat.
+async fn work(
+    inventory: Inventory,
+    queue_rx: Arc<Mutex<mpsc::Receiver<Waiting>>>,
+    max_batch: usize,
+    mut stop_rx: watch::Receiver<bool>,
+) {
+    loop {
+        // Take the first waiting request (or stop), then everything else already waiting.
+        let batch = {
+            let mut queue = queue_rx.lock().await;
+            let first = tokio::select! {
+                waiting = queue.recv() => match waiting {
+                    Some(waiting) => waiting,
+                    None => return,
+                },
+                _ = stop_rx.changed() => return,
+            };
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match queue.try_recv() {
+                    Ok(waiting) => batch.push(waiting),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        serve(&inventory, batch).await;
+    }
+}
+
+/// Serves one batch, then any request that has to run on its own.
+async fn serve(inventory: &Inventory, batch: Vec<Waiting>) {
+    let (commands, replies): (Vec<AllocateCommand>, Vec<_>) =
+        batch.into_iter().map(|waiting| (waiting.command, waiting.reply_tx)).unzip();
+
+    let outcomes = match inventory.allocate_batch(&commands).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            tracing::debug!(size = commands.len(), error = %error, "batch failed; serving alone");
+            commands.iter().map(|_| BatchOutcome::RunAlone).collect()
+        }
+    };
+
+    let mut alone = Vec::new();
+    for ((command, reply_tx), outcome) in commands.into_iter().zip(replies).zip(outcomes) {
+        match outcome {
+            BatchOutcome::Done(result) => {
+                let _ = reply_tx.send(result);
+            }
+            BatchOutcome::RunAlone => alone.push((command, reply_tx)),
+        }
+    }
+    for (command, reply_tx) in alone {
+        let result = inventory.allocate(&command).await;
+        let _ = reply_tx.send(result);
+    }
+}

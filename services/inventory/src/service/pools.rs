@@ -1,0 +1,622 @@
+//! Pools: create, read, schedule, delete, assign channels, find the serving pool, and the
+//! expiry sweep.
+
+use std::collections::{BTreeSet, HashMap};
+
+use kosha_proto::kosha::inventory::v1 as pb;
+use kosha_runtime::db::Backend;
+use kosha_runtime::time::{from_timestamp, now_micros, to_timestamp, to_timestamp_opt};
+use kosha_runtime::{Error, page};
+use prost::Message as _;
+
+use crate::domain::ids::{
+    Actor, ChannelCode, ClientId, IdempotencyKey, PoolName, free_text,
+};
+use crate::domain::pool::{PoolRecord, serving_reason};
+use crate::domain::stock::{Provenance, Side, StockState, Totals, TransferReason, TransferSpec};
+use crate::service::{Inventory, encoded, retrying};
+use crate::store::{self, Tx, outbox, stock};
+
+/// Job kind of a pool's expiry sweep.
+pub const POOL_EXPIRY_JOB: &str = "pool-expiry";
+/// Longest pool description.
+const MAX_DESCRIPTION: usize = 500;
+
+/// The scheduler idempotency key of a pool's expiry job: one job per pool and expiry time.
+pub fn expiry_job_key(client: &ClientId, pool: &PoolName, expire_at: i64) -> String {
+    format!("inventory:pool-expiry:{client}:{pool}:{expire_at}")
+}
+
+impl Inventory {
+    /// Creates a reserve pool.
+    pub async fn create_pool(&self, request: pb::CreatePoolRequest) -> Result<pb::CreatePoolResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let name = PoolName::parse("name", &request.name)?;
+        if name.is_common() {
+            return Err(Error::invalid("name", "COMMON exists for every client; pick another name"));
+        }
+        let description = free_text("description", &request.description, MAX_DESCRIPTION)?;
+        let channels = parse_channels(&request.channels)?;
+        let (activate_at, expire_at) = parse_schedule(&request.activate_time, &request.expire_time)?;
+        let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
+        Actor::parse("actor", &request.actor)?;
+        let request_bytes = encoded(&request);
+
+        let (client, name, description, channels, key, request_bytes) =
+            (&client, &name, &description, &channels, &key, &request_bytes);
+        let response = retrying(|| async move {
+            let now = now_micros();
+            let mut tx = self.db().begin().await?;
+            if let Some(response) =
+                self.replay(&mut tx, client.as_str(), &key, "CreatePool", &request_bytes).await?
+            {
+                return Ok(response);
+            }
+
+            store::pools::ensure_common(&mut *tx, &client, now).await?;
+            let record = PoolRecord {
+                client: client.clone(),
+                name: name.clone(),
+                description: description.clone(),
+                activate_at,
+                expire_at,
+                created_at: now,
+                updated_at: now,
+            };
+            store::pools::insert(&mut tx, &record).await?;
+            for channel in channels {
+                store::pools::assign(&mut tx, &client, channel, &name, now).await?;
+            }
+            if let Some(expire_at) = expire_at {
+                queue_expiry_job(&mut tx, &record, expire_at, now).await?;
+            }
+
+            let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+            let response = pb::CreatePoolResponse { pool: Some(pool) };
+            self.remember(&mut tx, client.as_str(), &key, "CreatePool", &request_bytes, &response, now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await?;
+
+        if expire_at.is_some() {
+            self.outbox_wake.notify_one();
+        }
+        tracing::info!(client = %client, pool = %name, channels = channels.len(), "pool created");
+        Ok(response)
+    }
+
+    /// Reads one pool with its totals.
+    pub async fn get_pool(&self, request: pb::GetPoolRequest) -> Result<pb::GetPoolResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let name = PoolName::parse("name", &request.name)?;
+        let now = now_micros();
+        if name.is_common() {
+            store::pools::ensure_common(self.db().pool(), &client, now).await?;
+        }
+
+        let mut tx = self.db().pool().begin().await?;
+        let record = store::pools::get(&mut *tx, &client, &name)
+            .await?
+            .ok_or_else(|| Error::not_found("pool", format!("{client}/{name}")))?;
+        let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+        tx.commit().await?;
+        Ok(pb::GetPoolResponse { pool: Some(pool) })
+    }
+
+    /// Lists a client's pools by name.
+    pub async fn list_pools(&self, request: pb::ListPoolsRequest) -> Result<pb::ListPoolsResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let limit = page::page_size(request.page_size)?;
+        let after = page::decode_token(&request.page_token)?;
+        let now = now_micros();
+        store::pools::ensure_common(self.db().pool(), &client, now).await?;
+
+        let mut tx = self.db().pool().begin().await?;
+        let records = store::pools::list(&mut *tx, &client, after.as_deref(), limit + 1).await?;
+        let has_more = records.len() as i64 > limit;
+        let records: Vec<PoolRecord> = records.into_iter().take(limit as usize).collect();
+        let next_page_token = match (has_more, records.last()) {
+            (true, Some(last)) => page::encode_token(last.name.as_str()),
+            _ => String::new(),
+        };
+        let pools = pool_views(&mut tx, &client, records, now).await?;
+        tx.commit().await?;
+        Ok(pb::ListPoolsResponse { pools, next_page_token })
+    }
+
+    /// Sets or clears a reserve pool's activation and expiry times.
+    pub async fn set_pool_schedule(
+        &self,
+        request: pb::SetPoolScheduleRequest,
+    ) -> Result<pb::SetPoolScheduleResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let name = reserve_pool("name", &request.name)?;
+        let (activate_at, expire_at) = parse_schedule(&request.activate_time, &request.expire_time)?;
+        let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
+        Actor::parse("actor", &request.actor)?;
+        let request_bytes = encoded(&request);
+
+        let (client, name, key, request_bytes) = (&client, &name, &key, &request_bytes);
+        let response = retrying(|| async move {
+            let now = now_micros();
+            let mut tx = self.db().begin().await?;
+            if let Some(response) =
+                self.replay(&mut tx, client.as_str(), &key, "SetPoolSchedule", &request_bytes).await?
+            {
+                return Ok(response);
+            }
+
+            let mut record = store::pools::lock(&mut tx, self.db().for_update(), &client, &name)
+                .await?
+                .ok_or_else(|| Error::not_found("pool", format!("{client}/{name}")))?;
+            store::pools::set_schedule(&mut tx, &client, &name, activate_at, expire_at, now).await?;
+            let expiry_changed = record.expire_at != expire_at;
+            record.activate_at = activate_at;
+            record.expire_at = expire_at;
+            record.updated_at = now;
+            if let (true, Some(expire_at)) = (expiry_changed, expire_at) {
+                queue_expiry_job(&mut tx, &record, expire_at, now).await?;
+            }
+
+            let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+            let response = pb::SetPoolScheduleResponse { pool: Some(pool) };
+            self.remember(&mut tx, client.as_str(), &key, "SetPoolSchedule", &request_bytes, &response, now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await?;
+
+        if expire_at.is_some() {
+            self.outbox_wake.notify_one();
+        }
+        tracing::info!(client = %client, pool = %name, ?activate_at, ?expire_at, "pool schedule set");
+        Ok(response)
+    }
+
+    /// Deletes an empty reserve pool.
+    pub async fn delete_pool(&self, request: pb::DeletePoolRequest) -> Result<pb::DeletePoolResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let name = reserve_pool("name", &request.name)?;
+        let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
+        Actor::parse("actor", &request.actor)?;
+        let request_bytes = encoded(&request);
+
+        let (client, name, key, request_bytes) = (&client, &name, &key, &request_bytes);
+        let response = retrying(|| async move {
+            let now = now_micros();
+            let mut tx = self.db().begin().await?;
+            if let Some(response) =
+                self.replay(&mut tx, client.as_str(), &key, "DeletePool", &request_bytes).await?
+            {
+                return Ok(response);
+            }
+
+            store::pools::lock(&mut tx, self.db().for_update(), &client, &name)
+                .await?
+                .ok_or_else(|| Error::not_found("pool", format!("{client}/{name}")))?;
+            let filter = stock::StockFilter { pool: Some(name.clone()), ..Default::default() };
+            let holdings = stock::read(&mut *tx, &client, &filter).await?;
+            let mut held = Totals::default();
+            for (_, totals) in &holdings {
+                held.add(totals);
+            }
+            if !held.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "pool `{name}` still holds stock ({} available, {} allocated, {} in recycle \
+                     across {} SKU rows); move, release or adjust it out first",
+                    held.available,
+                    held.allocated,
+                    held.recycle,
+                    holdings.len()
+                )));
+            }
+            let channels = store::pools::delete(&mut tx, &client, &name).await?;
+            let response = pb::DeletePoolResponse {
+                unassigned_channels: channels.iter().map(ToString::to_string).collect(),
+            };
+            self.remember(&mut tx, client.as_str(), &key, "DeletePool", &request_bytes, &response, now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await?;
+        tracing::info!(client = %client, pool = %name, "pool deleted");
+        Ok(response)
+    }
+
+    /// Makes a pool serve a channel.
+    pub async fn assign_channel(
+        &self,
+        request: pb::AssignChannelRequest,
+    ) -> Result<pb::AssignChannelResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let name = PoolName::parse("pool", &request.pool)?;
+        let channel = ChannelCode::parse("channel", &request.channel)?;
+        let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
+        Actor::parse("actor", &request.actor)?;
+        let request_bytes = encoded(&request);
+
+        let (client, name, channel, key, request_bytes) =
+            (&client, &name, &channel, &key, &request_bytes);
+        let response = retrying(|| async move {
+            let now = now_micros();
+            let mut tx = self.db().begin().await?;
+            if let Some(response) =
+                self.replay(&mut tx, client.as_str(), &key, "AssignChannel", &request_bytes).await?
+            {
+                return Ok(response);
+            }
+
+            let record = self.existing_pool(&mut tx, &client, &name, "pool", now).await?;
+            if record.is_expired(now) {
+                return Err(Error::FailedPrecondition(format!(
+                    "pool `{name}` has expired; it cannot serve channel `{channel}`"
+                )));
+            }
+            let previous = store::pools::assignment(&mut *tx, &client, &channel).await?;
+            if name.is_common() {
+                store::pools::unassign(&mut tx, &client, &channel).await?;
+            } else {
+                store::pools::assign(&mut tx, &client, &channel, &name, now).await?;
+            }
+
+            let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+            let response = pb::AssignChannelResponse {
+                pool: Some(pool),
+                previous_pool: previous.unwrap_or_else(PoolName::common).to_string(),
+            };
+            self.remember(&mut tx, client.as_str(), &key, "AssignChannel", &request_bytes, &response, now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await?;
+        tracing::info!(client = %client, pool = %name, channel = %channel, "channel assigned");
+        Ok(response)
+    }
+
+    /// Removes a channel's assignment.
+    pub async fn unassign_channel(
+        &self,
+        request: pb::UnassignChannelRequest,
+    ) -> Result<pb::UnassignChannelResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let channel = ChannelCode::parse("channel", &request.channel)?;
+        let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
+        Actor::parse("actor", &request.actor)?;
+        let request_bytes = encoded(&request);
+
+        let (client, channel, key, request_bytes) = (&client, &channel, &key, &request_bytes);
+        let response = retrying(|| async move {
+            let now = now_micros();
+            let mut tx = self.db().begin().await?;
+            if let Some(response) =
+                self.replay(&mut tx, client.as_str(), &key, "UnassignChannel", &request_bytes).await?
+            {
+                return Ok(response);
+            }
+            let previous = store::pools::assignment(&mut *tx, &client, &channel).await?;
+            store::pools::unassign(&mut tx, &client, &channel).await?;
+            let response = pb::UnassignChannelResponse {
+                previous_pool: previous.unwrap_or_else(PoolName::common).to_string(),
+            };
+            self.remember(&mut tx, client.as_str(), &key, "UnassignChannel", &request_bytes, &response, now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await?;
+        tracing::info!(client = %client, channel = %channel, "channel unassigned");
+        Ok(response)
+    }
+
+    /// Which pool serves a channel now.
+    pub async fn get_serving_pool(
+        &self,
+        request: pb::GetServingPoolRequest,
+    ) -> Result<pb::GetServingPoolResponse, Error> {
+        let client = ClientId::parse("client_id", &request.client_id)?;
+        let channel = ChannelCode::parse("channel", &request.channel)?;
+        let now = now_micros();
+        store::pools::ensure_common(self.db().pool(), &client, now).await?;
+
+        let mut tx = self.db().pool().begin().await?;
+        let (serving, assigned) = serving_pool(&mut tx, &client, &channel, now).await?;
+        let pool = pool_views(&mut tx, &client, vec![serving], now).await?.remove(0);
+        tx.commit().await?;
+        Ok(pb::GetServingPoolResponse {
+            pool: Some(pool),
+            assigned_pool: assigned.map(|record| record.name.to_string()).unwrap_or_default(),
+        })
+    }
+
+    /// Moves the AVAILABLE stock of expired pools back to COMMON.
+    pub async fn sweep_expired_pools(
+        &self,
+        request: pb::SweepExpiredPoolsRequest,
+    ) -> Result<pb::SweepExpiredPoolsResponse, Error> {
+        let client_opt = if request.client_id.is_empty() {
+            None
+        } else {
+            Some(ClientId::parse("client_id", &request.client_id)?)
+        };
+        let pool_opt = PoolName::parse_opt("pool", &request.pool)?;
+        if pool_opt.is_some() && client_opt.is_none() {
+            return Err(Error::invalid("client_id", "a pool is named only together with its client"));
+        }
+        let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
+        let actor = Actor::parse("actor", &request.actor)?;
+        let scope = client_opt.as_ref().map(ClientId::to_string).unwrap_or_default();
+        let request_bytes = encoded(&request);
+
+        let (client_opt, pool_opt, key, actor, scope, request_bytes) =
+            (&client_opt, &pool_opt, &key, &actor, &scope, &request_bytes);
+        let response = retrying(|| async move {
+            let now = now_micros();
+            let mut tx = self.db().begin().await?;
+            if let Some(response) =
+                self.replay(&mut tx, &scope, &key, "SweepExpiredPools", &request_bytes).await?
+            {
+                return Ok(response);
+            }
+
+            let expired =
+                store::pools::expired(&mut *tx, client_opt.as_ref(), pool_opt.as_ref(), now).await?;
+            let provenance = Provenance {
+                actor: actor.to_string(),
+                reference: "pool expired".to_string(),
+                idempotency_key: key.to_string(),
+            };
+            let mut swept = Vec::new();
+            for pool in expired {
+                if let Some(result) = self.sweep_one(&mut tx, &pool, &provenance, now).await? {
+                    swept.push(result);
+                }
+            }
+            let response = pb::SweepExpiredPoolsResponse { swept };
+            self.remember(&mut tx, &scope, &key, "SweepExpiredPools", &request_bytes, &response, now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await?;
+
+        for pool in &response.swept {
+            tracing::info!(
+                client = %pool.client_id,
+                pool = %pool.pool,
+                units = pool.units_moved,
+                "expired pool swept back to COMMON"
+            );
+        }
+        Ok(response)
+    }
+
+    /// Moves one expired pool's AVAILABLE units to COMMON in `tx`.
+    async fn sweep_one(
+        &self,
+        tx: &mut Tx,
+        pool: &PoolRecord,
+        provenance: &Provenance,
+        now: i64,
+    ) -> Result<Option<pb::SweptPool>, Error> {
+        let mut locked = stock::Locked::default();
+        let keys =
+            stock::lock_available_in_pool(tx, self.db(), &mut locked, &pool.client, &pool.name)
+                .await?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        store::pools::ensure_common(&mut **tx, &pool.client, now).await?;
+        let common = PoolName::common();
+        stock::lock(tx, self.db(), &mut locked, keys.iter().map(|key| key.in_pool(&common)))
+            .await?;
+
+        let mut transfers = Vec::with_capacity(keys.len());
+        let mut units = 0;
+        for key in &keys {
+            let quantity = locked.totals(key).available;
+            units += quantity;
+            transfers.push(TransferSpec {
+                client: key.client.clone(),
+                sku: key.sku.clone(),
+                grade: key.grade,
+                from: Some(Side { pool: key.pool.clone(), state: StockState::Available }),
+                to: Some(Side { pool: common.clone(), state: StockState::Available }),
+                quantity,
+                reason: TransferReason::PoolExpiry,
+                order_line: None,
+            });
+        }
+        stock::apply(tx, self.db(), &mut locked, &transfers, provenance, now).await?;
+        Ok(Some(pb::SweptPool {
+            client_id: pool.client.to_string(),
+            pool: pool.name.to_string(),
+            units_moved: units,
+            buckets_moved: keys.len() as i64,
+        }))
+    }
+
+    /// Runs the sweep a scheduled `pool-expiry` job asks for; see [`crate::jobs`].
+    pub async fn run_expiry_job(
+        &self,
+        job_id: &str,
+        payload: &[u8],
+    ) -> Result<ExpiryJobOutcome, Error> {
+        let job = pb::PoolExpiryJob::decode(payload)
+            .map_err(|error| Error::invalid("job.payload", format!("not a PoolExpiryJob: {error}")))?;
+        let client = ClientId::parse("job.payload.client_id", &job.client_id)?;
+        let name = reserve_pool("job.payload.pool", &job.pool)?;
+        let scheduled_expiry = match &job.expire_time {
+            Some(time) => from_timestamp(time, "job.payload.expire_time")?,
+            None => return Err(Error::invalid("job.payload.expire_time", "expiry time is required")),
+        };
+
+        let Some(record) = store::pools::get(self.db().pool(), &client, &name).await? else {
+            return Ok(ExpiryJobOutcome::Skipped(format!("pool `{client}/{name}` no longer exists")));
+        };
+        if record.expire_at != Some(scheduled_expiry) {
+            return Ok(ExpiryJobOutcome::Skipped(format!(
+                "pool `{client}/{name}` no longer expires at the scheduled time"
+            )));
+        }
+        let now = now_micros();
+        if scheduled_expiry > now {
+            return Ok(ExpiryJobOutcome::TooEarly(scheduled_expiry - now));
+        }
+
+        let request = pb::SweepExpiredPoolsRequest {
+            client_id: client.to_string(),
+            pool: name.to_string(),
+            idempotency_key: format!("job:{job_id}"),
+            actor: "scheduler".to_string(),
+        };
+        let response = self.sweep_expired_pools(request).await?;
+        let units: i64 = response.swept.iter().map(|pool| pool.units_moved).sum();
+        Ok(ExpiryJobOutcome::Swept(units))
+    }
+}
+
+/// What a `pool-expiry` job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpiryJobOutcome {
+    /// Units moved back to COMMON.
+    Swept(i64),
+    /// Nothing to do, and why.
+    Skipped(String),
+    /// The pool expires later, in this many microseconds.
+    TooEarly(i64),
+}
+
+/// The pool serving a channel at `now`, and the assigned pool if any.
+pub(crate) async fn serving_pool(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    client: &ClientId,
+    channel: &ChannelCode,
+    now: i64,
+) -> Result<(PoolRecord, Option<PoolRecord>), Error> {
+    let assigned = match store::pools::assignment(&mut **tx, client, channel).await? {
+        Some(name) => store::pools::get(&mut **tx, client, &name).await?,
+        None => None,
+    };
+    tracing::debug!(
+        client = %client,
+        channel = %channel,
+        reason = serving_reason(assigned.as_ref(), now),
+        "serving pool resolved"
+    );
+    if let Some(pool) = &assigned {
+        if pool.is_serving(now) {
+            return Ok((pool.clone(), assigned));
+        }
+    }
+    let common = store::pools::get(&mut **tx, client, &PoolName::common())
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("COMMON of `{client}` is missing")))?;
+    Ok((common, assigned))
+}
+
+/// Pools as the contract shows them: with channels, totals and status at `now`.
+pub(crate) async fn pool_views(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    client: &ClientId,
+    records: Vec<PoolRecord>,
+    now: i64,
+) -> Result<Vec<pb::Pool>, Error> {
+    let names: Vec<PoolName> = records.iter().map(|record| record.name.clone()).collect();
+    let mut channels = store::pools::channels_of(&mut **tx, client, &names).await?;
+    let totals: HashMap<PoolName, (Totals, i64)> =
+        stock::pool_totals(&mut **tx, client, &names).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let (figures, sku_count) = totals.get(&record.name).copied().unwrap_or_default();
+            pb::Pool {
+                client_id: record.client.to_string(),
+                name: record.name.to_string(),
+                description: record.description.clone(),
+                channels: channels
+                    .remove(&record.name)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                activate_time: to_timestamp_opt(record.activate_at),
+                expire_time: to_timestamp_opt(record.expire_at),
+                status: record.status(now) as i32,
+                totals: Some(figures.to_proto()),
+                sku_count,
+                create_time: Some(to_timestamp(record.created_at)),
+                update_time: Some(to_timestamp(record.updated_at)),
+            }
+        })
+        .collect())
+}
+
+/// Queues the scheduler job that sweeps `pool` at `expire_at`.
+async fn queue_expiry_job(
+    tx: &mut Tx,
+    pool: &PoolRecord,
+    expire_at: i64,
+    now: i64,
+) -> Result<(), Error> {
+    let payload = pb::PoolExpiryJob {
+        client_id: pool.client.to_string(),
+        pool: pool.name.to_string(),
+        expire_time: Some(to_timestamp(expire_at)),
+    }
+    .encode_to_vec();
+    let dedupe_key = expiry_job_key(&pool.client, &pool.name, expire_at);
+    outbox::enqueue(tx, &dedupe_key, POOL_EXPIRY_JOB, &payload, expire_at, now).await
+}
+
+/// A pool name that must not be COMMON.
+fn reserve_pool(field: &str, text: &str) -> Result<PoolName, Error> {
+    let name = PoolName::parse(field, text)?;
+    if name.is_common() {
+        return Err(Error::invalid(field, "COMMON has no schedule and cannot be deleted"));
+    }
+    Ok(name)
+}
+
+/// Distinct channel codes.
+fn parse_channels(texts: &[String]) -> Result<Vec<ChannelCode>, Error> {
+    let mut seen = BTreeSet::new();
+    let mut channels = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let field = format!("channels[{index}]");
+        let channel = ChannelCode::parse(&field, text)?;
+        if !seen.insert(channel.clone()) {
+            return Err(Error::invalid(field, format!("channel `{channel}` is listed twice")));
+        }
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Optional activation and expiry times; expiry must come after activation.
+fn parse_schedule(
+    activate: &Option<prost_types::Timestamp>,
+    expire: &Option<prost_types::Timestamp>,
+) -> Result<(Option<i64>, Option<i64>), Error> {
+    let activate_at = activate.as_ref().map(|t| from_timestamp(t, "activate_time")).transpose()?;
+    let expire_at = expire.as_ref().map(|t| from_timestamp(t, "expire_time")).transpose()?;
+    if let (Some(activate_at), Some(expire_at)) = (activate_at, expire_at) {
+        if expire_at <= activate_at {
+            return Err(Error::invalid("expire_time", "must be after activate_time"));
+        }
+    }
+    Ok((activate_at, expire_at))
+}
+
+/// ` FOR SHARE` on PostgreSQL (a write into a pool keeps it from being deleted meanwhile),
+/// empty on SQLite.
+pub(crate) fn for_share(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR SHARE",
+        Backend::Sqlite => "",
+    }
+}
