@@ -1,0 +1,238 @@
+//! The order service's operations: what each RPC and each job does, step by step.
+//!
+//! Each operation that changes an order follows one pattern. Calls to other services
+//! (catalog, inventory, the scheduler, connectors) happen outside any database
+//! transaction; the order's own change then happens in one transaction that locks the
+//! order's row first. Side effects that must not be lost (releasing stock, scheduling a
+//! hold's release) are written to the outbox in that same transaction and delivered after
+//! commit, and again by a sweep until they succeed.
+//!
+//! Inventory's allocations are keyed by the order's natural key and line number, so a
+//! retry after a crash at any point finds what the first attempt did.
+
+pub mod allocate;
+pub mod answers;
+pub mod holds;
+pub mod ingest;
+pub mod lifecycle;
+pub mod reconcile;
+pub mod sync;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use kosha_proto::kosha::scheduler::v1 as scheduler;
+use kosha_runtime::time::{now_micros, to_timestamp};
+use kosha_runtime::{Db, Error};
+
+use crate::config::OrderConfig;
+use crate::domain::{Hold, Order, OrderId, Shipment};
+use crate::peers::Clients;
+use crate::store::orders;
+use crate::store::work::{self, OutboxKind};
+
+/// The job owner name the scheduler calls back.
+pub const JOB_OWNER: &str = crate::NAME;
+
+/// Actor recorded when a caller names none.
+pub const DEFAULT_ACTOR: &str = "operator";
+
+/// Failures a test can inject to reproduce a crash or an outage at a precise point.
+///
+/// Each counter makes the next N passes through its point fail as if the process had
+/// died there (or the call had failed), and then lets everything through again.
+#[derive(Debug, Default)]
+pub struct Faults {
+    after_allocate: AtomicU32,
+    release: AtomicU32,
+}
+
+impl Faults {
+    /// The next `times` order creations fail after inventory allocated and before the
+    /// order is stored.
+    pub fn fail_after_allocate(&self, times: u32) {
+        self.after_allocate.store(times, Ordering::SeqCst);
+    }
+
+    /// The next `times` calls to inventory's Release fail as if inventory were down.
+    pub fn fail_releases(&self, times: u32) {
+        self.release.store(times, Ordering::SeqCst);
+    }
+
+    fn trip(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn check_after_allocate(&self) -> Result<(), Error> {
+        if Self::trip(&self.after_allocate) {
+            return Err(Error::Unavailable(
+                "injected failure after allocation".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_release(&self) -> Result<(), Error> {
+        if Self::trip(&self.release) {
+            return Err(Error::Unavailable(
+                "injected failure of inventory release".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An order with its holds and shipments, as answered to callers.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    /// The order and its lines.
+    pub order: Order,
+    /// Every hold.
+    pub holds: Vec<Hold>,
+    /// Every shipment.
+    pub shipments: Vec<Shipment>,
+}
+
+/// A status change made by an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The order.
+    pub order_id: OrderId,
+    /// Before.
+    pub from: crate::domain::OrderStatus,
+    /// After.
+    pub to: crate::domain::OrderStatus,
+}
+
+/// The order service.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) db: Db,
+    pub(crate) config: Arc<OrderConfig>,
+    pub(crate) clients: Clients,
+    pub(crate) faults: Arc<Faults>,
+}
+
+impl App {
+    /// The service over its database and peers.
+    pub fn new(db: Db, config: OrderConfig, clients: Clients) -> Self {
+        Self {
+            db,
+            config: Arc::new(config),
+            clients,
+            faults: Arc::new(Faults::default()),
+        }
+    }
+
+    /// The failure injection points (for tests).
+    pub fn faults(&self) -> Arc<Faults> {
+        self.faults.clone()
+    }
+
+    /// Reads an order with its holds and shipments.
+    pub async fn view(&self, id: OrderId) -> Result<OrderView, Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        let Some(order) = orders::load(&mut conn, id).await? else {
+            return Err(Error::not_found("order", id));
+        };
+        let holds = orders::load_holds(&mut conn, id).await?;
+        let shipments = orders::load_shipments(&mut conn, id).await?;
+        Ok(OrderView {
+            order,
+            holds,
+            shipments,
+        })
+    }
+
+    /// Reads an order with its lines.
+    pub(crate) async fn load(&self, id: OrderId) -> Result<Order, Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        orders::load(&mut conn, id)
+            .await?
+            .ok_or_else(|| Error::not_found("order", id))
+    }
+
+    // === outbox ===
+
+    /// Delivers outbox rows (the given ones, or every pending one when `ids` is empty).
+    /// Failures stay pending for the next sweep; returns how many were delivered.
+    pub async fn deliver_outbox(&self, ids: &[i64]) -> Result<usize, Error> {
+        let items = {
+            let mut conn = self.db.pool().acquire().await?;
+            if ids.is_empty() {
+                work::pending(&mut conn, 500).await?
+            } else {
+                let mut items = Vec::new();
+                for id in ids {
+                    if let Some(item) = work::pending_one(&mut conn, *id).await? {
+                        items.push(item);
+                    }
+                }
+                items
+            }
+        };
+
+        let mut delivered = 0;
+        for item in items {
+            let outcome = match item.kind {
+                OutboxKind::ScheduleHoldRelease => {
+                    self.schedule_hold_release(item.subject, item.due_at).await
+                }
+                OutboxKind::SettleOrder => {
+                    self.settle(OrderId(item.subject), false).await.map(|_| ())
+                }
+            };
+            let mut conn = self.db.pool().acquire().await?;
+            match outcome {
+                Ok(()) => {
+                    work::mark_delivered(&mut conn, item.id, now_micros()).await?;
+                    delivered += 1;
+                }
+                Err(Error::NotFound(message)) => {
+                    // The order or hold is gone for good; retrying cannot help.
+                    tracing::warn!(outbox_id = item.id, %message, "outbox row dropped");
+                    work::mark_delivered(&mut conn, item.id, now_micros()).await?;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        outbox_id = item.id,
+                        kind = ?item.kind,
+                        attempts = item.attempts + 1,
+                        %error,
+                        "outbox delivery failed; it stays pending"
+                    );
+                    work::mark_failed(&mut conn, item.id, &error.to_string()).await?;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Schedules the release job of a time hold, keyed by the hold so it exists once.
+    async fn schedule_hold_release(&self, hold_id: i64, due_at: i64) -> Result<(), Error> {
+        let request = scheduler::ScheduleJobRequest {
+            owner: JOB_OWNER.to_string(),
+            kind: crate::jobs::RELEASE_HOLD.to_string(),
+            payload: hold_id.to_string().into_bytes(),
+            due_time: Some(to_timestamp(due_at)),
+            idempotency_key: format!("order:release-hold:{hold_id}"),
+            max_attempts: 0,
+        };
+        self.clients.scheduler.clone().schedule_job(request).await?;
+        Ok(())
+    }
+}
+
+/// The actor to record: the caller's, or `operator`.
+pub fn actor_or_default(actor: &str) -> String {
+    let actor = actor.trim();
+    if actor.is_empty() {
+        DEFAULT_ACTOR.to_string()
+    } else {
+        actor.chars().take(128).collect()
+    }
+}

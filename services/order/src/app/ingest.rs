@@ -1,0 +1,628 @@
+//! Taking orders in: marketplace orders (resolved, allocated on arrival) and bulk orders.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kosha_proto::kosha::catalog::v1 as catalog;
+use kosha_runtime::db::is_unique_violation;
+use kosha_runtime::time::now_micros;
+use kosha_runtime::{Error, time::format_micros};
+
+use super::{App, OrderView};
+use crate::domain::holds::NewHold;
+use crate::domain::rules::allocation_status;
+use crate::domain::{
+    FulfilmentType, Grade, HoldKind, Line, Order, OrderId, OrderKind, OrderStatus,
+};
+use crate::store::orders::{self, NewOrderRow};
+use crate::store::work::{self, OutboxKind};
+
+/// One line of an order being taken in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLine {
+    /// The marketplace's SKU (empty when the client SKU is sent).
+    pub marketplace_sku: String,
+    /// The client SKU (empty when only the marketplace SKU is sent).
+    pub sku: String,
+    /// Units.
+    pub quantity: i64,
+    /// Price per unit in paise.
+    pub price_paise_opt: Option<i64>,
+}
+
+/// An order being taken in, checked field by field.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// The seller.
+    pub client_id: String,
+    /// Channel code.
+    pub channel: String,
+    /// The channel's order id (or the bulk order's reference).
+    pub channel_order_id: String,
+    /// The channel's parent order id.
+    pub parent_order_id: String,
+    /// Marketplace or bulk.
+    pub kind: OrderKind,
+    /// How it may be served.
+    pub fulfilment: FulfilmentType,
+    /// QC grade to serve from.
+    pub grade: Grade,
+    /// Fulfilled by the marketplace.
+    pub marketplace_fulfilled: bool,
+    /// Served first among waiting orders.
+    pub priority: bool,
+    /// When placed (µs).
+    pub order_time: i64,
+    /// Ship-by promise (µs).
+    pub dispatch_by_opt: Option<i64>,
+    /// Not picked before (µs).
+    pub start_processing_opt: Option<i64>,
+    /// The channel's dispatch-after time (µs).
+    pub dispatch_after_opt: Option<i64>,
+    /// Channel order id this one replaces.
+    pub replacement_for: String,
+    /// The lines.
+    pub lines: Vec<NewLine>,
+    /// Who sends it.
+    pub actor: String,
+}
+
+impl NewOrder {
+    /// What makes two requests for one natural key the same order: the lines and how
+    /// they are served. Times and priority may be restated by a channel and are left out.
+    pub fn fingerprint(&self) -> String {
+        let mut text = format!(
+            "{}|{}|{}|{}|{}|",
+            self.kind.as_str(),
+            self.fulfilment.as_str(),
+            self.grade.as_str(),
+            self.marketplace_fulfilled,
+            self.parent_order_id
+        );
+        for line in &self.lines {
+            text.push_str(&format!(
+                "{}/{}/{}/{:?};",
+                line.marketplace_sku, line.sku, line.quantity, line.price_paise_opt
+            ));
+        }
+        format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash (unlike std's, which may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The outcome of resolving an order's SKUs.
+struct Resolution {
+    /// Client SKU per line, in line order (empty where unresolved).
+    skus: Vec<String>,
+    /// Marketplace SKUs with no listing.
+    unknown_marketplace_skus: Vec<String>,
+    /// Client SKUs not in the product master.
+    unknown_skus: Vec<String>,
+}
+
+impl Resolution {
+    fn failure_reason(&self, channel: &str) -> String {
+        let mut reasons = Vec::new();
+        if !self.unknown_marketplace_skus.is_empty() {
+            reasons.push(format!(
+                "marketplace SKU(s) {} have no listing on {channel}; add the listing (marketplace \
+                 SKU -> client SKU) and retry failed orders",
+                quoted(&self.unknown_marketplace_skus)
+            ));
+        }
+        if !self.unknown_skus.is_empty() {
+            reasons.push(format!(
+                "SKU(s) {} are not in the product master; add the products and retry failed orders",
+                quoted(&self.unknown_skus)
+            ));
+        }
+        reasons.join("; ")
+    }
+
+    fn is_complete(&self) -> bool {
+        self.unknown_marketplace_skus.is_empty() && self.unknown_skus.is_empty()
+    }
+}
+
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// === impl App: ingest ===
+
+impl App {
+    /// Takes in a marketplace or bulk order; returns it and whether it is new.
+    #[tracing::instrument(
+        name = "order.create",
+        skip_all,
+        fields(client = %new.client_id, channel = %new.channel, channel_order_id = %new.channel_order_id)
+    )]
+    pub async fn create_order(&self, new: NewOrder) -> Result<(OrderView, bool), Error> {
+        // A resend of a known order returns it and changes nothing.
+        let fingerprint = new.fingerprint();
+        if let Some(view) = self.existing(&new, &fingerprint).await? {
+            return Ok((view, false));
+        }
+
+        // The channel decides which kind of order it may send.
+        self.check_channel_kind(&new).await?;
+
+        // Resolve SKUs in one catalog call; unknown ones make the order FAILED.
+        let resolution = self
+            .resolve(&new.client_id, &new.channel, &new.lines)
+            .await?;
+        if new.kind == OrderKind::Bulk && !resolution.is_complete() {
+            let violations = new
+                .lines
+                .iter()
+                .enumerate()
+                .filter(|(_, line)| resolution.unknown_skus.contains(&line.sku))
+                .map(|(index, line)| {
+                    kosha_runtime::error::FieldViolation::new(
+                        format!("lines[{index}].sku"),
+                        format!(
+                            "SKU `{}` is not in the product master of `{}`",
+                            line.sku, new.client_id
+                        ),
+                    )
+                })
+                .collect();
+            return Err(Error::invalid_many(
+                "some SKUs are not in the product master",
+                violations,
+            ));
+        }
+        let now = now_micros();
+        let mut order = self.new_order(&new, &resolution, now);
+        let holds = if new.kind == OrderKind::Marketplace {
+            self.config.hold_rules.holds_for(
+                &new.channel,
+                new.dispatch_after_opt,
+                &new.replacement_for,
+                now,
+            )
+        } else {
+            Vec::new()
+        };
+
+        // Marketplace orders take stock on arrival, after older orders waiting for it.
+        let mut alloc_attempts = 0;
+        let mut allocation_note = String::new();
+        if order.status == OrderStatus::Created && order.allocates_automatically() {
+            if let Err(error) = self.serve_waiting_orders_first(&order).await {
+                tracing::warn!(%error, "retrying older waiting orders before a new one failed");
+            }
+            alloc_attempts = 1;
+            match self.allocate_call(&order, 1).await {
+                Ok(Some(response)) => {
+                    self.faults.check_after_allocate()?;
+                    allocation_note = super::allocate::apply_allocation(&mut order, &response);
+                    order.status = allocation_status(&order, !holds.is_empty());
+                }
+                Ok(None) => {}
+                Err(error @ (Error::Unavailable(_) | Error::Aborted(_))) => {
+                    // Record the order anyway; the waiting-order retry allocates it later.
+                    tracing::warn!(%error, "allocation on arrival failed; the order stays CREATED");
+                    allocation_note =
+                        format!("allocation on arrival failed ({error}); it is retried");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
+        // Store the order, its holds, history and pending hold releases in one transaction.
+        let mut tx = self.db.begin().await?;
+        let row = NewOrderRow {
+            order: &order,
+            fingerprint: &fingerprint,
+            alloc_attempts,
+            now,
+        };
+        let id = match orders::insert(&mut tx, &row).await {
+            Ok(id) => id,
+            Err(error) if is_unique_violation(&error) => {
+                // A concurrent request for the same order won; answer with its order.
+                drop(tx);
+                return match self.existing(&new, &fingerprint).await? {
+                    Some(view) => Ok((view, false)),
+                    None => Err(Error::Aborted(
+                        "a concurrent create of this order failed; retry".into(),
+                    )),
+                };
+            }
+            Err(error) => return Err(error.into()),
+        };
+        order.id = id;
+        let hold_ids = orders::insert_holds(&mut tx, id, &holds, now).await?;
+        let arrival_status = if order.status == OrderStatus::Failed {
+            OrderStatus::Failed
+        } else {
+            OrderStatus::Created
+        };
+        let arrival_reason = match order.status {
+            OrderStatus::Failed => format!(
+                "received from {}; failed: {}",
+                order.channel, order.failure_reason
+            ),
+            _ => format!("received from {}", order.channel),
+        };
+        orders::add_history(
+            &mut tx,
+            id,
+            now,
+            &new.actor,
+            None,
+            arrival_status,
+            &arrival_reason,
+        )
+        .await?;
+        if order.status != arrival_status {
+            let reason = describe_holds(&allocation_note, &holds);
+            orders::add_history(
+                &mut tx,
+                id,
+                now,
+                &new.actor,
+                Some(arrival_status),
+                order.status,
+                &reason,
+            )
+            .await?;
+        }
+        let mut outbox_ids = Vec::new();
+        for (hold, hold_id) in holds.iter().zip(&hold_ids) {
+            if let (HoldKind::Time, Some(due)) = (hold.kind, hold.release_after_opt) {
+                outbox_ids.push(
+                    work::enqueue(&mut tx, OutboxKind::ScheduleHoldRelease, *hold_id, due, now)
+                        .await?,
+                );
+            }
+        }
+        tx.commit().await?;
+        tracing::info!(order_id = %id, status = %order.status, "order taken in");
+
+        // Deliver after commit; a failure stays in the outbox for the sweep.
+        if !outbox_ids.is_empty() {
+            if let Err(error) = self.deliver_outbox(&outbox_ids).await {
+                tracing::warn!(%error, "hold release scheduling deferred to the sweep");
+            }
+        }
+        Ok((self.view(id).await?, true))
+    }
+
+    /// The stored order with this natural key, if the request matches it.
+    async fn existing(
+        &self,
+        new: &NewOrder,
+        fingerprint: &str,
+    ) -> Result<Option<OrderView>, Error> {
+        let found = {
+            let mut conn = self.db.pool().acquire().await?;
+            orders::find_by_natural_key(
+                &mut conn,
+                &new.client_id,
+                &new.channel,
+                &new.channel_order_id,
+            )
+            .await?
+        };
+        let Some((id, stored_fingerprint)) = found else {
+            return Ok(None);
+        };
+        if stored_fingerprint != fingerprint {
+            return Err(Error::AlreadyExists(format!(
+                "order `{}` of {} for client `{}` exists as {id} with different lines or \
+                 fulfilment; a channel order id names one order",
+                new.channel_order_id, new.channel, new.client_id
+            )));
+        }
+        Ok(Some(self.view(id).await?))
+    }
+
+    async fn check_channel_kind(&self, new: &NewOrder) -> Result<(), Error> {
+        let kind = self.clients.channel_kind(&new.channel, "channel").await?;
+        match (new.kind, kind) {
+            (OrderKind::Marketplace, catalog::ChannelKind::B2b) => Err(Error::invalid(
+                "channel",
+                format!(
+                    "`{}` is a B2B channel; send its orders with CreateBulkOrder",
+                    new.channel
+                ),
+            )),
+            (OrderKind::Bulk, catalog::ChannelKind::Marketplace) => Err(Error::invalid(
+                "channel",
+                format!(
+                    "`{}` is a marketplace; send its orders with CreateOrder",
+                    new.channel
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves marketplace SKUs through the channel's listings (one call) and checks
+    /// client SKUs against the product master (one call).
+    async fn resolve(
+        &self,
+        client_id: &str,
+        channel: &str,
+        lines: &[NewLine],
+    ) -> Result<Resolution, Error> {
+        let marketplace_skus: BTreeSet<&str> = lines
+            .iter()
+            .filter(|line| !line.marketplace_sku.is_empty())
+            .map(|line| line.marketplace_sku.as_str())
+            .collect();
+        let client_skus: BTreeSet<&str> = lines
+            .iter()
+            .filter(|line| line.marketplace_sku.is_empty())
+            .map(|line| line.sku.as_str())
+            .collect();
+
+        let mut resolved: BTreeMap<String, String> = BTreeMap::new();
+        let mut unknown_marketplace_skus = Vec::new();
+        if !marketplace_skus.is_empty() {
+            let request = catalog::ResolveListingsRequest {
+                client_id: client_id.to_string(),
+                channel: channel.to_string(),
+                marketplace_skus: marketplace_skus.iter().map(|sku| sku.to_string()).collect(),
+            };
+            let response = self
+                .clients
+                .catalog
+                .clone()
+                .resolve_listings(request)
+                .await?
+                .into_inner();
+            for listing in response.resolved {
+                resolved.insert(listing.marketplace_sku, listing.sku);
+            }
+            unknown_marketplace_skus = response.unknown_marketplace_skus;
+        }
+
+        let mut unknown_skus = Vec::new();
+        if !client_skus.is_empty() {
+            let request = catalog::BatchGetProductsRequest {
+                client_id: client_id.to_string(),
+                skus: client_skus.iter().map(|sku| sku.to_string()).collect(),
+            };
+            let response = self
+                .clients
+                .catalog
+                .clone()
+                .batch_get_products(request)
+                .await?
+                .into_inner();
+            unknown_skus = response.missing_skus;
+        }
+
+        // A client SKU is kept as sent even when the product master lacks it: the order is
+        // FAILED then and the reason names it.
+        let skus = lines
+            .iter()
+            .map(|line| {
+                if line.marketplace_sku.is_empty() {
+                    line.sku.clone()
+                } else {
+                    resolved
+                        .get(&line.marketplace_sku)
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            })
+            .collect();
+        Ok(Resolution {
+            skus,
+            unknown_marketplace_skus,
+            unknown_skus,
+        })
+    }
+
+    fn new_order(&self, new: &NewOrder, resolution: &Resolution, now: i64) -> Order {
+        let lines = new
+            .lines
+            .iter()
+            .zip(&resolution.skus)
+            .enumerate()
+            .map(|(index, (line, sku))| {
+                let mut stored =
+                    Line::new(index as i32 + 1, &line.marketplace_sku, sku, line.quantity);
+                stored.price_paise_opt = line.price_paise_opt;
+                stored
+            })
+            .collect::<Vec<_>>();
+        let failed = !resolution.is_complete();
+        let mut unknown = resolution.unknown_marketplace_skus.clone();
+        unknown.extend(resolution.unknown_skus.iter().cloned());
+        Order {
+            id: OrderId(0),
+            client_id: new.client_id.clone(),
+            channel: new.channel.clone(),
+            channel_order_id: new.channel_order_id.clone(),
+            parent_order_id: new.parent_order_id.clone(),
+            kind: new.kind,
+            status: if failed {
+                OrderStatus::Failed
+            } else {
+                OrderStatus::Created
+            },
+            fulfilment: new.fulfilment,
+            grade: new.grade,
+            marketplace_fulfilled: new.marketplace_fulfilled,
+            priority: new.priority,
+            order_time: new.order_time,
+            dispatch_by_opt: new.dispatch_by_opt,
+            start_processing_opt: new.start_processing_opt,
+            dispatch_after_opt: new.dispatch_after_opt,
+            replacement_for: new.replacement_for.clone(),
+            pool: String::new(),
+            failure_reason: if failed {
+                resolution.failure_reason(&new.channel)
+            } else {
+                String::new()
+            },
+            unknown_skus: unknown,
+            channel_conflict: String::new(),
+            created_at: now,
+            updated_at: now,
+            lines,
+        }
+    }
+
+    /// Retries FAILED orders of a client after listings were added; returns how many were
+    /// looked at, the orders now taken in, and those still failing.
+    pub async fn retry_failed(
+        &self,
+        client_id: &str,
+        channel: &str,
+        marketplace_sku: &str,
+        actor: &str,
+    ) -> Result<(i64, Vec<OrderView>, Vec<Order>), Error> {
+        let ids = {
+            let mut conn = self.db.pool().acquire().await?;
+            orders::failed_to_retry(&mut conn, client_id, channel, marketplace_sku).await?
+        };
+        let mut resolved_views = Vec::new();
+        let mut still_failed = Vec::new();
+        for id in &ids {
+            let order = self.load(*id).await?;
+            let sent: Vec<NewLine> = order
+                .lines
+                .iter()
+                .map(|line| NewLine {
+                    marketplace_sku: line.marketplace_sku.clone(),
+                    sku: if line.marketplace_sku.is_empty() {
+                        line.sku.clone()
+                    } else {
+                        String::new()
+                    },
+                    quantity: line.quantity,
+                    price_paise_opt: line.price_paise_opt,
+                })
+                .collect();
+            let resolution = self
+                .resolve(&order.client_id, &order.channel, &sent)
+                .await?;
+
+            let now = now_micros();
+            let mut tx = self.db.begin().await?;
+            let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), *id).await? else {
+                continue;
+            };
+            if locked.status != OrderStatus::Failed {
+                continue;
+            }
+            if !resolution.is_complete() {
+                locked.failure_reason = resolution.failure_reason(&locked.channel);
+                let mut unknown = resolution.unknown_marketplace_skus.clone();
+                unknown.extend(resolution.unknown_skus.iter().cloned());
+                locked.unknown_skus = unknown;
+                orders::save(&mut tx, &locked, now).await?;
+                tx.commit().await?;
+                still_failed.push(locked);
+                continue;
+            }
+            for (line, sku) in locked.lines.iter_mut().zip(&resolution.skus) {
+                line.sku = sku.clone();
+            }
+            locked.status = OrderStatus::Created;
+            locked.failure_reason.clear();
+            locked.unknown_skus.clear();
+            orders::save(&mut tx, &locked, now).await?;
+            orders::add_history(
+                &mut tx,
+                *id,
+                now,
+                actor,
+                Some(OrderStatus::Failed),
+                OrderStatus::Created,
+                "every SKU resolves now (retry of failed orders)",
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(order_id = %id, "failed order resolved");
+
+            if locked.allocates_automatically() {
+                if let Err(error) = self
+                    .allocate_existing(*id, actor, "allocated after the retry of failed orders")
+                    .await
+                {
+                    tracing::warn!(order_id = %id, %error, "allocation after resolving failed");
+                }
+            }
+            resolved_views.push(self.view(*id).await?);
+        }
+        Ok((ids.len() as i64, resolved_views, still_failed))
+    }
+}
+
+/// The history reason of the first allocation, naming any holds placed.
+fn describe_holds(allocation_note: &str, holds: &[NewHold]) -> String {
+    if holds.is_empty() {
+        return allocation_note.to_string();
+    }
+    let held: Vec<String> = holds
+        .iter()
+        .map(|hold| match hold.release_after_opt {
+            Some(at) => format!("{} hold until {}", hold.kind.as_str(), format_micros(at)),
+            None => format!("{} hold ({})", hold.kind.as_str(), hold.reason),
+        })
+        .collect();
+    format!("{allocation_note}; {}", held.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_order(lines: Vec<NewLine>) -> NewOrder {
+        NewOrder {
+            client_id: "acme".into(),
+            channel: "AMAZON".into(),
+            channel_order_id: "A-1".into(),
+            parent_order_id: String::new(),
+            kind: OrderKind::Marketplace,
+            fulfilment: FulfilmentType::SingleShipmentPartial,
+            grade: Grade::Pass,
+            marketplace_fulfilled: false,
+            priority: false,
+            order_time: 1,
+            dispatch_by_opt: None,
+            start_processing_opt: None,
+            dispatch_after_opt: None,
+            replacement_for: String::new(),
+            lines,
+            actor: "test".into(),
+        }
+    }
+
+    #[test]
+    fn fingerprints_tell_different_lines_apart_but_not_restated_times() {
+        let line = NewLine {
+            marketplace_sku: "M-1".into(),
+            sku: String::new(),
+            quantity: 1,
+            price_paise_opt: None,
+        };
+        let first = new_order(vec![line.clone()]);
+        let mut later = first.clone();
+        later.order_time = 99;
+        let mut other = first.clone();
+        other.lines[0].quantity = 2;
+
+        assert_eq!(first.fingerprint(), later.fingerprint());
+        assert_ne!(first.fingerprint(), other.fingerprint());
+    }
+}

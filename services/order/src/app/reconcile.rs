@@ -1,0 +1,430 @@
+//! Keeping what inventory holds for each order equal to what the order should hold.
+//!
+//! For each line, what it should still hold is ordered - cancelled - consumed (zero once
+//! the order is cancelled, only the picked units once a bulk order is complete), and
+//! never less than its picked units while the order is open: reconcile never releases a
+//! picked unit. What inventory holds beyond that is released. Releases are keyed by the
+//! line and the figures they were computed from, so a repeated settle of the same state
+//! releases once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kosha_proto::kosha::inventory::v1 as inv;
+use kosha_runtime::Error;
+use kosha_runtime::time::{from_timestamp, now_micros};
+
+use super::{App, JOB_OWNER};
+use crate::domain::rules::allocation_status;
+use crate::domain::{Line, Order, OrderId, OrderStatus};
+use crate::store::orders;
+
+/// One line's holding compared with what it should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineHolding {
+    /// The order (`ORD-<n>`), or the inventory order ref of an allocation whose order
+    /// this service never stored.
+    pub order_label: String,
+    /// Line number.
+    pub line_no: i32,
+    /// Client SKU.
+    pub sku: String,
+    /// What it should hold.
+    pub expected: i64,
+    /// What inventory holds.
+    pub held: i64,
+    /// Picked and not invoiced.
+    pub picked_open: i64,
+    /// Held beyond expected.
+    pub excess: i64,
+    /// Released by this call.
+    pub released: i64,
+}
+
+/// What a line should hold in inventory.
+pub fn expected_hold(order: &Order, line: &Line) -> i64 {
+    if order.marketplace_fulfilled {
+        return 0;
+    }
+    match order.status {
+        OrderStatus::Cancelled | OrderStatus::Failed => 0,
+        OrderStatus::Complete => line.picked_open(),
+        _ => line.allocation_target().max(line.picked_open()),
+    }
+}
+
+/// Open allocations per line id: (SKU, units held, oldest allocation time).
+type Holdings = BTreeMap<String, (String, i64, i64)>;
+
+fn add_allocation(holdings: &mut Holdings, allocation: &inv::Allocation) {
+    let created = allocation
+        .create_time
+        .as_ref()
+        .and_then(|time| from_timestamp(time, "create_time").ok())
+        .unwrap_or(i64::MAX);
+    let entry = holdings
+        .entry(allocation.line_id.clone())
+        .or_insert_with(|| (allocation.sku.clone(), 0, created));
+    entry.1 += allocation.quantity;
+    entry.2 = entry.2.min(created);
+}
+
+/// Splits an inventory order ref into channel and channel order id.
+fn split_order_ref(order_ref: &str) -> Option<(&str, &str)> {
+    order_ref
+        .split_once(':')
+        .filter(|(channel, id)| !channel.is_empty() && !id.is_empty())
+}
+
+// === impl App: reconcile ===
+
+impl App {
+    async fn inventory_holdings(
+        &self,
+        client_id: &str,
+        order_ref: &str,
+    ) -> Result<Holdings, Error> {
+        let mut holdings = Holdings::new();
+        let mut page_token = String::new();
+        loop {
+            let request = inv::ListAllocationsRequest {
+                client_id: client_id.to_string(),
+                order_ref: order_ref.to_string(),
+                sku: String::new(),
+                pool: String::new(),
+                open_only: true,
+                page_size: 1000,
+                page_token: page_token.clone(),
+            };
+            let page = self
+                .clients
+                .inventory
+                .clone()
+                .list_allocations(request)
+                .await?
+                .into_inner();
+            for allocation in &page.allocations {
+                add_allocation(&mut holdings, allocation);
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(holdings);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    async fn release_excess(
+        &self,
+        client_id: &str,
+        order_ref: &str,
+        line_id: &str,
+        quantity: i64,
+        key: String,
+        reason: &str,
+    ) -> Result<i64, Error> {
+        self.faults.check_release()?;
+        let request = inv::ReleaseRequest {
+            client_id: client_id.to_string(),
+            order_ref: order_ref.to_string(),
+            line_ids: vec![line_id.to_string()],
+            quantity,
+            reason: reason.to_string(),
+            idempotency_key: key,
+            actor: JOB_OWNER.to_string(),
+        };
+        let response = self
+            .clients
+            .inventory
+            .clone()
+            .release(request)
+            .await?
+            .into_inner();
+        Ok(response.released.iter().map(|line| line.quantity).sum())
+    }
+
+    /// Compares one order's lines with inventory and, unless `dry_run`, releases the
+    /// excess and stores what inventory holds.
+    pub async fn settle(&self, id: OrderId, dry_run: bool) -> Result<Vec<LineHolding>, Error> {
+        let order = self.load(id).await?;
+        let holdings = self
+            .inventory_holdings(&order.client_id, &order.order_ref())
+            .await?;
+        self.settle_with(order, &holdings, dry_run).await
+    }
+
+    async fn settle_with(
+        &self,
+        order: Order,
+        holdings: &Holdings,
+        dry_run: bool,
+    ) -> Result<Vec<LineHolding>, Error> {
+        let id = order.id;
+        let order_ref = order.order_ref();
+        let mut result = Vec::with_capacity(order.lines.len());
+        let mut held_after: BTreeMap<i32, i64> = BTreeMap::new();
+        for line in &order.lines {
+            let held = holdings
+                .get(&line.line_id())
+                .map_or(0, |(_, held, _)| *held);
+            let expected = expected_hold(&order, line);
+            let excess = (held - expected).max(0);
+            let mut released = 0;
+            if excess > 0 && !dry_run {
+                let key = format!(
+                    "{order_ref}#release-L{}-h{held}-e{expected}-c{}-i{}",
+                    line.line_no, line.cancelled, line.invoiced
+                );
+                let reason = format!(
+                    "order {id} is {}: units beyond what it should hold",
+                    order.status
+                );
+                released = self
+                    .release_excess(
+                        &order.client_id,
+                        &order_ref,
+                        &line.line_id(),
+                        excess,
+                        key,
+                        &reason,
+                    )
+                    .await?;
+            }
+            held_after.insert(line.line_no, held - released);
+            result.push(LineHolding {
+                order_label: id.to_string(),
+                line_no: line.line_no,
+                sku: line.sku.clone(),
+                expected,
+                held,
+                picked_open: line.picked_open(),
+                excess,
+                released,
+            });
+        }
+        if dry_run {
+            return Ok(result);
+        }
+
+        // Store what inventory holds now; in the allocation phase the status follows.
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), id).await? else {
+            return Ok(result);
+        };
+        let mut changed = false;
+        for line in &mut locked.lines {
+            let Some(held) = held_after.get(&line.line_no) else {
+                continue;
+            };
+            // Never record fewer held units than are picked: picked units are physically
+            // out of the shelf whatever the books say.
+            let held = (*held).max(line.picked - line.invoiced).max(0);
+            if line.held != held {
+                line.held = held;
+                changed = true;
+            }
+        }
+        if changed {
+            let before = locked.status;
+            if before.is_allocation_phase() && before != OrderStatus::Created {
+                let holds = orders::load_holds(&mut tx, id).await?;
+                locked.status = allocation_status(&locked, holds.iter().any(|hold| hold.is_open()));
+            }
+            orders::save(&mut tx, &locked, now).await?;
+            let released: i64 = result.iter().map(|line| line.released).sum();
+            let note = format!("holdings settled with inventory; {released} units released");
+            orders::add_history(
+                &mut tx,
+                id,
+                now,
+                JOB_OWNER,
+                Some(before),
+                locked.status,
+                &note,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        let released: i64 = result.iter().map(|line| line.released).sum();
+        if released > 0 {
+            tracing::info!(order_id = %id, released, "released units an order no longer needs");
+        }
+        Ok(result)
+    }
+
+    /// Reconciles every order of one client (every client when empty) with inventory.
+    /// Returns the lines compared and the lines that held too much.
+    #[tracing::instrument(name = "order.reconcile", skip_all)]
+    pub async fn reconcile(
+        &self,
+        client_id: &str,
+        dry_run: bool,
+    ) -> Result<(i64, Vec<LineHolding>), Error> {
+        let clients = if client_id.is_empty() {
+            let mut conn = self.db.pool().acquire().await?;
+            orders::clients(&mut conn).await?
+        } else {
+            vec![client_id.to_string()]
+        };
+        let mut checked = 0;
+        let mut adjusted = Vec::new();
+        for client in clients {
+            let (client_checked, client_adjusted) = self.reconcile_client(&client, dry_run).await?;
+            checked += client_checked;
+            adjusted.extend(client_adjusted);
+        }
+        if !adjusted.is_empty() {
+            tracing::info!(
+                lines = adjusted.len(),
+                dry_run,
+                "reconcile found excess holdings"
+            );
+        }
+        Ok((checked, adjusted))
+    }
+
+    async fn reconcile_client(
+        &self,
+        client_id: &str,
+        dry_run: bool,
+    ) -> Result<(i64, Vec<LineHolding>), Error> {
+        // Everything inventory holds for this client's orders, grouped by order.
+        let mut by_order: BTreeMap<String, Holdings> = BTreeMap::new();
+        let mut page_token = String::new();
+        loop {
+            let request = inv::ListAllocationsRequest {
+                client_id: client_id.to_string(),
+                order_ref: String::new(),
+                sku: String::new(),
+                pool: String::new(),
+                open_only: true,
+                page_size: 1000,
+                page_token: page_token.clone(),
+            };
+            let page = self
+                .clients
+                .inventory
+                .clone()
+                .list_allocations(request)
+                .await?
+                .into_inner();
+            for allocation in &page.allocations {
+                add_allocation(
+                    by_order.entry(allocation.order_ref.clone()).or_default(),
+                    allocation,
+                );
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+
+        let mut checked = 0;
+        let mut adjusted = Vec::new();
+        let mut seen: BTreeSet<OrderId> = BTreeSet::new();
+        let orphan_deadline = now_micros() - duration_micros(self.config.orphan_grace);
+        for (order_ref, holdings) in &by_order {
+            let found = match split_order_ref(order_ref) {
+                Some((channel, channel_order_id)) => {
+                    let mut conn = self.db.pool().acquire().await?;
+                    orders::find_by_natural_key(&mut conn, client_id, channel, channel_order_id)
+                        .await?
+                }
+                None => None,
+            };
+            let lines = match found {
+                Some((id, _)) => {
+                    seen.insert(id);
+                    let order = self.load(id).await?;
+                    self.settle_with(order, holdings, dry_run).await?
+                }
+                None => {
+                    self.release_orphan(client_id, order_ref, holdings, orphan_deadline, dry_run)
+                        .await?
+                }
+            };
+            checked += lines.len() as i64;
+            adjusted.extend(lines.into_iter().filter(|line| line.excess > 0));
+        }
+
+        // Orders that believe they hold units inventory no longer has for them.
+        let mut after_id = 0;
+        loop {
+            let ids = {
+                let mut conn = self.db.pool().acquire().await?;
+                orders::holding_candidates(&mut conn, client_id, after_id, 500).await?
+            };
+            let Some(last) = ids.last() else { break };
+            after_id = last.0;
+            for id in ids {
+                if seen.contains(&id) {
+                    continue;
+                }
+                let order = self.load(id).await?;
+                if order.lines.iter().all(|line| line.held == 0) {
+                    continue;
+                }
+                let lines = self.settle_with(order, &Holdings::new(), dry_run).await?;
+                checked += lines.len() as i64;
+            }
+        }
+        Ok((checked, adjusted))
+    }
+
+    /// Releases what inventory holds for an order this service never stored (a create
+    /// that died between inventory and its own write and was never retried), once the
+    /// allocation is older than the grace period.
+    async fn release_orphan(
+        &self,
+        client_id: &str,
+        order_ref: &str,
+        holdings: &Holdings,
+        deadline: i64,
+        dry_run: bool,
+    ) -> Result<Vec<LineHolding>, Error> {
+        let mut lines = Vec::new();
+        for (line_id, (sku, held, oldest)) in holdings {
+            let old_enough = *oldest <= deadline;
+            let excess = if old_enough { *held } else { 0 };
+            let mut released = 0;
+            if excess > 0 && !dry_run {
+                let key = format!("{order_ref}#orphan-L{line_id}-h{held}");
+                released = self
+                    .release_excess(
+                        client_id,
+                        order_ref,
+                        line_id,
+                        excess,
+                        key,
+                        "no such order in the order service",
+                    )
+                    .await?;
+            }
+            lines.push(LineHolding {
+                order_label: order_ref.to_string(),
+                line_no: line_id.parse().unwrap_or(0),
+                sku: sku.clone(),
+                expected: 0,
+                held: *held,
+                picked_open: 0,
+                excess,
+                released,
+            });
+        }
+        Ok(lines)
+    }
+
+    /// The holdings of some orders, changing nothing.
+    pub async fn holdings(&self, ids: &[OrderId]) -> Result<Vec<LineHolding>, Error> {
+        let mut all = Vec::new();
+        for id in ids {
+            all.extend(self.settle(*id, true).await?);
+        }
+        Ok(all)
+    }
+}
+
+fn duration_micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}

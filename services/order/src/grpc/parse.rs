@@ -1,0 +1,370 @@
+//! Requests checked field by field into domain values. Every problem names its field;
+//! all problems of a request are reported together.
+
+use kosha_proto::kosha::order::v1 as api;
+use kosha_proto::types::QcGrade;
+use kosha_runtime::error::FieldViolation;
+use kosha_runtime::time::{from_timestamp, now_micros};
+use kosha_runtime::{Error, validate};
+
+use crate::app::actor_or_default;
+use crate::app::ingest::{NewLine, NewOrder};
+use crate::domain::{FulfilmentType, Grade, OrderKind};
+
+/// Most lines in one order.
+pub const MAX_LINES: usize = 1000;
+
+/// Longest channel order id, parent order id or reference.
+const MAX_ID_LEN: usize = 128;
+
+/// Collects field problems.
+#[derive(Default)]
+pub struct Problems(Vec<FieldViolation>);
+
+impl Problems {
+    /// Records a problem with `field`.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Records the problem of a check, if any.
+    pub fn check(&mut self, result: Result<(), Error>) {
+        if let Err(Error::InvalidArgument { violations, .. }) = result {
+            self.0.extend(violations);
+        }
+    }
+
+    /// Ok when nothing was recorded.
+    pub fn finish(self) -> Result<(), Error> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => {
+                let violation = &self.0[0];
+                Err(Error::invalid(
+                    violation.field.clone(),
+                    violation.description.clone(),
+                ))
+            }
+            n => Err(Error::invalid_many(
+                format!("{n} problems in the request"),
+                self.0,
+            )),
+        }
+    }
+}
+
+/// An external id (channel order id, parent order id, reference): printable, no spaces
+/// around, at most 128 characters.
+pub fn external_id(problems: &mut Problems, field: &str, value: &str, required: bool) {
+    if value.is_empty() {
+        if required {
+            problems.add(field, "required");
+        }
+        return;
+    }
+    if value.len() > MAX_ID_LEN {
+        problems.add(field, format!("longer than {MAX_ID_LEN} characters"));
+    } else if value.trim() != value || value.chars().any(|c| c.is_control() || c == ' ') {
+        problems.add(field, format!("`{value}` has spaces or control characters"));
+    }
+}
+
+fn optional_time(
+    problems: &mut Problems,
+    field: &str,
+    timestamp: Option<&prost_types::Timestamp>,
+) -> Option<i64> {
+    let timestamp = timestamp?;
+    match from_timestamp(timestamp, field) {
+        Ok(micros) => Some(micros),
+        Err(_) => {
+            problems.add(field, "timestamp out of range");
+            None
+        }
+    }
+}
+
+fn grade(problems: &mut Problems, value: i32) -> Grade {
+    match QcGrade::try_from(value) {
+        Ok(QcGrade::Fail) => Grade::Fail,
+        Ok(_) => Grade::Pass,
+        Err(_) => {
+            problems.add("qc_grade", format!("{value} is not a QC grade"));
+            Grade::Pass
+        }
+    }
+}
+
+fn lines(problems: &mut Problems, lines: &[api::NewOrderLine], bulk: bool) -> Vec<NewLine> {
+    if lines.is_empty() {
+        problems.add("lines", "an order needs at least one line");
+    }
+    if lines.len() > MAX_LINES {
+        problems.add("lines", format!("at most {MAX_LINES} lines per order"));
+    }
+    let mut parsed = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        let field = |name: &str| format!("lines[{index}].{name}");
+        match (line.marketplace_sku.is_empty(), line.sku.is_empty()) {
+            (true, true) => problems.add(field("sku"), "a line needs a marketplace SKU or a SKU"),
+            (false, false) => problems.add(
+                field("sku"),
+                "send either a marketplace SKU or a SKU, not both",
+            ),
+            _ => {}
+        }
+        if bulk && !line.marketplace_sku.is_empty() {
+            problems.add(
+                field("marketplace_sku"),
+                "bulk orders are written in client SKUs",
+            );
+        }
+        if !line.marketplace_sku.is_empty() {
+            problems.check(validate::sku(
+                &field("marketplace_sku"),
+                &line.marketplace_sku,
+            ));
+        }
+        if !line.sku.is_empty() {
+            problems.check(validate::sku(&field("sku"), &line.sku));
+        }
+        problems.check(validate::quantity(&field("quantity"), line.quantity));
+        let price_paise_opt = if line.price.is_empty() {
+            None
+        } else {
+            match validate::parse_money(&line.price) {
+                Ok(paise) => Some(paise),
+                Err(problem) => {
+                    problems.add(field("price"), problem);
+                    None
+                }
+            }
+        };
+        parsed.push(NewLine {
+            marketplace_sku: line.marketplace_sku.clone(),
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+            price_paise_opt,
+        });
+    }
+    parsed
+}
+
+/// A CreateOrder request as a new marketplace order.
+pub fn create_order(request: api::CreateOrderRequest) -> Result<NewOrder, Error> {
+    let mut problems = Problems::default();
+    problems.check(validate::client_id("client_id", &request.client_id));
+    problems.check(validate::channel_code("channel", &request.channel));
+    if request.channel == "INTERNAL" {
+        problems.add(
+            "channel",
+            "INTERNAL orders are bulk orders: use CreateBulkOrder",
+        );
+    }
+    external_id(
+        &mut problems,
+        "channel_order_id",
+        &request.channel_order_id,
+        true,
+    );
+    external_id(
+        &mut problems,
+        "parent_order_id",
+        &request.parent_order_id,
+        false,
+    );
+    external_id(
+        &mut problems,
+        "replacement_for_channel_order_id",
+        &request.replacement_for_channel_order_id,
+        false,
+    );
+    let fulfilment = match api::FulfilmentType::try_from(request.fulfilment_type) {
+        Ok(api::FulfilmentType::Unspecified) => FulfilmentType::SingleShipmentPartial,
+        Ok(api::FulfilmentType::BlockComplete) => FulfilmentType::BlockComplete,
+        Ok(api::FulfilmentType::MultiShipmentPartial) => FulfilmentType::MultiShipmentPartial,
+        Ok(api::FulfilmentType::SingleShipmentPartial) => FulfilmentType::SingleShipmentPartial,
+        Ok(api::FulfilmentType::Partial) => {
+            problems.add(
+                "fulfilment_type",
+                "PARTIAL is for bulk orders; marketplace orders are \
+                         BLOCK_COMPLETE, MULTI_SHIPMENT_PARTIAL or SINGLE_SHIPMENT_PARTIAL",
+            );
+            FulfilmentType::SingleShipmentPartial
+        }
+        Err(_) => {
+            problems.add(
+                "fulfilment_type",
+                format!("{} is not a fulfilment type", request.fulfilment_type),
+            );
+            FulfilmentType::SingleShipmentPartial
+        }
+    };
+    let grade = grade(&mut problems, request.qc_grade);
+    let order_time = optional_time(&mut problems, "order_time", request.order_time.as_ref());
+    let start_processing_opt = optional_time(
+        &mut problems,
+        "start_processing_time",
+        request.start_processing_time.as_ref(),
+    );
+    let dispatch_by_opt = optional_time(
+        &mut problems,
+        "dispatch_by_time",
+        request.dispatch_by_time.as_ref(),
+    );
+    let dispatch_after_opt = optional_time(
+        &mut problems,
+        "dispatch_after_time",
+        request.dispatch_after_time.as_ref(),
+    );
+    let lines = lines(&mut problems, &request.lines, false);
+    problems.finish()?;
+
+    Ok(NewOrder {
+        client_id: request.client_id,
+        channel: request.channel,
+        channel_order_id: request.channel_order_id,
+        parent_order_id: request.parent_order_id,
+        kind: OrderKind::Marketplace,
+        fulfilment,
+        grade,
+        marketplace_fulfilled: request.marketplace_fulfilled,
+        priority: request.priority,
+        order_time: order_time.unwrap_or_else(now_micros),
+        dispatch_by_opt,
+        start_processing_opt,
+        dispatch_after_opt,
+        replacement_for: request.replacement_for_channel_order_id,
+        lines,
+        actor: actor_or_default(&request.actor),
+    })
+}
+
+/// A CreateBulkOrder request as a new bulk order.
+pub fn create_bulk_order(request: api::CreateBulkOrderRequest) -> Result<NewOrder, Error> {
+    let mut problems = Problems::default();
+    let channel = if request.channel.is_empty() {
+        "INTERNAL".to_string()
+    } else {
+        request.channel.clone()
+    };
+    problems.check(validate::client_id("client_id", &request.client_id));
+    problems.check(validate::channel_code("channel", &channel));
+    external_id(&mut problems, "reference", &request.reference, true);
+    let fulfilment = match api::FulfilmentType::try_from(request.fulfilment_type) {
+        Ok(api::FulfilmentType::Unspecified | api::FulfilmentType::Partial) => {
+            FulfilmentType::Partial
+        }
+        Ok(api::FulfilmentType::BlockComplete) => FulfilmentType::BlockComplete,
+        Ok(_) => {
+            problems.add(
+                "fulfilment_type",
+                "bulk orders are PARTIAL or BLOCK_COMPLETE",
+            );
+            FulfilmentType::Partial
+        }
+        Err(_) => {
+            problems.add(
+                "fulfilment_type",
+                format!("{} is not a fulfilment type", request.fulfilment_type),
+            );
+            FulfilmentType::Partial
+        }
+    };
+    let grade = grade(&mut problems, request.qc_grade);
+    let order_time = optional_time(&mut problems, "order_time", request.order_time.as_ref());
+    let start_processing_opt = optional_time(
+        &mut problems,
+        "start_processing_time",
+        request.start_processing_time.as_ref(),
+    );
+    let lines = lines(&mut problems, &request.lines, true);
+    problems.finish()?;
+
+    Ok(NewOrder {
+        client_id: request.client_id,
+        channel,
+        channel_order_id: request.reference,
+        parent_order_id: String::new(),
+        kind: OrderKind::Bulk,
+        fulfilment,
+        grade,
+        marketplace_fulfilled: false,
+        priority: false,
+        order_time: order_time.unwrap_or_else(now_micros),
+        dispatch_by_opt: None,
+        start_processing_opt,
+        dispatch_after_opt: None,
+        replacement_for: String::new(),
+        lines,
+        actor: actor_or_default(&request.actor),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> api::CreateOrderRequest {
+        api::CreateOrderRequest {
+            client_id: "acme".into(),
+            channel: "AMAZON".into(),
+            channel_order_id: "404-1".into(),
+            lines: vec![api::NewOrderLine {
+                marketplace_sku: "M-1".into(),
+                quantity: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_good_request_parses_with_defaults() {
+        let order = create_order(request()).unwrap();
+
+        assert_eq!(order.fulfilment, FulfilmentType::SingleShipmentPartial);
+        assert_eq!(order.grade, Grade::Pass);
+        assert_eq!(order.actor, "operator");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut bad = request();
+        bad.client_id = "Acme".into();
+        bad.channel_order_id = String::new();
+        bad.lines[0].quantity = 0;
+        bad.lines[0].price = "1,000".into();
+        bad.lines.push(api::NewOrderLine::default());
+
+        let Err(Error::InvalidArgument { violations, .. }) = create_order(bad) else {
+            panic!("expected invalid argument");
+        };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+
+        assert!(fields.contains(&"client_id"), "{fields:?}");
+        assert!(fields.contains(&"channel_order_id"), "{fields:?}");
+        assert!(fields.contains(&"lines[0].quantity"), "{fields:?}");
+        assert!(fields.contains(&"lines[0].price"), "{fields:?}");
+        assert!(fields.contains(&"lines[1].sku"), "{fields:?}");
+    }
+
+    #[test]
+    fn bulk_orders_default_to_internal_and_partial() {
+        let order = create_bulk_order(api::CreateBulkOrderRequest {
+            client_id: "acme".into(),
+            reference: "PO-1".into(),
+            lines: vec![api::NewOrderLine {
+                sku: "SKU-1".into(),
+                quantity: 5,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+
+        assert_eq!(order.channel, "INTERNAL");
+        assert_eq!(order.fulfilment, FulfilmentType::Partial);
+        assert_eq!(order.kind, OrderKind::Bulk);
+    }
+}
