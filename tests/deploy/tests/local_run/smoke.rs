@@ -8,6 +8,7 @@ use std::time::Duration;
 use kosha_proto::kosha::catalog::v1 as catalog;
 use kosha_proto::kosha::inventory::v1 as inventory;
 use kosha_proto::kosha::order::v1 as order;
+use kosha_proto::kosha::scheduler::v1 as scheduler;
 use kosha_proto::types::QcGrade;
 use tonic::transport::Channel;
 
@@ -58,6 +59,13 @@ pub async fn run(running: &BTreeMap<String, String>) -> Report {
         catalog_step(&running["catalog"]).await;
     }
     if report.can_run(
+        "scheduler: schedule and cancel a job",
+        &["scheduler"],
+        running,
+    ) {
+        scheduler_step(&running["scheduler"]).await;
+    }
+    if report.can_run(
         "inventory: goods receipt into COMMON",
         &["inventory"],
         running,
@@ -70,6 +78,10 @@ pub async fn run(running: &BTreeMap<String, String>) -> Report {
         running,
     ) {
         order_step(&running["order"], &running["inventory"]).await;
+    }
+    let step = "order -> scheduler -> order: recurring jobs registered and one run on demand";
+    if report.can_run(step, &["scheduler", "order"], running) {
+        recurring_job_step(&running["scheduler"], "order").await;
     }
     report
 }
@@ -221,4 +233,131 @@ async fn stock_totals(
         totals.recycle += level_totals.recycle;
     }
     totals
+}
+
+type SchedulerClient = scheduler::scheduler_service_client::SchedulerServiceClient<Channel>;
+
+async fn scheduler_step(uri: &str) {
+    let mut client = SchedulerClient::new(connect(uri).await);
+    let in_a_day = std::time::SystemTime::now() + Duration::from_secs(86_400);
+    let job = client
+        .schedule_job(scheduler::ScheduleJobRequest {
+            owner: "order".into(),
+            kind: "deploy-smoke".into(),
+            due_time: Some(in_a_day.into()),
+            idempotency_key: "deploy-smoke-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ScheduleJob")
+        .into_inner()
+        .job
+        .expect("job");
+    assert_eq!(job.state(), scheduler::JobState::Pending, "{job:?}");
+
+    let cancelled = client
+        .cancel_job(scheduler::CancelJobRequest {
+            job_id: job.job_id.clone(),
+        })
+        .await
+        .expect("CancelJob")
+        .into_inner()
+        .job
+        .expect("job");
+    assert_eq!(
+        cancelled.state(),
+        scheduler::JobState::Cancelled,
+        "{cancelled:?}"
+    );
+    eprintln!(
+        "deploy: smoke: scheduler stored and cancelled job {}",
+        job.job_id
+    );
+}
+
+/// The owner registered its recurring jobs with the scheduler at start (owner to
+/// scheduler); one of them, run now, comes back through the owner's JobHandler at the
+/// address the scheduler's manifest gives (scheduler to owner).
+async fn recurring_job_step(uri: &str, owner: &str) {
+    let mut client = SchedulerClient::new(connect(uri).await);
+    let recurring = wait_for(Duration::from_secs(30), || {
+        let mut client = client.clone();
+        async move {
+            let listed = client
+                .list_recurring_jobs(scheduler::ListRecurringJobsRequest {
+                    owner: owner.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("ListRecurringJobs")
+                .into_inner()
+                .recurring_jobs;
+            // A reconcile or sweep changes nothing when there is nothing to do.
+            let preferred = listed
+                .iter()
+                .find(|job| job.kind.contains("reconcile") || job.kind.contains("sweep"))
+                .or(listed.first())
+                .cloned();
+            preferred
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("{owner} registered no recurring job with the scheduler"));
+
+    let run = client
+        .run_now(scheduler::RunNowRequest {
+            job_id: recurring.recurring_job_id.clone(),
+        })
+        .await
+        .expect("RunNow")
+        .into_inner()
+        .job
+        .expect("job");
+    let finished = wait_for(Duration::from_secs(60), || {
+        let mut client = client.clone();
+        let job_id = run.job_id.clone();
+        async move {
+            let job = client
+                .get_job(scheduler::GetJobRequest { job_id })
+                .await
+                .expect("GetJob")
+                .into_inner()
+                .job
+                .expect("job");
+            let done = matches!(
+                job.state(),
+                scheduler::JobState::Succeeded | scheduler::JobState::Failed
+            );
+            done.then_some(job)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the run of {owner}/{} did not finish", recurring.kind));
+    assert_eq!(
+        finished.state(),
+        scheduler::JobState::Succeeded,
+        "{finished:?}"
+    );
+    eprintln!(
+        "deploy: smoke: {owner}/{} ran through the scheduler and {owner}'s JobHandler",
+        recurring.kind
+    );
+}
+
+/// Polls `probe` until it returns something or `timeout` passes.
+async fn wait_for<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
