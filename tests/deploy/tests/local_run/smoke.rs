@@ -293,12 +293,11 @@ async fn recurring_job_step(uri: &str, owner: &str) {
                 .into_inner()
                 .recurring_jobs;
             // A reconcile or sweep changes nothing when there is nothing to do.
-            let preferred = listed
+            listed
                 .iter()
                 .find(|job| job.kind.contains("reconcile") || job.kind.contains("sweep"))
                 .or(listed.first())
-                .cloned();
-            preferred
+                .cloned()
         }
     })
     .await
