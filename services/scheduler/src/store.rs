@@ -17,10 +17,13 @@ mod execution;
 mod jobs;
 mod recurring;
 
-use kosha_runtime::db::Migration;
+use std::sync::Arc;
+
+use kosha_runtime::db::{Backend, Migration};
 use kosha_runtime::{Db, Error};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::domain::{Job, JobState, RecurringJob};
 
@@ -95,12 +98,41 @@ const RECURRING_COLUMNS: &str = "recurring_job_id, owner, kind, payload, interva
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// On SQLite, queues this process's writers before they ask for the database lock.
+    write_gate_opt: Option<Arc<Mutex<()>>>,
 }
+
+/// A turn at writing, held until the write commits (nothing on PostgreSQL).
+pub(crate) type WriteTurn = Option<OwnedMutexGuard<()>>;
 
 impl Store {
     /// The store over `db` (migrated by the caller).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        let write_gate_opt = (db.backend() == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Self { db, write_gate_opt }
+    }
+
+    /// Waits for this process's turn to write.
+    ///
+    /// SQLite has one writer at a time; a connection that finds the lock taken sleeps in
+    /// growing steps (up to 100 ms) before it looks again, so a dozen attempts finishing
+    /// together would mostly sleep. Queueing them here first, in order, leaves the lock
+    /// to one of them at a time. Correctness does not depend on it: other processes on
+    /// the same file still meet at the database lock.
+    pub(crate) async fn write_turn(&self) -> WriteTurn {
+        match &self.write_gate_opt {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
+    /// Begins a write transaction in this process's turn; keep the turn until commit.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<(WriteTurn, sqlx::Transaction<'static, sqlx::Any>), Error> {
+        let turn = self.write_turn().await;
+        let tx = self.db.begin().await?;
+        Ok((turn, tx))
     }
 
     /// The database.

@@ -62,7 +62,7 @@ impl Store {
         lease_token: &str,
         lease_expires_at: i64,
     ) -> Result<Vec<Job>, Error> {
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let pick = format!(
             "SELECT job_id FROM jobs WHERE owner = $1 AND state = 'PENDING' AND due_at <= $2 \
              ORDER BY due_at LIMIT $3{}",
@@ -119,6 +119,7 @@ impl Store {
         lease_token: &str,
         lease_expires_at: i64,
     ) -> Result<bool, Error> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE jobs SET lease_expires_at = $3 \
              WHERE job_id = $1 AND lease_token = $2 AND state = 'RUNNING'",
@@ -145,9 +146,9 @@ impl Store {
         end: &AttemptEnd,
         now: i64,
     ) -> Result<Option<Job>, Error> {
-        let mut tx = self.db.begin().await?;
-        let job = lock_job(&mut tx, self.db.for_update(), job_id).await?;
-        if !holds_lease(&mut tx, job_id, lease_token).await? || job.state != JobState::Running {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let (job, held_token_opt) = lock_running_job(&mut tx, self.db.for_update(), job_id).await?;
+        if held_token_opt.as_deref() != Some(lease_token) || job.state != JobState::Running {
             return Ok(None);
         }
 
@@ -207,7 +208,7 @@ impl Store {
         expired: &ExpiredLease,
         now: i64,
     ) -> Result<Option<Job>, Error> {
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let job = lock_job(&mut tx, self.db.for_update(), &expired.job_id).await?;
         let still_expired = sqlx::query(
             "SELECT 1 AS expired FROM jobs \
@@ -267,17 +268,21 @@ impl Store {
     }
 }
 
-async fn holds_lease(
+/// Reads a job for change inside `tx` with the token of the lease it is under, if any.
+async fn lock_running_job(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    for_update: &str,
     job_id: &str,
-    lease_token: &str,
-) -> Result<bool, Error> {
-    let row_opt = sqlx::query("SELECT 1 AS held FROM jobs WHERE job_id = $1 AND lease_token = $2")
+) -> Result<(Job, Option<String>), Error> {
+    let sql = format!("SELECT {JOB_COLUMNS}, lease_token FROM jobs WHERE job_id = $1{for_update}");
+    let row_opt = sqlx::query(&sql)
         .bind(job_id)
-        .bind(lease_token)
         .fetch_optional(&mut **tx)
         .await?;
-    Ok(row_opt.is_some())
+    let Some(row) = row_opt else {
+        return Err(Error::not_found("job", job_id));
+    };
+    Ok((job_from_row(&row)?, row.try_get("lease_token")?))
 }
 
 /// Ends the running attempt of `job`: the new state, releasing the lease.

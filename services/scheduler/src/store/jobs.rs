@@ -84,6 +84,7 @@ impl Store {
              ON CONFLICT (idempotency_key) DO NOTHING \
              RETURNING {JOB_COLUMNS}"
         );
+        let _turn = self.write_turn().await;
         let row_opt = sqlx::query(&sql)
             .bind(new_id())
             .bind(&new_job.owner)
@@ -183,7 +184,7 @@ impl Store {
     /// (its current attempt finishes first); a cancelled one is returned as it is, so a
     /// retried cancel succeeds. A job that succeeded or failed cannot be cancelled.
     pub async fn cancel_job(&self, job_id: &str, now: i64) -> Result<Job, Error> {
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let job = lock_job(&mut tx, self.db.for_update(), job_id).await?;
 
         let cancelled = match job.state {
@@ -234,7 +235,7 @@ impl Store {
 
     /// Makes a pending job due now; attempts made so far still count.
     pub async fn make_job_due_now(&self, job_id: &str, now: i64) -> Result<Job, Error> {
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let job = lock_job(&mut tx, self.db.for_update(), job_id).await?;
         if job.state != JobState::Pending {
             return Err(Error::FailedPrecondition(format!(

@@ -62,7 +62,7 @@ impl Store {
             .next_after(now)
             .ok_or_else(|| Error::invalid("cron", "the schedule has no occurrence after now"))?;
 
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let candidate_id = new_id();
         sqlx::query(
             "INSERT INTO recurring_jobs (recurring_job_id, owner, kind, payload, \
@@ -254,7 +254,7 @@ impl Store {
         recurring_job_id: &str,
         now: i64,
     ) -> Result<Job, Error> {
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if lock_recurring(&mut tx, &self.db, recurring_job_id)
             .await?
             .is_none()
@@ -314,7 +314,7 @@ impl Store {
         recurring_job_id: &str,
         now: i64,
     ) -> Result<Option<Job>, Error> {
-        let mut tx = self.db.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let created_opt = materialise_next_run(&mut tx, &self.db, recurring_job_id, now).await?;
         tx.commit().await?;
         Ok(created_opt)
