@@ -168,7 +168,8 @@ impl Catalog {
         Ok(product_template(mode, &marketplaces))
     }
 
-    /// Adds one product.
+    /// Adds one product. The same product again (a retry) returns the stored one; the SKU
+    /// with other attributes is `ALREADY_EXISTS`.
     pub async fn create_product(
         &self,
         client: &ClientId,
@@ -183,6 +184,19 @@ impl Catalog {
             "product.channel_mrp",
         )
         .await?;
+
+        let existing = products::load(&mut tx, client, &[sku.as_str()]).await?;
+        if let Some(product) = existing.into_iter().next() {
+            if product.attributes == attributes {
+                return Ok(product);
+            }
+            return Err(Error::AlreadyExists(format!(
+                "product `{sku}` of client `{client}` already exists with other values; \
+                 update it instead"
+            )));
+        }
+
+        // A concurrent call may still insert the SKU first; the unique key then refuses ours.
 
         let now = now_micros();
         let inserted = products::insert(&mut tx, client, &[(&sku, &attributes)], now).await;

@@ -19,8 +19,8 @@ use crate::domain::{ChannelCode, ClientId, Sku};
 use crate::store::{CHUNK_ROWS, INSERT_ROWS, listings, master, products};
 
 /// Uploads a listing file; see the module docs.
-#[tracing::instrument(name = "catalog.upload_listings", skip_all, fields(
-    client_id = %client, dry_run, bytes = bytes.len(),
+#[tracing::instrument(name = "catalog.listing_upload", skip_all, fields(
+    client_id = %client, dry_run = dry_run, bytes = bytes.len(),
 ))]
 pub(super) async fn upload(
     db: &Db,
@@ -28,6 +28,7 @@ pub(super) async fn upload(
     dry_run: bool,
     bytes: &[u8],
 ) -> Result<UploadReport> {
+    let started = std::time::Instant::now();
     let mut conn = db.pool().acquire().await?;
     if !master::client_exists(&mut conn, client).await? {
         return Err(Error::not_found("client", client));
@@ -60,9 +61,12 @@ pub(super) async fn upload(
     };
 
     // Second pass: write it all in one transaction.
+    let check_ms = started.elapsed().as_millis() as u64;
     let report = apply(db, client, &file, &layout, &channels, report).await?;
     tracing::info!(
         client_id = %client,
+        check_ms,
+        total_ms = started.elapsed().as_millis() as u64,
         rows = report.rows,
         created = report.created,
         updated = report.updated,

@@ -27,8 +27,8 @@ use crate::store::{CHUNK_ROWS, INSERT_ROWS, master, products};
 pub(super) const MAX_REPORTED_ERRORS: usize = 10_000;
 
 /// Uploads a product file; see the module docs.
-#[tracing::instrument(name = "catalog.upload_products", skip_all, fields(
-    client_id = %client, ?mode, dry_run, bytes = bytes.len(),
+#[tracing::instrument(name = "catalog.product_upload", skip_all, fields(
+    client_id = %client, ?mode, dry_run = dry_run, bytes = bytes.len(),
 ))]
 pub(super) async fn upload(
     db: &Db,
@@ -37,6 +37,7 @@ pub(super) async fn upload(
     dry_run: bool,
     bytes: &[u8],
 ) -> Result<UploadReport> {
+    let started = std::time::Instant::now();
     let mut conn = db.pool().acquire().await?;
     if !master::client_exists(&mut conn, client).await? {
         return Err(Error::not_found("client", client));
@@ -63,9 +64,12 @@ pub(super) async fn upload(
     };
 
     // Second pass: write it all in one transaction.
+    let check_ms = started.elapsed().as_millis() as u64;
     let report = apply(db, client, mode, &file, &layout, report).await?;
     tracing::info!(
         client_id = %client,
+        check_ms,
+        total_ms = started.elapsed().as_millis() as u64,
         rows = report.rows,
         created = report.created,
         updated = report.updated,

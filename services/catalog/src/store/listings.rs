@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
-use super::{CHUNK_ROWS, INSERT_ROWS, placeholders, value_rows};
+use super::{Binder, CHUNK_ROWS, INSERT_ROWS};
 use crate::domain::{ChannelCode, ClientId, Listing, Resolved, Sku};
 
 const LISTING_COLUMNS: &str = "client_id, channel, marketplace_sku, sku, update_time";
@@ -21,7 +21,7 @@ pub async fn upsert(
             "INSERT INTO listings ({LISTING_COLUMNS}) VALUES {} \
              ON CONFLICT (client_id, channel, marketplace_sku) \
              DO UPDATE SET sku = excluded.sku, update_time = excluded.update_time",
-            value_rows(1, chunk.len(), 5)
+            Binder::new(conn).rows(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for (channel, marketplace_sku, sku) in chunk {
@@ -48,10 +48,12 @@ pub async fn current_skus(
         return Ok(HashMap::new());
     }
     // A row-value IN over a VALUES list: one query for the chunk, whatever its channels.
+    let mut binder = Binder::new(conn);
     let sql = format!(
         "SELECT channel, marketplace_sku, sku FROM listings \
-         WHERE client_id = $1 AND (channel, marketplace_sku) IN (VALUES {})",
-        value_rows(2, keys.len(), 2)
+         WHERE client_id = {} AND (channel, marketplace_sku) IN (VALUES {})",
+        binder.next(),
+        binder.rows(keys.len(), 2)
     );
     let mut query = sqlx::query(&sql).bind(client.as_str());
     for (channel, marketplace_sku) in keys {
@@ -148,11 +150,14 @@ pub async fn resolve(
     if marketplace_skus.is_empty() {
         return Ok(Vec::new());
     }
+    let mut binder = Binder::new(conn);
     let sql = format!(
         "SELECT l.marketplace_sku, l.sku, p.active FROM listings l \
          JOIN products p ON p.client_id = l.client_id AND p.sku = l.sku \
-         WHERE l.client_id = $1 AND l.channel = $2 AND l.marketplace_sku IN ({})",
-        placeholders(3, marketplace_skus.len())
+         WHERE l.client_id = {} AND l.channel = {} AND l.marketplace_sku IN ({})",
+        binder.next(),
+        binder.next(),
+        binder.list(marketplace_skus.len())
     );
     let mut query = sqlx::query(&sql)
         .bind(client.as_str())

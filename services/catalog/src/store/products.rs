@@ -3,7 +3,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
-use super::{CHUNK_ROWS, INSERT_ROWS, placeholders, value_rows};
+use super::{Binder, CHUNK_ROWS, INSERT_ROWS};
 use crate::domain::{ChannelCode, ClientId, Mrp, Product, ProductAttributes, Sku};
 
 /// Product columns, then one channel price (or NULLs), per joined row.
@@ -43,10 +43,12 @@ pub async fn load(
     if skus.is_empty() {
         return Ok(Vec::new());
     }
+    let mut binder = Binder::new(conn);
     let sql = format!(
         "SELECT {PRODUCT_COLUMNS} FROM products p {CHANNEL_MRP_JOIN} \
-         WHERE p.client_id = $1 AND p.sku IN ({}) ORDER BY p.sku, m.channel",
-        placeholders(2, skus.len())
+         WHERE p.client_id = {} AND p.sku IN ({}) ORDER BY p.sku, m.channel",
+        binder.next(),
+        binder.list(skus.len())
     );
     let mut query = sqlx::query(&sql).bind(client.as_str());
     for sku in skus {
@@ -69,9 +71,11 @@ pub async fn lock(
     if for_update.is_empty() || skus.is_empty() {
         return Ok(());
     }
+    let mut binder = Binder::new(conn);
     let sql = format!(
-        "SELECT sku FROM products WHERE client_id = $1 AND sku IN ({}){for_update}",
-        placeholders(2, skus.len())
+        "SELECT sku FROM products WHERE client_id = {} AND sku IN ({}){for_update}",
+        binder.next(),
+        binder.list(skus.len())
     );
     let mut query = sqlx::query(&sql).bind(client.as_str());
     for sku in skus {
@@ -91,9 +95,11 @@ pub async fn active_by_sku(
     if skus.is_empty() {
         return Ok(HashMap::new());
     }
+    let mut binder = Binder::new(conn);
     let sql = format!(
-        "SELECT sku, active FROM products WHERE client_id = $1 AND sku IN ({})",
-        placeholders(2, skus.len())
+        "SELECT sku, active FROM products WHERE client_id = {} AND sku IN ({})",
+        binder.next(),
+        binder.list(skus.len())
     );
     let mut query = sqlx::query(&sql).bind(client.as_str());
     for sku in skus {
@@ -125,7 +131,10 @@ pub async fn list(
     after_opt: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<Product>> {
-    let mut params = Params::default();
+    let mut params = Params {
+        binder: Binder::new(conn),
+        values: Vec::new(),
+    };
     let mut conditions = vec![
         format!("client_id = {}", params.push(Param::Text(client.as_str()))),
         format!(
@@ -177,9 +186,9 @@ enum Param<'a> {
     Int(i64),
 }
 
-/// Parameters in the order they are numbered.
-#[derive(Default)]
+/// Parameters in the order they are written, hence bound.
 struct Params<'a> {
+    binder: Binder,
     values: Vec<Param<'a>>,
 }
 
@@ -187,7 +196,7 @@ impl<'a> Params<'a> {
     /// Adds a parameter and returns its placeholder.
     fn push(&mut self, param: Param<'a>) -> String {
         self.values.push(param);
-        format!("${}", self.values.len())
+        self.binder.next()
     }
 }
 
@@ -203,7 +212,7 @@ pub async fn insert(
         let sql = format!(
             "INSERT INTO products (client_id, sku, name, style, category, color, size, \
              mrp_paise, active, create_time, update_time) VALUES {}",
-            value_rows(1, chunk.len(), PRODUCT_WIDTH)
+            Binder::new(conn).rows(chunk.len(), PRODUCT_WIDTH)
         );
         let mut query = sqlx::query(&sql);
         for (sku, attributes) in chunk {
@@ -252,7 +261,7 @@ pub async fn write_attributes(
              style = excluded.style, category = excluded.category, color = excluded.color, \
              size = excluded.size, mrp_paise = excluded.mrp_paise, \
              update_time = excluded.update_time",
-            value_rows(1, chunk.len(), PRODUCT_WIDTH)
+            Binder::new(conn).rows(chunk.len(), PRODUCT_WIDTH)
         );
         let mut query = sqlx::query(&sql);
         for product in chunk {
@@ -274,9 +283,11 @@ pub async fn write_attributes(
     }
 
     for chunk in products.chunks(CHUNK_ROWS) {
+        let mut binder = Binder::new(conn);
         let sql = format!(
-            "DELETE FROM product_channel_mrps WHERE client_id = $1 AND sku IN ({})",
-            placeholders(2, chunk.len())
+            "DELETE FROM product_channel_mrps WHERE client_id = {} AND sku IN ({})",
+            binder.next(),
+            binder.list(chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(client.as_str());
         for product in chunk {
@@ -306,7 +317,7 @@ async fn insert_channel_mrps(
     for chunk in prices.chunks(CHANNEL_MRP_ROWS) {
         let sql = format!(
             "INSERT INTO product_channel_mrps (client_id, sku, channel, mrp_paise) VALUES {}",
-            value_rows(1, chunk.len(), 4)
+            Binder::new(conn).rows(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for (sku, channel, mrp) in chunk {

@@ -1,0 +1,9 @@
+//! The catalog over real gRPC, on SQLite and PostgreSQL.
+
+mod helpers;
+mod isolation;
+mod listings;
+mod master;
+mod products;
+mod real_file;
+mod upload_corpus;
