@@ -168,28 +168,27 @@ fn missing_note(missing: usize) -> String {
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let mut stores = Vec::new();
     for store in &options.stores {
-        // Keep the PostgreSQL cluster alive while its store is measured.
-        let (url, _keep_alive) = match store {
+        // The directory or cluster must outlive the measurement of its store.
+        let mut _sqlite_dir_opt = None;
+        let mut _cluster_opt = None;
+        let url = match store {
             BenchStore::Sqlite => {
                 let dir = tempfile::Builder::new().prefix("kosha-bench-").tempdir()?;
                 let url = format!("sqlite://{}/scheduler.db", dir.path().display());
-                (url, Keep::Dir(dir))
+                _sqlite_dir_opt = Some(dir);
+                url
             }
             BenchStore::Postgres => {
                 let cluster =
                     PgCluster::start().map_err(|why| anyhow::anyhow!("PostgreSQL: {why}"))?;
-                (cluster.url("postgres"), Keep::Cluster(cluster))
+                let url = cluster.url("postgres");
+                _cluster_opt = Some(cluster);
+                url
             }
         };
         stores.push(measure_store(*store, &url, options).await?);
     }
     Ok(BenchReport { stores })
-}
-
-/// What must outlive one store's measurement.
-enum Keep {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Cluster(#[allow(dead_code)] PgCluster),
 }
 
 async fn measure_store(

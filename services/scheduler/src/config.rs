@@ -60,7 +60,11 @@ pub struct Settings {
     pub default_owner_addr: Option<String>,
 
     /// Milliseconds between looks for due jobs.
-    #[arg(long, env = "KOSHA_SCHEDULER_POLL_INTERVAL_MS", default_value_t = DEFAULT_POLL_INTERVAL_MS)]
+    #[arg(
+        long,
+        env = "KOSHA_SCHEDULER_POLL_INTERVAL_MS",
+        default_value_t = DEFAULT_POLL_INTERVAL_MS
+    )]
     pub poll_interval_ms: u64,
 
     /// Seconds a claim on a job lasts without renewal.
@@ -68,11 +72,19 @@ pub struct Settings {
     pub lease_secs: u64,
 
     /// Seconds one attempt may take.
-    #[arg(long, env = "KOSHA_SCHEDULER_RUN_TIMEOUT_SECS", default_value_t = DEFAULT_RUN_TIMEOUT_SECS)]
+    #[arg(
+        long,
+        env = "KOSHA_SCHEDULER_RUN_TIMEOUT_SECS",
+        default_value_t = DEFAULT_RUN_TIMEOUT_SECS
+    )]
     pub run_timeout_secs: u64,
 
     /// Most attempts running at once per owner on this replica.
-    #[arg(long, env = "KOSHA_SCHEDULER_MAX_RUNS_PER_OWNER", default_value_t = DEFAULT_MAX_RUNS_PER_OWNER)]
+    #[arg(
+        long,
+        env = "KOSHA_SCHEDULER_MAX_RUNS_PER_OWNER",
+        default_value_t = DEFAULT_MAX_RUNS_PER_OWNER
+    )]
     pub max_runs_per_owner: usize,
 
     /// Milliseconds before the second attempt; doubles per attempt, with jitter.
@@ -84,7 +96,11 @@ pub struct Settings {
     pub retry_cap_secs: u64,
 
     /// Seconds in the past a new job may be due.
-    #[arg(long, env = "KOSHA_SCHEDULER_PAST_TOLERANCE_SECS", default_value_t = DEFAULT_PAST_TOLERANCE_SECS)]
+    #[arg(
+        long,
+        env = "KOSHA_SCHEDULER_PAST_TOLERANCE_SECS",
+        default_value_t = DEFAULT_PAST_TOLERANCE_SECS
+    )]
     pub past_tolerance_secs: u64,
 
     /// Days ahead a new job may be due.
@@ -341,6 +357,19 @@ mod tests {
         assert_eq!(owners.address("test-handler"), Some("127.0.0.1:4000"));
         assert_eq!(owners.address("inventory"), Some("127.0.0.1:5000"));
         assert_eq!(owners.address("billing"), None);
+    }
+
+    #[test]
+    fn the_all_in_one_runner_routes_every_built_in_owner_to_its_own_address() {
+        let owners = Peers::all_in_one("127.0.0.1:50051").owners();
+
+        let names: Vec<&str> = owners.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["catalog", "inventory", "order", "purchase-order"]);
+        assert!(
+            owners
+                .iter()
+                .all(|(_, address)| address == "127.0.0.1:50051")
+        );
     }
 
     #[test]

@@ -78,7 +78,12 @@ impl SchedulerApi {
             return self.answer_repeated_key(&new_job, existing);
         };
 
-        tracing::debug!(job_id = %job.job_id, owner = %job.owner, kind = %job.kind, "job scheduled");
+        tracing::debug!(
+            job_id = %job.job_id,
+            owner = %job.owner,
+            kind = %job.kind,
+            "job scheduled"
+        );
         if job.due_at <= now {
             self.wake.notify_one();
         }
@@ -144,7 +149,12 @@ impl SchedulerApi {
                 .make_recurring_due_now(&request.job_id, now)
                 .await?
         };
-        tracing::info!(job_id = %job.job_id, owner = %job.owner, kind = %job.kind, "job made due now");
+        tracing::info!(
+            job_id = %job.job_id,
+            owner = %job.owner,
+            kind = %job.kind,
+            "job made due now"
+        );
         self.wake.notify_one();
         Ok(pb::RunNowResponse {
             job: Some(job.to_proto()),

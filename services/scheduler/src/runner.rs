@@ -269,7 +269,12 @@ impl Runner {
                 let Ok(permit) = lane.slots.clone().acquire_owned().await else {
                     continue;
                 };
-                tracing::debug!(job_id = %job.job_id, owner = %lane.name, attempt = job.attempts, "job claimed");
+                tracing::debug!(
+                    job_id = %job.job_id,
+                    owner = %lane.name,
+                    attempt = job.attempts,
+                    "job claimed"
+                );
                 attempts.spawn(run_attempt(
                     self.context.clone(),
                     lane.client.clone(),

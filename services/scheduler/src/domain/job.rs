@@ -285,7 +285,10 @@ impl NewJob {
             n => {
                 problems.push(
                     "max_attempts",
-                    format!("{n} is not between 1 and {MAX_MAX_ATTEMPTS} (0 means {DEFAULT_MAX_ATTEMPTS})"),
+                    format!(
+                        "{n} is not between 1 and {MAX_MAX_ATTEMPTS} \
+                         (0 means {DEFAULT_MAX_ATTEMPTS})"
+                    ),
                 );
                 DEFAULT_MAX_ATTEMPTS
             }

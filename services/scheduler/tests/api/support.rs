@@ -151,8 +151,8 @@ pub struct Call {
 /// - `fail-retryable`: retryable failure;
 /// - anything else: success.
 ///
-/// While calls are held, every call waits before answering. Its effect is idempotent: applied once per idempotency key (or run id), however many
-/// times the job is delivered.
+/// While calls are held, every call waits before answering. Its effect is idempotent:
+/// applied once per idempotency key (or run id), however many times the job is delivered.
 #[derive(Debug)]
 pub struct TestHandler {
     clock: Arc<dyn Clock>,
