@@ -182,17 +182,34 @@ pub(super) fn endpoints(
             let host_port = token.split_once("://").map_or(token, |(_, rest)| rest);
             let host_port = host_port.trim_end_matches('/');
             match service_endpoint(manifest, namespace, host_port) {
-                Ok(deployment) => found.push(Endpoint {
-                    setting: setting.clone(),
-                    text: host_port.to_string(),
-                    deployment,
-                }),
+                Ok(deployment) => {
+                    if let Some(named) = named_service(manifest, setting)
+                        && named != deployment
+                    {
+                        report.push(format!(
+                            "{setting}={value} reaches the {deployment} pods, not {named}"
+                        ));
+                    }
+                    found.push(Endpoint {
+                        setting: setting.clone(),
+                        text: host_port.to_string(),
+                        deployment,
+                    });
+                }
                 Err(why) if is_address => report.push(format!("{setting}={value}: {why}")),
                 Err(_) => {}
             }
         }
     }
     found
+}
+
+/// The Deployment a `KOSHA_<SERVICE>_ADDR` setting is named after, when the rendering has
+/// one of that name (`KOSHA_PURCHASE_ORDER_ADDR` is `purchase-order`).
+fn named_service(manifest: &Manifest, setting: &str) -> Option<String> {
+    let service = setting.strip_prefix("KOSHA_")?.strip_suffix("_ADDR")?;
+    let name = service.to_ascii_lowercase().replace('_', "-");
+    manifest.get("Deployment", &name).map(|_| name)
 }
 
 /// The Deployment behind Service address `host:port`.

@@ -308,6 +308,20 @@ fn an_address_on_a_port_the_service_does_not_expose_is_reported() {
 }
 
 #[test]
+fn an_address_setting_reaching_another_service_is_reported() {
+    let Some(mut manifest) = rendered("dev") else {
+        return;
+    };
+    config_map(&mut manifest, "kosha-order")
+        .insert("KOSHA_INVENTORY_ADDR".into(), json!("catalog:50051"));
+
+    assert_reported(
+        &manifest,
+        "KOSHA_INVENTORY_ADDR=catalog:50051 reaches the catalog pods",
+    );
+}
+
+#[test]
 fn a_database_url_file_outside_the_secret_mount_is_reported() {
     let Some(mut manifest) = rendered("dev") else {
         return;
