@@ -1,1 +1,528 @@
-//! placeholder
+//! Picking, packing, invoicing, dispatch, cancellation and completion: every move allowed
+//! and refused.
+
+use kosha_proto::kosha::order::v1 as api;
+use kosha_proto::types::QcGrade;
+use kosha_testkit::TestDatabase;
+
+use crate::harness::{Options, TestApp, bulk_order, order, seconds_from_now, spawn_app};
+
+async fn pick(app: &TestApp, order_id: &str) -> Result<api::Order, tonic::Status> {
+    let request = api::PickOrderRequest {
+        order_id: order_id.into(),
+        actor: "picker".into(),
+    };
+    app.orders
+        .clone()
+        .pick_order(request)
+        .await
+        .map(|r| r.into_inner().order.unwrap())
+}
+
+async fn pack(app: &TestApp, order_id: &str) -> Result<api::PackOrderResponse, tonic::Status> {
+    let request = api::PackOrderRequest {
+        order_id: order_id.into(),
+        actor: "packer".into(),
+    };
+    app.orders
+        .clone()
+        .pack_order(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn invoice(
+    app: &TestApp,
+    order_id: &str,
+    shipment_id: &str,
+) -> Result<api::InvoiceOrderResponse, tonic::Status> {
+    let request = api::InvoiceOrderRequest {
+        order_id: order_id.into(),
+        shipment_id: shipment_id.into(),
+        actor: "billing".into(),
+        ..Default::default()
+    };
+    app.orders
+        .clone()
+        .invoice_order(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn dispatch(
+    app: &TestApp,
+    order_id: &str,
+    shipment_id: &str,
+) -> Result<api::DispatchOrderResponse, tonic::Status> {
+    let request = api::DispatchOrderRequest {
+        order_id: order_id.into(),
+        shipment_id: shipment_id.into(),
+        actor: "dock".into(),
+    };
+    app.orders
+        .clone()
+        .dispatch_order(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn cancel(app: &TestApp, order_id: &str) -> Result<api::CancelOrderResponse, tonic::Status> {
+    let request = api::CancelOrderRequest {
+        order_id: order_id.into(),
+        actor: "ops".into(),
+        reason: "customer asked".into(),
+    };
+    app.orders
+        .clone()
+        .cancel_order(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, words: &[&str]) {
+    let status = result.expect_err("the move should be refused");
+    assert_eq!(
+        status.code(),
+        tonic::Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+    for word in words {
+        assert!(
+            status.message().contains(word),
+            "`{}` does not mention `{word}`",
+            status.message()
+        );
+    }
+}
+
+async fn an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch(db: TestDatabase) {
+    // Arrange
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let created = app.create(order("AMAZON", "L-1", &[("AM-1", 2)])).await;
+
+    // Act
+    let picked = pick(&app, &created.order_id).await.unwrap();
+    let packed = pack(&app, &created.order_id).await.unwrap();
+    let shipment_id = packed.shipment.as_ref().unwrap().shipment_id.clone();
+    let invoiced = invoice(&app, &created.order_id, "").await.unwrap();
+    let again = invoice(&app, &created.order_id, &shipment_id)
+        .await
+        .unwrap();
+    let dispatched = dispatch(&app, &created.order_id, "").await.unwrap();
+
+    // Assert
+    assert_eq!(picked.status(), api::OrderStatus::Processing);
+    assert_eq!(picked.lines[0].picked_quantity, 2);
+    assert_eq!(packed.shipment.as_ref().unwrap().lines[0].quantity, 2);
+    assert_eq!(
+        invoiced.order.as_ref().unwrap().status(),
+        api::OrderStatus::Invoiced
+    );
+    assert_eq!(
+        invoiced.shipment.as_ref().unwrap().status(),
+        api::ShipmentStatus::Invoiced
+    );
+    assert_eq!(
+        again.order.unwrap().lines[0].invoiced_quantity,
+        2,
+        "a repeated invoice consumes once"
+    );
+    assert_eq!(
+        dispatched.order.as_ref().unwrap().status(),
+        api::OrderStatus::Dispatched
+    );
+    assert_eq!(app.available("SKU-1").await, 3);
+    assert!(app.held("AMAZON:L-1").await.values().all(|held| *held == 0));
+    let statuses: Vec<_> = app
+        .history(&created.order_id)
+        .await
+        .iter()
+        .map(|e| e.to_status())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            api::OrderStatus::Created,
+            api::OrderStatus::Fulfillable,
+            api::OrderStatus::Processing,
+            api::OrderStatus::Processing,
+            api::OrderStatus::Invoiced,
+            api::OrderStatus::Dispatched,
+        ]
+    );
+    app.assert_audit_clean().await;
+}
+
+async fn single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice(
+    db: TestDatabase,
+) {
+    // Arrange
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-2", 1, QcGrade::Pass).await;
+    app.receive("SKU-4", 1, QcGrade::Pass).await;
+    let single = app.create(order("AMAZON", "SS-1", &[("AM-2", 3)])).await;
+    let mut multi_request = order("AMAZON", "MS-1", &[("AM-4", 2)]);
+    multi_request.fulfilment_type = api::FulfilmentType::MultiShipmentPartial as i32;
+    let multi = app.create(multi_request).await;
+
+    // Act: the single-shipment order ships what it has.
+    pick(&app, &single.order_id).await.unwrap();
+    pack(&app, &single.order_id).await.unwrap();
+    let second_pack = pack(&app, &single.order_id).await;
+    let single_invoiced = invoice(&app, &single.order_id, "")
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+
+    // Act: the multi-shipment order ships one unit, then the next when it arrives.
+    pick(&app, &multi.order_id).await.unwrap();
+    let first = pack(&app, &multi.order_id).await.unwrap().shipment.unwrap();
+    let after_first = invoice(&app, &multi.order_id, &first.shipment_id)
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+    app.receive("SKU-4", 1, QcGrade::Pass).await;
+    let topped_up = async {
+        for _ in 0..100 {
+            let current = app.get(&multi.order_id).await;
+            if current.lines[0].allocated_quantity == 2 {
+                return current;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the multi-shipment order was not topped up when stock arrived");
+    }
+    .await;
+    pick(&app, &multi.order_id).await.unwrap();
+    let second = pack(&app, &multi.order_id).await.unwrap().shipment.unwrap();
+    invoice(&app, &multi.order_id, &second.shipment_id)
+        .await
+        .unwrap();
+    dispatch(&app, &multi.order_id, &first.shipment_id)
+        .await
+        .unwrap();
+    let done = dispatch(&app, &multi.order_id, &second.shipment_id)
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+
+    // Assert
+    refused(second_pack, &["one shipment"]);
+    assert_eq!(single_invoiced.status(), api::OrderStatus::Invoiced);
+    assert_eq!(single_invoiced.lines[0].cancelled_quantity, 2);
+    assert_eq!(single_invoiced.lines[0].invoiced_quantity, 1);
+    assert_eq!(after_first.status(), api::OrderStatus::Processing);
+    assert_eq!(topped_up.status(), api::OrderStatus::Processing);
+    assert_eq!(done.status(), api::OrderStatus::Dispatched);
+    assert_eq!(done.shipments.len(), 2);
+    assert_eq!(done.lines[0].dispatched_quantity, 2);
+    app.assert_audit_clean().await;
+}
+
+async fn every_refused_move_names_the_status_and_changes_nothing(db: TestDatabase) {
+    // Arrange
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 4, QcGrade::Pass).await;
+    let waiting = app.create(order("AMAZON", "R-NONE", &[("AM-6", 1)])).await;
+    let ready = app.create(order("AMAZON", "R-READY", &[("AM-1", 1)])).await;
+    let mut later_request = order("AMAZON", "R-LATER", &[("AM-1", 1)]);
+    later_request.start_processing_time = Some(seconds_from_now(3600));
+    let later = app.create(later_request).await;
+    let shipped = app
+        .create(order("AMAZON", "R-SHIPPED", &[("AM-1", 1)]))
+        .await;
+    pick(&app, &shipped.order_id).await.unwrap();
+    pack(&app, &shipped.order_id).await.unwrap();
+    invoice(&app, &shipped.order_id, "").await.unwrap();
+
+    // Act + Assert: each refusal names the order's status and the rule.
+    refused(
+        pick(&app, &waiting.order_id).await,
+        &["UNFULFILLABLE", "nothing is allocated"],
+    );
+    refused(
+        pack(&app, &ready.order_id).await,
+        &["FULFILLABLE", "picked"],
+    );
+    refused(
+        invoice(&app, &ready.order_id, "").await,
+        &["no PACKED shipment"],
+    );
+    refused(
+        dispatch(&app, &ready.order_id, "").await,
+        &["FULFILLABLE", "invoiced"],
+    );
+    refused(pick(&app, &later.order_id).await, &["start-processing"]);
+    refused(
+        cancel(&app, &shipped.order_id).await,
+        &["INVOICED", "re-GRN"],
+    );
+    let cancel_lines = app
+        .orders
+        .clone()
+        .cancel_lines(api::CancelLinesRequest {
+            order_id: shipped.order_id.clone(),
+            lines: vec![api::LineQuantity {
+                line_number: 1,
+                quantity: 1,
+            }],
+            ..Default::default()
+        })
+        .await;
+    refused(cancel_lines, &["INVOICED", "re-GRN"]);
+    let complete = app
+        .orders
+        .clone()
+        .complete_order(api::CompleteOrderRequest {
+            order_id: ready.order_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    refused(complete, &["only bulk"]);
+    let too_many = app
+        .orders
+        .clone()
+        .cancel_lines(api::CancelLinesRequest {
+            order_id: ready.order_id.clone(),
+            lines: vec![api::LineQuantity {
+                line_number: 1,
+                quantity: 2,
+            }],
+            ..Default::default()
+        })
+        .await;
+    refused(too_many, &["neither picked nor cancelled"]);
+    let unknown = app
+        .orders
+        .clone()
+        .get_order(api::GetOrderRequest {
+            order_id: "ORD-999999".into(),
+        })
+        .await;
+    assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
+    let garbage = app
+        .orders
+        .clone()
+        .get_order(api::GetOrderRequest {
+            order_id: "12".into(),
+        })
+        .await;
+    assert_eq!(garbage.unwrap_err().code(), tonic::Code::InvalidArgument);
+
+    // Nothing changed on the refused orders.
+    assert_eq!(
+        app.get(&ready.order_id).await.status(),
+        api::OrderStatus::Fulfillable
+    );
+    assert_eq!(
+        app.get(&shipped.order_id).await.status(),
+        api::OrderStatus::Invoiced
+    );
+    app.assert_audit_clean().await;
+}
+
+async fn cancelling_frees_the_allocation_exactly_once(db: TestDatabase) {
+    // Arrange
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let created = app.create(order("AMAZON", "X-1", &[("AM-1", 3)])).await;
+    let picked = app.create(order("AMAZON", "X-2", &[("AM-1", 2)])).await;
+    pick(&app, &picked.order_id).await.unwrap();
+
+    // Act
+    let lines = app
+        .orders
+        .clone()
+        .cancel_lines(api::CancelLinesRequest {
+            order_id: created.order_id.clone(),
+            lines: vec![api::LineQuantity {
+                line_number: 1,
+                quantity: 1,
+            }],
+            actor: "ops".into(),
+            reason: "one less".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let available_after_lines = app.available("SKU-1").await;
+    let first = cancel(&app, &created.order_id).await.unwrap();
+    let second = cancel(&app, &created.order_id).await.unwrap();
+    let processing = cancel(&app, &picked.order_id).await.unwrap();
+
+    // Assert
+    assert_eq!(lines.lines[0].cancelled_quantity, 1);
+    assert_eq!(lines.lines[0].allocated_quantity, 2);
+    assert_eq!(available_after_lines, 1);
+    assert!(!first.already_cancelled);
+    assert_eq!(first.order.unwrap().status(), api::OrderStatus::Cancelled);
+    assert!(second.already_cancelled);
+    assert!(second.message.contains("already"), "{}", second.message);
+    assert_eq!(
+        processing.order.unwrap().status(),
+        api::OrderStatus::Cancelled
+    );
+    assert_eq!(app.available("SKU-1").await, 5);
+    assert!(app.held("AMAZON:X-1").await.values().all(|held| *held == 0));
+    let cancellations = app
+        .history(&created.order_id)
+        .await
+        .iter()
+        .filter(|entry| {
+            entry.to_status() == api::OrderStatus::Cancelled
+                && entry.from_status() != api::OrderStatus::Cancelled
+        })
+        .count();
+    assert_eq!(cancellations, 1);
+    app.assert_audit_clean().await;
+}
+
+async fn a_bulk_order_is_allocated_only_by_an_operators_retry_which_runs_as_a_job(
+    db: TestDatabase,
+) {
+    // Arrange
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-5", 6, QcGrade::Pass).await;
+    let created = app
+        .orders
+        .clone()
+        .create_bulk_order(bulk_order("PO-OUT-1", &[("SKU-5", 4)]))
+        .await
+        .unwrap();
+    let created = created.into_inner().order.unwrap();
+
+    // Act: stock is there and the follower runs, but nothing allocates a bulk order.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let untouched = app.get(&created.order_id).await;
+    let retry = app
+        .orders
+        .clone()
+        .retry_allocation(api::RetryAllocationRequest {
+            order_id: created.order_id.clone(),
+            actor: "ops".into(),
+            request_id: "retry-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let allocated = app
+        .wait_for_status(&created.order_id, api::OrderStatus::Fulfillable, 60)
+        .await;
+
+    // Assert
+    assert_eq!(created.channel, "INTERNAL");
+    assert_eq!(created.kind(), api::OrderKind::Bulk);
+    assert_eq!(created.fulfilment_type(), api::FulfilmentType::Partial);
+    assert_eq!(untouched.status(), api::OrderStatus::Created);
+    assert!(!retry.job_id.is_empty());
+    let due = retry.job_due_time.unwrap();
+    let now = kosha_runtime::time::now_micros() / 1_000_000;
+    assert!(
+        due.seconds <= now + 60,
+        "the retry job is due within a minute"
+    );
+    assert_eq!(allocated.lines[0].allocated_quantity, 4);
+    assert_eq!(app.available("SKU-5").await, 2);
+}
+
+async fn a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked(db: TestDatabase) {
+    // Arrange
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-5", 7, QcGrade::Pass).await;
+    let processed = app
+        .orders
+        .clone()
+        .create_bulk_order(bulk_order("PO-A", &[("SKU-5", 10)]))
+        .await
+        .unwrap();
+    let processed = processed.into_inner().order.unwrap();
+    let direct = |id: &str| {
+        let app = &app;
+        let id = id.to_string();
+        async move {
+            app.app
+                .allocate_existing(
+                    kosha_order::domain::OrderId::try_parse(&id).unwrap(),
+                    "ops",
+                    "test",
+                )
+                .await
+                .unwrap()
+        }
+    };
+    direct(&processed.order_id).await;
+    pick(&app, &processed.order_id).await.unwrap();
+    let idle = app
+        .orders
+        .clone()
+        .create_bulk_order(bulk_order("PO-B", &[("SKU-5", 3)]))
+        .await
+        .unwrap();
+    let idle = idle.into_inner().order.unwrap();
+    app.receive("SKU-5", 3, QcGrade::Pass).await;
+    direct(&idle.order_id).await;
+
+    // Act
+    let completed = app
+        .orders
+        .clone()
+        .complete_order(api::CompleteOrderRequest {
+            order_id: processed.order_id.clone(),
+            actor: "ops".into(),
+            reason: "rest not needed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let completed_idle = app
+        .orders
+        .clone()
+        .complete_order(api::CompleteOrderRequest {
+            order_id: idle.order_id.clone(),
+            actor: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    pack(&app, &processed.order_id).await.unwrap();
+    let invoiced = invoice(&app, &processed.order_id, "")
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+
+    // Assert
+    let order = completed.order.unwrap();
+    assert_eq!(order.status(), api::OrderStatus::Complete);
+    assert_eq!(
+        completed.released_quantity, 0,
+        "picked units are kept for shipping"
+    );
+    assert_eq!(order.lines[0].cancelled_quantity, 3);
+    assert_eq!(
+        completed_idle.released_quantity, 3,
+        "allocated units not picked are freed"
+    );
+    assert_eq!(completed_idle.order.unwrap().lines[0].cancelled_quantity, 3);
+    assert_eq!(invoiced.status(), api::OrderStatus::Complete);
+    assert_eq!(invoiced.lines[0].invoiced_quantity, 7);
+    assert_eq!(app.available("SKU-5").await, 3);
+    app.assert_audit_clean().await;
+}
+
+kosha_testkit::store_tests!(
+    an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
+    single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
+    every_refused_move_names_the_status_and_changes_nothing,
+    cancelling_frees_the_allocation_exactly_once,
+    a_bulk_order_is_allocated_only_by_an_operators_retry_which_runs_as_a_job,
+    a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked,
+);
