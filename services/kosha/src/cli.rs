@@ -23,6 +23,9 @@ pub struct Cli {
 enum Command {
     /// Run every service in one process on one address (the default command).
     Serve(Box<ServeArgs>),
+    /// Run one of the benchmarks the project ships.
+    #[command(subcommand)]
+    Bench(crate::bench::Bench),
     /// Write a small generated dataset in the format `kosha replay` reads.
     SampleData {
         /// Directory to write `products.csv`, `channel-mrp.csv`, `amazon-orders.csv` and
@@ -46,6 +49,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command_opt {
             Some(Command::Serve(args)) => serve(*args).await,
+            Some(Command::Bench(bench)) => bench.run().await,
             Some(Command::SampleData { dir, designs }) => {
                 crate::sample_data::write(&dir, designs)?;
                 println!("kosha: sample data written to {}", dir.display());

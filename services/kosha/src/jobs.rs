@@ -36,7 +36,12 @@ impl JobHandler for JobDispatcher {
         &self,
         request: Request<RunJobRequest>,
     ) -> Result<Response<RunJobResponse>, Status> {
-        let owner = request.get_ref().job.as_ref().map(|job| job.owner.clone()).unwrap_or_default();
+        let owner = request
+            .get_ref()
+            .job
+            .as_ref()
+            .map(|job| job.owner.clone())
+            .unwrap_or_default();
         match self.handlers.get(&owner) {
             Some(handler) => handler.run_job(request).await,
             // A job whose owner this process does not run cannot succeed by retrying here.

@@ -72,7 +72,9 @@ impl Suite {
     /// Opens every database, runs migrations, mounts every service and binds `listen`.
     pub async fn start(listen: SocketAddr, options: SuiteOptions) -> anyhow::Result<Self> {
         // Bind first: the services' addresses of each other are this very address.
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("bind {listen}"))?;
         let address = listener.local_addr()?;
         let own_address = address.to_string();
         let mut server = Server::new(options.server.clone());
@@ -95,7 +97,13 @@ impl Suite {
         .await?;
 
         server.add_unlisted_service(JobHandlerServer::new(jobs));
-        Ok(Self { server, listener, address, catalog, scheduler })
+        Ok(Self {
+            server,
+            listener,
+            address,
+            catalog,
+            scheduler,
+        })
     }
 
     /// The bound address.
@@ -108,7 +116,13 @@ impl Suite {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let Self { server, listener, catalog, scheduler, .. } = self;
+        let Self {
+            server,
+            listener,
+            catalog,
+            scheduler,
+            ..
+        } = self;
         let outcome = server.serve(listener, shutdown).await;
         scheduler.shutdown().await;
         catalog.shutdown().await;
@@ -118,5 +132,7 @@ impl Suite {
 
 async fn open(options: &SuiteOptions, service: &str) -> anyhow::Result<Db> {
     let url = sqlite_url_in(&options.data_dir, service);
-    Db::connect(&url, &options.db).await.with_context(|| format!("open the {service} database"))
+    Db::connect(&url, &options.db)
+        .await
+        .with_context(|| format!("open the {service} database"))
 }
