@@ -111,7 +111,20 @@ async fn the_dev_overlay_runs_locally_on_postgres_and_serves_a_smoke_flow() {
             )
         })
         .collect();
-    let report = smoke::run(&addresses).await;
+    // On a failed step, the services' own logs say why: print them before failing.
+    let report = match tokio::spawn(async move { smoke::run(&addresses).await }).await {
+        Ok(report) => report,
+        Err(failure) => {
+            for (process, _) in &running {
+                eprintln!(
+                    "--- {} log (end) ---\n{}",
+                    process.deployment,
+                    process.log_tail()
+                );
+            }
+            std::panic::resume_unwind(failure.into_panic());
+        }
+    };
     for (process, _) in &running {
         if let Some(kib) = process.peak_rss_kib() {
             eprintln!(
