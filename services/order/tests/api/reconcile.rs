@@ -1,1 +1,135 @@
-//! placeholder
+//! Reconcile releases what inventory holds beyond what orders need, never picked units.
+
+use kosha_proto::kosha::inventory::v1 as inv;
+use kosha_proto::kosha::order::v1 as api;
+use kosha_proto::types::QcGrade;
+use kosha_testkit::TestDatabase;
+
+use crate::harness::{CLIENT, Options, order, spawn_app};
+
+async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestDatabase) {
+    // Arrange: a cancellation whose release failed, a picked order, and an allocation of
+    // an order this service never stored.
+    let mut options = Options::default();
+    options.settings.orphan_grace_secs = 0;
+    let app = spawn_app(db, options).await;
+    app.receive("SKU-1", 10, QcGrade::Pass).await;
+    let leaked = app.create(order("AMAZON", "LEAK-1", &[("AM-1", 3)])).await;
+    app.faults.fail_releases(1);
+    let cancelled = app
+        .orders
+        .clone()
+        .cancel_order(api::CancelOrderRequest {
+            order_id: leaked.order_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let picked = app
+        .create(order("AMAZON", "PICKED-1", &[("AM-1", 2)]))
+        .await;
+    app.orders
+        .clone()
+        .pick_order(api::PickOrderRequest {
+            order_id: picked.order_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.inventory
+        .clone()
+        .allocate(inv::AllocateRequest {
+            client_id: CLIENT.into(),
+            order_ref: "AMAZON:GHOST-1".into(),
+            channel: "AMAZON".into(),
+            grade: QcGrade::Pass as i32,
+            mode: inv::AllocationMode::Partial as i32,
+            lines: vec![inv::AllocateLine {
+                line_id: "1".into(),
+                sku: "SKU-1".into(),
+                quantity: 1,
+            }],
+            idempotency_key: "ghost".into(),
+            actor: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let holdings = app
+        .orders
+        .clone()
+        .get_order_holdings(api::GetOrderHoldingsRequest {
+            order_ids: vec![leaked.order_id.clone(), picked.order_id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let dry_run = app
+        .orders
+        .clone()
+        .reconcile_orders(api::ReconcileOrdersRequest {
+            client_id: CLIENT.into(),
+            dry_run: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let available_after_dry_run = app.available("SKU-1").await;
+    let reconciled = app
+        .orders
+        .clone()
+        .reconcile_orders(api::ReconcileOrdersRequest {
+            client_id: CLIENT.into(),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = app
+        .orders
+        .clone()
+        .reconcile_orders(api::ReconcileOrdersRequest {
+            client_id: CLIENT.into(),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Assert
+    assert!(
+        cancelled.message.contains("pending"),
+        "{}",
+        cancelled.message
+    );
+    assert_eq!(holdings.holdings[0].excess_quantity, 3);
+    assert_eq!(holdings.holdings[1].excess_quantity, 0);
+    assert_eq!(holdings.holdings[1].picked_open_quantity, 2);
+    assert_eq!(dry_run.adjusted.len(), 2);
+    assert_eq!(available_after_dry_run, 4, "a dry run releases nothing");
+    let released: i64 = reconciled
+        .adjusted
+        .iter()
+        .map(|line| line.released_quantity)
+        .sum();
+    assert_eq!(released, 4);
+    assert!(
+        reconciled
+            .adjusted
+            .iter()
+            .any(|line| line.order_id == "AMAZON:GHOST-1")
+    );
+    assert!(again.adjusted.is_empty());
+    assert_eq!(
+        app.held("AMAZON:PICKED-1").await.get("1"),
+        Some(&2),
+        "picked units are never released"
+    );
+    assert_eq!(app.available("SKU-1").await, 8);
+    app.assert_audit_clean().await;
+}
+
+kosha_testkit::store_tests!(reconcile_releases_a_leaked_allocation_but_never_picked_units);
