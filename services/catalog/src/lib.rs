@@ -11,7 +11,7 @@
 //! - [`catalog`]: the operations, including the two-pass bulk uploads;
 //! - [`domain`]: identifiers, products, patches, the template and upload row rules;
 //! - [`store`]: the SQL, portable between SQLite and PostgreSQL, and the migrations;
-//! - [`bench`]: the upload benchmark behind `kosha bench upload`.
+//! - [`bench`](mod@bench): the upload benchmark behind `kosha bench upload`.
 
 pub mod bench;
 pub mod catalog;

@@ -399,3 +399,37 @@ fn reread_failed(row: i64) -> Error {
         "row {row} read differently on the second pass"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report_with_errors(count: usize, dry_run: bool) -> UploadReport {
+        let errors = (0..count)
+            .map(|index| row_error(index as i64 + 2, "sku", "", "REQUIRED", "the SKU is blank"))
+            .collect();
+        UploadReport {
+            dry_run,
+            rows: count as i64,
+            errors,
+            ..UploadReport::default()
+        }
+    }
+
+    #[test]
+    fn a_huge_report_lists_the_first_problems_and_counts_the_rest() {
+        let report = finish(report_with_errors(MAX_REPORTED_ERRORS + 5, true)).unwrap();
+
+        assert_eq!(report.errors.len(), MAX_REPORTED_ERRORS + 1);
+        assert_eq!(report.errors[0].reason, "TOO_MANY_PROBLEMS");
+        assert!(report.errors[0].message.starts_with("5 more problems"));
+        assert_eq!(report.errors[1].row, 2);
+    }
+
+    #[test]
+    fn a_real_upload_with_problems_is_refused() {
+        let error = finish(report_with_errors(3, false)).unwrap_err();
+
+        assert!(error.to_string().contains("nothing stored"), "{error}");
+    }
+}

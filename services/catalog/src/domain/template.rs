@@ -3,7 +3,7 @@
 //! Both modes share the columns: `sku` (required), the text attributes, `mrp`, and one
 //! `mrp_<channel>` column per marketplace channel (the code lowercased, e.g.
 //! `mrp_amazon`). In update mode a blank cell leaves the value as it was, a column left
-//! out of the file is never touched, and [`CLEAR_TOKEN`] clears an optional value.
+//! out of the file is never touched, and the clear token (`#CLEAR`) clears an optional value.
 
 use super::ids::ChannelCode;
 use super::product::TextField;

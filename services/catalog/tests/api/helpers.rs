@@ -149,24 +149,7 @@ impl TestApp {
         dry_run: bool,
         bytes: &[u8],
     ) -> Result<UploadReport, Status> {
-        let mut messages: Vec<pb::UploadProductsRequest> = bytes
-            .chunks(CHUNK_BYTES)
-            .map(|chunk| pb::UploadProductsRequest {
-                chunk: chunk.to_vec(),
-                ..Default::default()
-            })
-            .collect();
-        if messages.is_empty() {
-            messages.push(pb::UploadProductsRequest::default());
-        }
-        messages[0].client_id = client_id.to_string();
-        messages[0].mode = mode.into();
-        messages[0].dry_run = dry_run;
-        let response = self
-            .catalog
-            .upload_products(tokio_stream::iter(messages))
-            .await?;
-        Ok(response.into_inner().report.expect("a report"))
+        upload_products(&mut self.catalog, client_id, mode, dry_run, bytes).await
     }
 
     /// Uploads a listing file in [`CHUNK_BYTES`] chunks.
@@ -216,4 +199,31 @@ pub fn report_errors(report: &UploadReport) -> Vec<(i64, String, String)> {
         .iter()
         .map(|e| (e.row, e.column.clone(), e.reason.clone()))
         .collect()
+}
+
+/// Uploads a product file in [`CHUNK_BYTES`] chunks through `catalog`.
+pub async fn upload_products(
+    catalog: &mut CatalogServiceClient<Channel>,
+    client_id: &str,
+    mode: pb::UploadMode,
+    dry_run: bool,
+    bytes: &[u8],
+) -> Result<UploadReport, Status> {
+    let mut messages: Vec<pb::UploadProductsRequest> = bytes
+        .chunks(CHUNK_BYTES)
+        .map(|chunk| pb::UploadProductsRequest {
+            chunk: chunk.to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    if messages.is_empty() {
+        messages.push(pb::UploadProductsRequest::default());
+    }
+    messages[0].client_id = client_id.to_string();
+    messages[0].mode = mode.into();
+    messages[0].dry_run = dry_run;
+    let response = catalog
+        .upload_products(tokio_stream::iter(messages))
+        .await?;
+    Ok(response.into_inner().report.expect("a report"))
 }

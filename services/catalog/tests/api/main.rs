@@ -1,5 +1,6 @@
 //! The catalog over real gRPC, on SQLite and PostgreSQL.
 
+mod concurrency;
 mod helpers;
 mod isolation;
 mod listings;
