@@ -1,11 +1,12 @@
 //! The gRPC server every service runs: its own services plus health and reflection, with
 //! request timeout, a concurrency limit, message size limits and graceful shutdown.
 //!
-//! Health follows the gRPC health protocol: each service name and the empty name (the
-//! whole server) start `NOT_SERVING`, turn `SERVING` once the listener is up and every
-//! database answers, and go back to `NOT_SERVING` while a database is unreachable or the
-//! server is shutting down. Kubernetes probes readiness by service name and liveness by
-//! the empty name.
+//! Health follows the gRPC health protocol. Each service name (readiness) starts
+//! `NOT_SERVING`, turns `SERVING` once the listener is up and every database answers, and
+//! goes back to `NOT_SERVING` while a database is unreachable. The empty name (the process
+//! itself: liveness) turns `SERVING` once the listener is up and stays so through database
+//! outages, so an outage takes pods out of rotation without restarting them. On shutdown
+//! every name reports `NOT_SERVING` before the listener closes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -175,6 +176,7 @@ impl Server {
         }));
         tracing::info!(address = %local_address, services = ?service_names, "serving gRPC");
 
+        health.set_service_status("", ServingStatus::Serving).await;
         let readiness = tokio::spawn(track_readiness(
             health.clone(),
             service_names.clone(),
@@ -237,7 +239,9 @@ async fn track_readiness(health: HealthReporter, names: Vec<&'static str>, datab
             } else {
                 ServingStatus::NotServing
             };
-            set_health(&health, &names, status).await;
+            for name in &names {
+                health.set_service_status(*name, status).await;
+            }
             if ready {
                 tracing::info!("ready: reporting SERVING");
             } else {
