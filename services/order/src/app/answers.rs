@@ -241,8 +241,13 @@ impl App {
                 short.join(", ")
             ));
             for line in &mut lines {
-                if line.missing_quantity > 0 && line.blocker() == api::Blocker::Unspecified {
+                let could_be_served = matches!(
+                    line.blocker(),
+                    api::Blocker::Unspecified | api::Blocker::BulkAwaitsRetry
+                );
+                if line.missing_quantity > 0 && could_be_served {
                     line.set_blocker(api::Blocker::BlockComplete);
+                    line.unblock.clear();
                     line.explanation = format!(
                         "{} units are AVAILABLE in {} for it, but the order is BLOCK_COMPLETE and \
                          other lines cannot be served in full",
