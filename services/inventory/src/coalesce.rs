@@ -68,7 +68,10 @@ impl Coalescer {
     pub async fn allocate(&self, command: AllocateCommand) -> Result<pb::AllocateResponse, Error> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let stopped = || Error::Unavailable("the allocator is shutting down; retry".to_string());
-        self.queue_tx.send(Waiting { command, reply_tx }).await.map_err(|_| stopped())?;
+        self.queue_tx
+            .send(Waiting { command, reply_tx })
+            .await
+            .map_err(|_| stopped())?;
         reply_rx.await.map_err(|_| stopped())?
     }
 }
@@ -116,8 +119,10 @@ async fn work(
 
 /// Serves one batch, then any request that has to run on its own.
 async fn serve(inventory: &Inventory, batch: Vec<Waiting>) {
-    let (commands, replies): (Vec<AllocateCommand>, Vec<_>) =
-        batch.into_iter().map(|waiting| (waiting.command, waiting.reply_tx)).unzip();
+    let (commands, replies): (Vec<AllocateCommand>, Vec<_>) = batch
+        .into_iter()
+        .map(|waiting| (waiting.command, waiting.reply_tx))
+        .unzip();
 
     let outcomes = match inventory.allocate_batch(&commands).await {
         Ok(outcomes) => outcomes,

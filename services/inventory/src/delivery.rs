@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use kosha_proto::kosha::scheduler::v1::ScheduleJobRequest;
 use kosha_proto::kosha::scheduler::v1::scheduler_service_client::SchedulerServiceClient;
+use kosha_runtime::Error;
 use kosha_runtime::client::TracedChannel;
 use kosha_runtime::time::{now_micros, to_timestamp};
-use kosha_runtime::Error;
 use tokio::sync::{Notify, watch};
 
 use crate::NAME;
@@ -69,12 +69,17 @@ pub async fn deliver_due(inventory: &Inventory, scheduler: &mut Scheduler) -> Re
                 Ok(_) => {
                     outbox::mark_delivered(inventory.db(), job.id, now_micros()).await?;
                     delivered += 1;
-                    tracing::info!(key = %job.dedupe_key, kind = %job.kind, "job handed to the scheduler");
+                    tracing::info!(
+                        key = %job.dedupe_key,
+                        kind = %job.kind,
+                        "job handed to the scheduler"
+                    );
                 }
                 Err(status) => {
                     failed += 1;
                     let backoff = backoff(job.attempts);
-                    let next = now_micros() + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX);
+                    let next =
+                        now_micros() + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX);
                     outbox::mark_failed(inventory.db(), job.id, status.message(), next).await?;
                     tracing::warn!(
                         key = %job.dedupe_key,

@@ -21,7 +21,10 @@ pub struct InventoryGrpc {
 impl InventoryGrpc {
     /// Handlers over `inventory`, allocating through `coalescer`.
     pub fn new(inventory: Inventory, coalescer: Coalescer) -> Self {
-        Self { inventory, coalescer }
+        Self {
+            inventory,
+            coalescer,
+        }
     }
 }
 
@@ -99,7 +102,11 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::SweepExpiredPoolsRequest>,
     ) -> Result<Response<pb::SweepExpiredPoolsResponse>, Status> {
-        respond(self.inventory.sweep_expired_pools(request.into_inner()).await)
+        respond(
+            self.inventory
+                .sweep_expired_pools(request.into_inner())
+                .await,
+        )
     }
 
     async fn receive(
@@ -169,7 +176,11 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::GetChannelAvailabilityRequest>,
     ) -> Result<Response<pb::GetChannelAvailabilityResponse>, Status> {
-        respond(self.inventory.get_channel_availability(request.into_inner()).await)
+        respond(
+            self.inventory
+                .get_channel_availability(request.into_inner())
+                .await,
+        )
     }
 
     async fn set_safety_buffer(
@@ -183,7 +194,11 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::ListSafetyBuffersRequest>,
     ) -> Result<Response<pb::ListSafetyBuffersResponse>, Status> {
-        respond(self.inventory.list_safety_buffers(request.into_inner()).await)
+        respond(
+            self.inventory
+                .list_safety_buffers(request.into_inner())
+                .await,
+        )
     }
 
     async fn list_allocations(
@@ -211,7 +226,11 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::ExplainAvailabilityRequest>,
     ) -> Result<Response<pb::ExplainAvailabilityResponse>, Status> {
-        respond(self.inventory.explain_availability(request.into_inner()).await)
+        respond(
+            self.inventory
+                .explain_availability(request.into_inner())
+                .await,
+        )
     }
 
     async fn audit(
@@ -225,6 +244,10 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::ListStockChangesRequest>,
     ) -> Result<Response<pb::ListStockChangesResponse>, Status> {
-        respond(self.inventory.list_stock_changes(request.into_inner()).await)
+        respond(
+            self.inventory
+                .list_stock_changes(request.into_inner())
+                .await,
+        )
     }
 }

@@ -36,12 +36,17 @@ impl JobHandler for InventoryJobs {
         request: Request<RunJobRequest>,
     ) -> Result<Response<RunJobResponse>, Status> {
         let Some(job) = request.into_inner().job else {
-            return Err(Status::invalid_argument("invalid `job`: the job is required"));
+            return Err(Status::invalid_argument(
+                "invalid `job`: the job is required",
+            ));
         };
         if job.owner != NAME {
             return Ok(outcome(
                 RunOutcome::PermanentFailure,
-                format!("job `{}` belongs to `{}`, not to inventory", job.job_id, job.owner),
+                format!(
+                    "job `{}` belongs to `{}`, not to inventory",
+                    job.job_id, job.owner
+                ),
             ));
         }
         if job.kind != POOL_EXPIRY_JOB {
@@ -51,10 +56,15 @@ impl JobHandler for InventoryJobs {
             ));
         }
 
-        let response = match self.inventory.run_expiry_job(&job.job_id, &job.payload).await {
-            Ok(ExpiryJobOutcome::Swept(units)) => {
-                outcome(RunOutcome::Succeeded, format!("moved {units} units back to COMMON"))
-            }
+        let response = match self
+            .inventory
+            .run_expiry_job(&job.job_id, &job.payload)
+            .await
+        {
+            Ok(ExpiryJobOutcome::Swept(units)) => outcome(
+                RunOutcome::Succeeded,
+                format!("moved {units} units back to COMMON"),
+            ),
             Ok(ExpiryJobOutcome::Skipped(why)) => outcome(RunOutcome::Succeeded, why),
             Ok(ExpiryJobOutcome::TooEarly(micros)) => {
                 let mut response = outcome(
@@ -71,7 +81,10 @@ impl JobHandler for InventoryJobs {
             Err(error @ (Error::Internal(_) | Error::Unavailable(_) | Error::Aborted(_))) => {
                 // Logged here because the status message the scheduler keeps is masked.
                 tracing::warn!(job_id = %job.job_id, error = %error, "pool expiry job failed");
-                outcome(RunOutcome::RetryableFailure, "inventory could not sweep now".to_string())
+                outcome(
+                    RunOutcome::RetryableFailure,
+                    "inventory could not sweep now".to_string(),
+                )
             }
             Err(error) => outcome(RunOutcome::PermanentFailure, error.to_string()),
         };
@@ -80,5 +93,9 @@ impl JobHandler for InventoryJobs {
 }
 
 fn outcome(outcome: RunOutcome, message: String) -> Response<RunJobResponse> {
-    Response::new(RunJobResponse { outcome: outcome as i32, message, retry_after: None })
+    Response::new(RunJobResponse {
+        outcome: outcome as i32,
+        message,
+        retry_after: None,
+    })
 }

@@ -2,12 +2,12 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use kosha_inventory::config::{PeerArgs, Settings};
+use kosha_inventory::startup::{Peers, mount};
 use kosha_proto::kosha::scheduler::v1::job_handler_server::JobHandlerServer;
 use kosha_runtime::config::{CommonArgs, exit_with_problems};
 use kosha_runtime::server::{Server, shutdown_signal};
 use kosha_runtime::{Db, telemetry};
-use kosha_inventory::config::{PeerArgs, Settings};
-use kosha_inventory::startup::{Peers, mount};
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 
@@ -42,13 +42,20 @@ async fn main() -> anyhow::Result<()> {
 
     let db = Db::connect(common.database_url.expose_secret(), &common.db).await?;
     let mut server = Server::new(common.server.clone());
-    let peers = Peers { scheduler: cli.peers.scheduler_addr.clone() };
+    let peers = Peers {
+        scheduler: cli.peers.scheduler_addr.clone(),
+    };
     let mounted = mount(&mut server, db.clone(), &cli.settings, &peers).await?;
     server.add_unlisted_service(JobHandlerServer::from_arc(mounted.inventory_jobs()));
 
-    let listener =
-        TcpListener::bind(common.listen).await.with_context(|| format!("bind {}", common.listen))?;
-    tracing::info!(address = %listener.local_addr()?, scheduler = %peers.scheduler, "kosha-inventory starting");
+    let listener = TcpListener::bind(common.listen)
+        .await
+        .with_context(|| format!("bind {}", common.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        scheduler = %peers.scheduler,
+        "kosha-inventory starting"
+    );
     let outcome = server.serve(listener, shutdown_signal()).await;
     mounted.shutdown().await;
     db.close().await;

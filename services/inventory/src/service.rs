@@ -40,7 +40,10 @@ pub struct Inventory {
 impl Inventory {
     /// Inventory over `db` (migrated).
     pub fn new(db: Db) -> Self {
-        Self { db, outbox_wake: Arc::new(Notify::new()) }
+        Self {
+            db,
+            outbox_wake: Arc::new(Notify::new()),
+        }
     }
 
     /// The database.
@@ -74,6 +77,9 @@ impl Inventory {
     }
 
     /// Records the response of a keyed request in its transaction.
+    // The record's parts are passed apart, as `replay` takes them, so every operation
+    // reads the same way.
+    #[allow(clippy::too_many_arguments)]
     async fn remember<R: Message>(
         &self,
         tx: &mut Tx,
@@ -106,9 +112,13 @@ impl Inventory {
         if name.is_common() {
             store::pools::ensure_common(&mut **tx, client, now).await?;
         }
-        store::pools::get(&mut **tx, client, name).await?.ok_or_else(|| {
-            Error::NotFound(format!("pool `{name}` of client `{client}` not found ({field})"))
-        })
+        store::pools::get(&mut **tx, client, name)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "pool `{name}` of client `{client}` not found ({field})"
+                ))
+            })
     }
 }
 
@@ -147,7 +157,10 @@ fn forward_out_of_expired(
         if to.state == StockState::Available && expired {
             forwards.push(TransferSpec {
                 from: Some(to.clone()),
-                to: Some(Side { pool: PoolName::common(), state: StockState::Available }),
+                to: Some(Side {
+                    pool: PoolName::common(),
+                    state: StockState::Available,
+                }),
                 reason: TransferReason::PoolExpiry,
                 order_line: None,
                 ..transfer.clone()

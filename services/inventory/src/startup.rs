@@ -30,7 +30,9 @@ pub struct Peers {
 
 impl Default for Peers {
     fn default() -> Self {
-        Self { scheduler: DEFAULT_LISTEN.to_string() }
+        Self {
+            scheduler: DEFAULT_LISTEN.to_string(),
+        }
     }
 }
 
@@ -79,13 +81,22 @@ pub async fn mount(
     peers: &Peers,
 ) -> anyhow::Result<Mounted> {
     let problems = settings.problems();
-    anyhow::ensure!(problems.is_empty(), "bad inventory settings: {}", problems.join("; "));
-    db.migrate(NAME, MIGRATIONS).await.context("migrate the inventory database")?;
+    anyhow::ensure!(
+        problems.is_empty(),
+        "bad inventory settings: {}",
+        problems.join("; ")
+    );
+    db.migrate(NAME, MIGRATIONS)
+        .await
+        .context("migrate the inventory database")?;
     let inventory = Inventory::new(db.clone());
 
     // Allocation workers.
-    let (coalescer, workers) =
-        Coalescer::start(inventory.clone(), settings.allocate_workers, settings.allocate_max_batch);
+    let (coalescer, workers) = Coalescer::start(
+        inventory.clone(),
+        settings.allocate_workers,
+        settings.allocate_max_batch,
+    );
 
     // Outbox delivery to the scheduler.
     let channel = kosha_runtime::client::connect_lazy(&peers.scheduler)
@@ -115,5 +126,11 @@ pub async fn mount(
         "inventory mounted"
     );
     let jobs = Arc::new(InventoryJobs::new(inventory.clone()));
-    Ok(Mounted { inventory, jobs, workers, delivery, stop_tx })
+    Ok(Mounted {
+        inventory,
+        jobs,
+        workers,
+        delivery,
+        stop_tx,
+    })
 }

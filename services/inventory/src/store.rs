@@ -192,7 +192,10 @@ pub fn is_retryable(error: &kosha_runtime::Error) -> bool {
     }
     // PostgreSQL: deadlock_detected, serialization_failure. SQLite: SQLITE_BUSY (5) when the
     // busy timeout ran out.
-    matches!(db_error.code().as_deref(), Some("40P01" | "40001" | "5" | "517"))
+    matches!(
+        db_error.code().as_deref(),
+        Some("40P01" | "40001" | "5" | "517")
+    )
 }
 
 #[cfg(test)]

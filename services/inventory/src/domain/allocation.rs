@@ -42,7 +42,10 @@ impl AllocationMode {
                 field,
                 "allocation mode is required (ALL_OR_NOTHING or PARTIAL)",
             )),
-            Err(_) => Err(Error::invalid(field, format!("unknown allocation mode {value}"))),
+            Err(_) => Err(Error::invalid(
+                field,
+                format!("unknown allocation mode {value}"),
+            )),
         }
     }
 }
@@ -160,7 +163,12 @@ pub fn plan(
             )));
         }
         if !command.top_up {
-            plans.push(new_plan(line, stored.held, true, Some(stored.allocation_id)));
+            plans.push(new_plan(
+                line,
+                stored.held,
+                true,
+                Some(stored.allocation_id),
+            ));
             needs.push(0);
             continue;
         }
@@ -179,7 +187,12 @@ pub fn plan(
                 command.grade.label()
             )));
         }
-        plans.push(new_plan(line, stored.held, false, Some(stored.allocation_id)));
+        plans.push(new_plan(
+            line,
+            stored.held,
+            false,
+            Some(stored.allocation_id),
+        ));
         needs.push(need);
     }
 
@@ -286,17 +299,30 @@ mod tests {
             .iter()
             .map(|(sku, units)| {
                 let sku = Sku::parse("s", sku).unwrap();
-                (StockKey::new(&client, &sku, &PoolName::common(), Grade::Pass), *units)
+                (
+                    StockKey::new(&client, &sku, &PoolName::common(), Grade::Pass),
+                    *units,
+                )
             })
             .collect()
     }
 
     #[test]
     fn all_or_nothing_allocates_nothing_when_one_line_is_short() {
-        let command = command(AllocationMode::AllOrNothing, false, &[("1", "A", 2), ("2", "B", 5)]);
+        let command = command(
+            AllocationMode::AllOrNothing,
+            false,
+            &[("1", "A", 2), ("2", "B", 5)],
+        );
         let mut available = stock(&[("A", 10), ("B", 4)]);
 
-        let plans = plan(&command, &PoolName::common(), &HashMap::new(), &mut available).unwrap();
+        let plans = plan(
+            &command,
+            &PoolName::common(),
+            &HashMap::new(),
+            &mut available,
+        )
+        .unwrap();
 
         assert!(plans.iter().all(|plan| plan.allocate_now == 0));
         assert_eq!(available, stock(&[("A", 10), ("B", 4)]));
@@ -304,24 +330,47 @@ mod tests {
 
     #[test]
     fn all_or_nothing_counts_two_lines_of_one_sku_together() {
-        let command = command(AllocationMode::AllOrNothing, false, &[("1", "A", 3), ("2", "A", 3)]);
+        let command = command(
+            AllocationMode::AllOrNothing,
+            false,
+            &[("1", "A", 3), ("2", "A", 3)],
+        );
         let mut available = stock(&[("A", 5)]);
 
-        let plans = plan(&command, &PoolName::common(), &HashMap::new(), &mut available).unwrap();
+        let plans = plan(
+            &command,
+            &PoolName::common(),
+            &HashMap::new(),
+            &mut available,
+        )
+        .unwrap();
 
         assert_eq!(plans.iter().map(|p| p.allocate_now).sum::<i64>(), 0);
     }
 
     #[test]
     fn partial_serves_lines_in_order_as_far_as_stock_goes() {
-        let command = command(AllocationMode::Partial, false, &[("1", "A", 3), ("2", "A", 3)]);
+        let command = command(
+            AllocationMode::Partial,
+            false,
+            &[("1", "A", 3), ("2", "A", 3)],
+        );
         let mut available = stock(&[("A", 4)]);
 
-        let plans = plan(&command, &PoolName::common(), &HashMap::new(), &mut available).unwrap();
+        let plans = plan(
+            &command,
+            &PoolName::common(),
+            &HashMap::new(),
+            &mut available,
+        )
+        .unwrap();
 
         assert_eq!((plans[0].allocate_now, plans[1].allocate_now), (3, 1));
         assert_eq!(available, stock(&[("A", 0)]));
-        assert_eq!(line_result(&plans[1], 0).outcome, pb::LineOutcome::Partial as i32);
+        assert_eq!(
+            line_result(&plans[1], 0).outcome,
+            pb::LineOutcome::Partial as i32
+        );
     }
 
     #[test]

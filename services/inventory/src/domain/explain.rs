@@ -27,16 +27,25 @@ impl Remedy {
     pub fn to_proto(&self, target: &PoolName) -> pb::Remedy {
         let description = match self.kind {
             pb::RemedyKind::MakeLive => {
-                format!("make {} units live from RECYCLE in `{target}`", self.quantity)
+                format!(
+                    "make {} units live from RECYCLE in `{target}`",
+                    self.quantity
+                )
             }
             pb::RemedyKind::Move => {
-                format!("move {} units from `{}` to `{target}`", self.quantity, self.from_pool)
+                format!(
+                    "move {} units from `{}` to `{target}`",
+                    self.quantity, self.from_pool
+                )
             }
             pb::RemedyKind::MakeLiveAndMove => format!(
                 "make {} units live in `{}`, then move them to `{target}`",
                 self.quantity, self.from_pool
             ),
-            _ => format!("receive {} new units (GRN), then move them to `{target}`", self.quantity),
+            _ => format!(
+                "receive {} new units (GRN), then move them to `{target}`",
+                self.quantity
+            ),
         };
         pb::Remedy {
             kind: self.kind as i32,
@@ -76,8 +85,10 @@ pub fn remedies(
     }
 
     // 2. One pool that covers the rest alone: COMMON, else the smallest that does.
-    let mut sources: Vec<&(PoolName, Totals)> =
-        others.iter().filter(|(pool, totals)| pool != target && totals.available > 0).collect();
+    let mut sources: Vec<&(PoolName, Totals)> = others
+        .iter()
+        .filter(|(pool, totals)| pool != target && totals.available > 0)
+        .collect();
     let single = sources
         .iter()
         .filter(|(_, totals)| totals.available >= missing)
@@ -95,7 +106,11 @@ pub fn remedies(
     sources.sort_by_key(|(pool, totals)| (std::cmp::Reverse(totals.available), pool.clone()));
     for (pool, totals) in sources {
         let take = missing.min(totals.available);
-        steps.push(Remedy { kind: pb::RemedyKind::Move, from_pool: pool.to_string(), quantity: take });
+        steps.push(Remedy {
+            kind: pb::RemedyKind::Move,
+            from_pool: pool.to_string(),
+            quantity: take,
+        });
         missing -= take;
         if missing == 0 {
             return steps;
@@ -103,8 +118,10 @@ pub fn remedies(
     }
 
     // 4. RECYCLE elsewhere, largest first.
-    let mut recycled: Vec<&(PoolName, Totals)> =
-        others.iter().filter(|(pool, totals)| pool != target && totals.recycle > 0).collect();
+    let mut recycled: Vec<&(PoolName, Totals)> = others
+        .iter()
+        .filter(|(pool, totals)| pool != target && totals.recycle > 0)
+        .collect();
     recycled.sort_by_key(|(pool, totals)| (std::cmp::Reverse(totals.recycle), pool.clone()));
     for (pool, totals) in recycled {
         let take = missing.min(totals.recycle);
@@ -120,7 +137,11 @@ pub fn remedies(
     }
 
     // 5. Nothing inside covers the rest.
-    steps.push(Remedy { kind: pb::RemedyKind::Receive, from_pool: String::new(), quantity: missing });
+    steps.push(Remedy {
+        kind: pb::RemedyKind::Receive,
+        from_pool: String::new(),
+        quantity: missing,
+    });
     steps
 }
 
@@ -133,7 +154,11 @@ mod tests {
     }
 
     fn totals(available: i64, recycle: i64) -> Totals {
-        Totals { available, allocated: 0, recycle }
+        Totals {
+            available,
+            allocated: 0,
+            recycle,
+        }
     }
 
     #[test]
@@ -143,13 +168,26 @@ mod tests {
         let steps = remedies(&pool("TARGET"), &totals(0, 2), &others, 5);
 
         assert_eq!(steps.len(), 2);
-        assert_eq!((steps[0].kind, steps[0].quantity), (pb::RemedyKind::MakeLive, 2));
-        assert_eq!(steps[1], Remedy { kind: pb::RemedyKind::Move, from_pool: "SMALL".into(), quantity: 3 });
+        assert_eq!(
+            (steps[0].kind, steps[0].quantity),
+            (pb::RemedyKind::MakeLive, 2)
+        );
+        assert_eq!(
+            steps[1],
+            Remedy {
+                kind: pb::RemedyKind::Move,
+                from_pool: "SMALL".into(),
+                quantity: 3
+            }
+        );
     }
 
     #[test]
     fn common_is_preferred_when_it_covers_alone() {
-        let others = vec![(PoolName::common(), totals(10, 0)), (pool("R"), totals(3, 0))];
+        let others = vec![
+            (PoolName::common(), totals(10, 0)),
+            (pool("R"), totals(3, 0)),
+        ];
 
         let steps = remedies(&pool("TARGET"), &totals(0, 0), &others, 3);
 

@@ -143,7 +143,9 @@ impl PoolName {
         }
         let valid = text.len() <= MAX_POOL_NAME_LEN
             && text.starts_with(|c: char| c.is_ascii_uppercase())
-            && text.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || "_-".contains(c));
+            && text
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || "_-".contains(c));
         if !valid {
             return Err(Error::invalid(
                 field,
@@ -158,7 +160,11 @@ impl PoolName {
 
     /// Parses an optional pool name: empty means none.
     pub fn parse_opt(field: &str, text: &str) -> Result<Option<Self>, Error> {
-        if text.is_empty() { Ok(None) } else { Self::parse(field, text).map(Some) }
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(field, text).map(Some)
+        }
     }
 
     /// The `COMMON` pool.
@@ -225,7 +231,10 @@ impl Actor {
     /// Parses the actor in `field`.
     pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
         if text.trim().is_empty() {
-            return Err(Error::invalid(field, "actor is required (a user or service name)"));
+            return Err(Error::invalid(
+                field,
+                "actor is required (a user or service name)",
+            ));
         }
         if text.chars().count() > MAX_ACTOR_LEN || text.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -248,7 +257,10 @@ fn printable_token(field: &str, text: &str, what: &str, max: usize) -> Result<St
         return Err(Error::invalid(field, format!("{what} is required")));
     }
     if text.len() > max {
-        return Err(Error::invalid(field, format!("{what} is longer than {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("{what} is longer than {max} characters"),
+        ));
     }
     if let Some(bad) = text.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(Error::invalid(
@@ -262,9 +274,15 @@ fn printable_token(field: &str, text: &str, what: &str, max: usize) -> Result<St
 /// Checks free text (a reason, a note, a reference) for length and control characters.
 pub fn free_text(field: &str, text: &str, max: usize) -> Result<String, Error> {
     if text.chars().count() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(Error::invalid(field, "control characters are not allowed"));
     }
     Ok(text.to_string())

@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(sale.status(100), pb::PoolStatus::Active);
         assert_eq!(sale.status(200), pb::PoolStatus::Expired);
         assert!(!sale.is_serving(250));
-        assert_eq!(serving_reason(Some(&sale), 250), "common (the assigned pool has expired)");
+        assert_eq!(
+            serving_reason(Some(&sale), 250),
+            "common (the assigned pool has expired)"
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl Grade {
         match code {
             1 => Ok(Self::Pass),
             2 => Ok(Self::Fail),
-            other => Err(Error::Internal(anyhow::anyhow!("stored grade {other} is unknown"))),
+            other => Err(Error::Internal(anyhow::anyhow!(
+                "stored grade {other} is unknown"
+            ))),
         }
     }
 
@@ -113,7 +115,9 @@ impl StockState {
             1 => Ok(Self::Available),
             2 => Ok(Self::Allocated),
             3 => Ok(Self::Recycle),
-            other => Err(Error::Internal(anyhow::anyhow!("stored state {other} is unknown"))),
+            other => Err(Error::Internal(anyhow::anyhow!(
+                "stored state {other} is unknown"
+            ))),
         }
     }
 
@@ -165,12 +169,20 @@ pub struct StockKey {
 impl StockKey {
     /// A key.
     pub fn new(client: &ClientId, sku: &Sku, pool: &PoolName, grade: Grade) -> Self {
-        Self { client: client.clone(), sku: sku.clone(), pool: pool.clone(), grade }
+        Self {
+            client: client.clone(),
+            sku: sku.clone(),
+            pool: pool.clone(),
+            grade,
+        }
     }
 
     /// The same SKU and grade in another pool.
     pub fn in_pool(&self, pool: &PoolName) -> Self {
-        Self { pool: pool.clone(), ..self.clone() }
+        Self {
+            pool: pool.clone(),
+            ..self.clone()
+        }
     }
 }
 
@@ -284,7 +296,9 @@ impl TransferReason {
     /// A reason read back from the database.
     pub fn from_code(code: i64) -> Result<Self, Error> {
         use pb::TransferReason as P;
-        let reason = i32::try_from(code).ok().and_then(|code| P::try_from(code).ok());
+        let reason = i32::try_from(code)
+            .ok()
+            .and_then(|code| P::try_from(code).ok());
         match reason {
             Some(P::Receive) => Ok(Self::Receive),
             Some(P::PoolMove) => Ok(Self::PoolMove),
@@ -295,7 +309,9 @@ impl TransferReason {
             Some(P::MakeLive) => Ok(Self::MakeLive),
             Some(P::Adjust) => Ok(Self::Adjust),
             Some(P::PoolExpiry) => Ok(Self::PoolExpiry),
-            _ => Err(Error::Internal(anyhow::anyhow!("stored transfer reason {code} is unknown"))),
+            _ => Err(Error::Internal(anyhow::anyhow!(
+                "stored transfer reason {code} is unknown"
+            ))),
         }
     }
 }
@@ -335,12 +351,16 @@ pub struct TransferSpec {
 impl TransferSpec {
     /// The stock row of the source, if inside.
     pub fn from_key(&self) -> Option<StockKey> {
-        self.from.as_ref().map(|side| StockKey::new(&self.client, &self.sku, &side.pool, self.grade))
+        self.from
+            .as_ref()
+            .map(|side| StockKey::new(&self.client, &self.sku, &side.pool, self.grade))
     }
 
     /// The stock row of the destination, if inside.
     pub fn to_key(&self) -> Option<StockKey> {
-        self.to.as_ref().map(|side| StockKey::new(&self.client, &self.sku, &side.pool, self.grade))
+        self.to
+            .as_ref()
+            .map(|side| StockKey::new(&self.client, &self.sku, &side.pool, self.grade))
     }
 }
 
@@ -364,7 +384,11 @@ mod tests {
         for grade in Grade::ALL {
             assert_eq!(Grade::from_code(grade.code()).unwrap(), grade);
         }
-        for state in [StockState::Available, StockState::Allocated, StockState::Recycle] {
+        for state in [
+            StockState::Available,
+            StockState::Allocated,
+            StockState::Recycle,
+        ] {
             assert_eq!(StockState::from_code(state.code()).unwrap(), state);
         }
         assert_eq!(
@@ -375,7 +399,12 @@ mod tests {
 
     #[test]
     fn grade_is_required_where_asked_and_optional_in_filters() {
-        assert!(Grade::parse("grade", 0).unwrap_err().to_string().contains("`grade`"));
+        assert!(
+            Grade::parse("grade", 0)
+                .unwrap_err()
+                .to_string()
+                .contains("`grade`")
+        );
         assert!(Grade::parse("grade", 7).is_err());
         assert_eq!(Grade::parse_filter("grade", 0).unwrap(), None);
         assert_eq!(Grade::parse_filter("grade", 2).unwrap(), Some(Grade::Fail));

@@ -47,7 +47,10 @@ fn parse_lines<'a>(
         return Err(Error::invalid("lines", "at least one line is required"));
     }
     if lines.len() > MAX_LINES {
-        return Err(Error::invalid("lines", format!("at most {MAX_LINES} lines per request")));
+        return Err(Error::invalid(
+            "lines",
+            format!("at most {MAX_LINES} lines per request"),
+        ));
     }
     let mut seen = BTreeSet::new();
     let mut parsed = Vec::with_capacity(lines.len());
@@ -58,10 +61,17 @@ fn parse_lines<'a>(
         if !seen.insert((sku.clone(), grade)) {
             return Err(Error::invalid(
                 format!("lines[{index}]"),
-                format!("SKU `{sku}` grade {} appears twice; put it on one line", grade.label()),
+                format!(
+                    "SKU `{sku}` grade {} appears twice; put it on one line",
+                    grade.label()
+                ),
             ));
         }
-        parsed.push(StockLine { sku, grade, quantity });
+        parsed.push(StockLine {
+            sku,
+            grade,
+            quantity,
+        });
     }
     Ok(parsed)
 }
@@ -75,7 +85,10 @@ impl Inventory {
         }
         let reference = free_text("reference", &request.reference, MAX_TEXT)?;
         let lines = parse_lines(
-            request.lines.iter().map(|line| (line.sku.as_str(), line.grade, line.quantity)),
+            request
+                .lines
+                .iter()
+                .map(|line| (line.sku.as_str(), line.grade, line.quantity)),
         )?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         let actor = Actor::parse("actor", &request.actor)?;
@@ -87,8 +100,9 @@ impl Inventory {
             let (client, lines, key, request_bytes) = (client_ref, lines_ref, key_ref, bytes_ref);
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), key, "Receive", request_bytes).await?
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "Receive", request_bytes)
+                .await?
             {
                 return Ok(response);
             }
@@ -96,8 +110,10 @@ impl Inventory {
             store::pools::ensure_common(&mut *tx, client, now).await?;
             let common = PoolName::common();
             let mut locked = stock::Locked::default();
-            let keys: Vec<StockKey> =
-                lines.iter().map(|line| StockKey::new(client, &line.sku, &common, line.grade)).collect();
+            let keys: Vec<StockKey> = lines
+                .iter()
+                .map(|line| StockKey::new(client, &line.sku, &common, line.grade))
+                .collect();
             stock::lock(&mut tx, self.db(), &mut locked, keys.iter().cloned()).await?;
             let transfers: Vec<TransferSpec> = lines
                 .iter()
@@ -106,7 +122,10 @@ impl Inventory {
                     sku: line.sku.clone(),
                     grade: line.grade,
                     from: None,
-                    to: Some(Side { pool: common.clone(), state: StockState::Available }),
+                    to: Some(Side {
+                        pool: common.clone(),
+                        state: StockState::Available,
+                    }),
                     quantity: line.quantity,
                     reason: TransferReason::Receive,
                     order_line: None,
@@ -117,39 +136,75 @@ impl Inventory {
                 reference: reference_ref.clone(),
                 idempotency_key: key.to_string(),
             };
-            stock::apply(&mut tx, self.db(), &mut locked, &transfers, &provenance, now).await?;
+            stock::apply(
+                &mut tx,
+                self.db(),
+                &mut locked,
+                &transfers,
+                &provenance,
+                now,
+            )
+            .await?;
 
-            let levels = keys.iter().map(|key| level(key, &locked.totals(key))).collect();
+            let levels = keys
+                .iter()
+                .map(|key| level(key, &locked.totals(key)))
+                .collect();
             let response = pb::ReceiveResponse { levels };
-            self.remember(&mut tx, client.as_str(), key, "Receive", request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "Receive",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
         .await?;
 
         let units: i64 = lines.iter().map(|line| line.quantity).sum();
-        tracing::info!(client = %client, reference = %reference, lines = lines.len(), units, "stock received");
+        tracing::info!(
+            client = %client,
+            reference = %reference,
+            lines = lines.len(),
+            units,
+            "stock received"
+        );
         Ok(response)
     }
 
     /// Moves AVAILABLE units between pools, or reports what a move would do.
-    pub async fn move_stock(&self, request: pb::MoveStockRequest) -> Result<pb::MoveStockResponse, Error> {
+    pub async fn move_stock(
+        &self,
+        request: pb::MoveStockRequest,
+    ) -> Result<pb::MoveStockResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let from_pool = PoolName::parse("from_pool", &request.from_pool)?;
         let to_pool = PoolName::parse("to_pool", &request.to_pool)?;
         if from_pool == to_pool {
-            return Err(Error::invalid("to_pool", format!("must differ from from_pool `{from_pool}`")));
+            return Err(Error::invalid(
+                "to_pool",
+                format!("must differ from from_pool `{from_pool}`"),
+            ));
         }
         let lines = parse_lines(
-            request.lines.iter().map(|line| (line.sku.as_str(), line.grade, line.quantity)),
+            request
+                .lines
+                .iter()
+                .map(|line| (line.sku.as_str(), line.grade, line.quantity)),
         )?;
         let reason = free_text("reason", &request.reason, MAX_TEXT)?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         let actor = Actor::parse("actor", &request.actor)?;
 
         if request.dry_run {
-            return self.move_stock_dry_run(&client, &from_pool, &to_pool, &lines).await;
+            return self
+                .move_stock_dry_run(&client, &from_pool, &to_pool, &lines)
+                .await;
         }
 
         let request_bytes = encoded(&request);
@@ -159,13 +214,16 @@ impl Inventory {
             let (client, from_pool, to_pool, lines) = (client_ref, from_ref, to_ref, lines_ref);
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), key_ref, "MoveStock", bytes_ref).await?
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key_ref, "MoveStock", bytes_ref)
+                .await?
             {
                 return Ok(response);
             }
 
-            let pools = self.move_pools(&mut tx, client, from_pool, to_pool, now, true).await?;
+            let pools = self
+                .move_pools(&mut tx, client, from_pool, to_pool, now, true)
+                .await?;
             let mut locked = stock::Locked::default();
             let keys = lines.iter().flat_map(|line| {
                 [
@@ -199,8 +257,14 @@ impl Inventory {
                     client: client.clone(),
                     sku: line.sku.clone(),
                     grade: line.grade,
-                    from: Some(Side { pool: from_pool.clone(), state: StockState::Available }),
-                    to: Some(Side { pool: to_pool.clone(), state: StockState::Available }),
+                    from: Some(Side {
+                        pool: from_pool.clone(),
+                        state: StockState::Available,
+                    }),
+                    to: Some(Side {
+                        pool: to_pool.clone(),
+                        state: StockState::Available,
+                    }),
                     quantity: line.quantity,
                     reason: TransferReason::PoolMove,
                     order_line: None,
@@ -212,11 +276,31 @@ impl Inventory {
                 reference: reason_ref.clone(),
                 idempotency_key: key_ref.to_string(),
             };
-            stock::apply(&mut tx, self.db(), &mut locked, &transfers, &provenance, now).await?;
+            stock::apply(
+                &mut tx,
+                self.db(),
+                &mut locked,
+                &transfers,
+                &provenance,
+                now,
+            )
+            .await?;
 
-            let response = pb::MoveStockResponse { dry_run: false, applied: true, lines: results };
-            self.remember(&mut tx, client.as_str(), key_ref, "MoveStock", bytes_ref, &response, now)
-                .await?;
+            let response = pb::MoveStockResponse {
+                dry_run: false,
+                applied: true,
+                lines: results,
+            };
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key_ref,
+                "MoveStock",
+                bytes_ref,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -244,7 +328,8 @@ impl Inventory {
     ) -> Result<pb::MoveStockResponse, Error> {
         let now = now_micros();
         let mut tx = self.db().pool().begin().await?;
-        self.move_pools(&mut tx, client, from_pool, to_pool, now, false).await?;
+        self.move_pools(&mut tx, client, from_pool, to_pool, now, false)
+            .await?;
         let skus: Vec<Sku> = lines.iter().map(|line| line.sku.clone()).collect();
         let mut current: HashMap<StockKey, Totals> = HashMap::new();
         for pool in [from_pool, to_pool] {
@@ -259,7 +344,11 @@ impl Inventory {
         let results = move_results(client, from_pool, to_pool, lines, |key| {
             current.get(key).copied().unwrap_or_default()
         });
-        Ok(pb::MoveStockResponse { dry_run: true, applied: false, lines: results })
+        Ok(pb::MoveStockResponse {
+            dry_run: true,
+            applied: false,
+            lines: results,
+        })
     }
 
     /// Checks both pools of a move: they exist, and the destination has not expired.
@@ -279,7 +368,11 @@ impl Inventory {
         let source = store::pools::get(&mut **tx, client, from_pool)
             .await?
             .ok_or_else(|| Error::not_found("pool", format!("{client}/{from_pool} (from_pool)")))?;
-        let lock_clause = if lock { for_share(self.db().backend()) } else { "" };
+        let lock_clause = if lock {
+            for_share(self.db().backend())
+        } else {
+            ""
+        };
         let target = store::pools::lock(tx, lock_clause, client, to_pool)
             .await?
             .ok_or_else(|| Error::not_found("pool", format!("{client}/{to_pool} (to_pool)")))?;
@@ -305,14 +398,31 @@ impl Inventory {
         )?;
         let request_bytes = encoded(&request);
         let levels = self
-            .change_state(&command, StockState::Available, StockState::Recycle, "Recycle", &request_bytes)
+            .change_state(
+                &command,
+                StockState::Available,
+                StockState::Recycle,
+                "Recycle",
+                &request_bytes,
+            )
             .await?;
-        tracing::info!(client = %command.client, pool = %command.pool, sku = %command.sku, units = command.quantity, "stock recycled");
-        Ok(pb::RecycleResponse { level: levels.into_iter().next() })
+        tracing::info!(
+            client = %command.client,
+            pool = %command.pool,
+            sku = %command.sku,
+            units = command.quantity,
+            "stock recycled"
+        );
+        Ok(pb::RecycleResponse {
+            level: levels.into_iter().next(),
+        })
     }
 
     /// RECYCLE -> AVAILABLE in one pool (on to COMMON if the pool has expired).
-    pub async fn make_live(&self, request: pb::MakeLiveRequest) -> Result<pb::MakeLiveResponse, Error> {
+    pub async fn make_live(
+        &self,
+        request: pb::MakeLiveRequest,
+    ) -> Result<pb::MakeLiveResponse, Error> {
         let command = StateChange::parse(
             &request.client_id,
             &request.pool,
@@ -325,9 +435,21 @@ impl Inventory {
         )?;
         let request_bytes = encoded(&request);
         let levels = self
-            .change_state(&command, StockState::Recycle, StockState::Available, "MakeLive", &request_bytes)
+            .change_state(
+                &command,
+                StockState::Recycle,
+                StockState::Available,
+                "MakeLive",
+                &request_bytes,
+            )
             .await?;
-        tracing::info!(client = %command.client, pool = %command.pool, sku = %command.sku, units = command.quantity, "stock made live");
+        tracing::info!(
+            client = %command.client,
+            pool = %command.pool,
+            sku = %command.sku,
+            units = command.quantity,
+            "stock made live"
+        );
         Ok(pb::MakeLiveResponse { levels })
     }
 
@@ -350,11 +472,16 @@ impl Inventory {
             let mut tx = self.db().begin().await?;
             let scope = command.client.as_str();
             // Both calls record their levels in the shape of MakeLiveResponse.
-            if let Some(response) = self.replay(&mut tx, scope, &command.key, method, request_bytes).await? {
+            if let Some(response) = self
+                .replay(&mut tx, scope, &command.key, method, request_bytes)
+                .await?
+            {
                 return Ok(response);
             }
 
-            let pool = self.existing_pool(&mut tx, &command.client, &command.pool, "pool", now).await?;
+            let pool = self
+                .existing_pool(&mut tx, &command.client, &command.pool, "pool", now)
+                .await?;
             let row = StockKey::new(&command.client, &command.sku, &command.pool, command.grade);
             let mut locked = stock::Locked::default();
             let mut keys = vec![row.clone()];
@@ -378,19 +505,44 @@ impl Inventory {
                 client: command.client.clone(),
                 sku: command.sku.clone(),
                 grade: command.grade,
-                from: Some(Side { pool: command.pool.clone(), state: from }),
-                to: Some(Side { pool: command.pool.clone(), state: to }),
+                from: Some(Side {
+                    pool: command.pool.clone(),
+                    state: from,
+                }),
+                to: Some(Side {
+                    pool: command.pool.clone(),
+                    state: to,
+                }),
                 quantity: command.quantity,
                 reason,
                 order_line: None,
             }];
             forward_out_of_expired(&mut transfers, &[(pool.name.clone(), pool)].into(), now);
-            stock::apply(&mut tx, self.db(), &mut locked, &transfers, &command.provenance(), now)
-                .await?;
+            stock::apply(
+                &mut tx,
+                self.db(),
+                &mut locked,
+                &transfers,
+                &command.provenance(),
+                now,
+            )
+            .await?;
 
-            let levels = keys.iter().map(|key| level(key, &locked.totals(key))).collect();
+            let levels = keys
+                .iter()
+                .map(|key| level(key, &locked.totals(key)))
+                .collect();
             let response = pb::MakeLiveResponse { levels };
-            self.remember(&mut tx, scope, &command.key, method, request_bytes, &response, now).await?;
+            self.remember(
+                &mut tx,
+                scope,
+                &command.key,
+                method,
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -413,7 +565,12 @@ impl Inventory {
                     "ALLOCATED belongs to orders; release or consume instead of adjusting",
                 ));
             }
-            _ => return Err(Error::invalid("state", "state is required (AVAILABLE or RECYCLE)")),
+            _ => {
+                return Err(Error::invalid(
+                    "state",
+                    "state is required (AVAILABLE or RECYCLE)",
+                ));
+            }
         };
         let delta = request.delta;
         if delta == 0 {
@@ -425,7 +582,8 @@ impl Inventory {
                 format!("at most {} units either way", validate::MAX_QUANTITY),
             ));
         }
-        let reason = pb::AdjustReason::try_from(request.reason).unwrap_or(pb::AdjustReason::Unspecified);
+        let reason =
+            pb::AdjustReason::try_from(request.reason).unwrap_or(pb::AdjustReason::Unspecified);
         match reason {
             pb::AdjustReason::Unspecified => {
                 return Err(Error::invalid(
@@ -434,10 +592,16 @@ impl Inventory {
                 ));
             }
             pb::AdjustReason::Found if delta < 0 => {
-                return Err(Error::invalid("delta", "FOUND adds units: delta must be positive"));
+                return Err(Error::invalid(
+                    "delta",
+                    "FOUND adds units: delta must be positive",
+                ));
             }
             pb::AdjustReason::Lost | pb::AdjustReason::Damaged if delta > 0 => {
-                return Err(Error::invalid("delta", "LOST and DAMAGED remove units: delta must be negative"));
+                return Err(Error::invalid(
+                    "delta",
+                    "LOST and DAMAGED remove units: delta must be negative",
+                ));
             }
             _ => {}
         }
@@ -446,9 +610,15 @@ impl Inventory {
         let actor = Actor::parse("actor", &request.actor)?;
         let request_bytes = encoded(&request);
         let reference = if note.is_empty() {
-            reason.as_str_name().trim_start_matches("ADJUST_REASON_").to_string()
+            reason
+                .as_str_name()
+                .trim_start_matches("ADJUST_REASON_")
+                .to_string()
         } else {
-            format!("{}: {note}", reason.as_str_name().trim_start_matches("ADJUST_REASON_"))
+            format!(
+                "{}: {note}",
+                reason.as_str_name().trim_start_matches("ADJUST_REASON_")
+            )
         };
 
         let (client_ref, pool_ref, sku_ref, key_ref) = (&client, &pool_name, &sku, &key);
@@ -457,7 +627,10 @@ impl Inventory {
             let (client, pool_name, sku, key) = (client_ref, pool_ref, sku_ref, key_ref);
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) = self.replay(&mut tx, client.as_str(), key, "Adjust", bytes_ref).await? {
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "Adjust", bytes_ref)
+                .await?
+            {
                 return Ok(response);
             }
 
@@ -479,15 +652,23 @@ impl Inventory {
             let has = locked.totals(&row).get(state);
             if delta < 0 && has < -delta {
                 return Err(Error::FailedPrecondition(format!(
-                    "pool `{pool_name}` has {has} units of `{sku}` grade {} in {}; cannot remove {}",
+                    "pool `{pool_name}` has {has} units of `{sku}` grade {} in {}; cannot remove \
+                     {}",
                     grade.label(),
                     state.label(),
                     -delta
                 )));
             }
 
-            let side = Side { pool: pool_name.clone(), state };
-            let (from, to) = if delta > 0 { (None, Some(side)) } else { (Some(side), None) };
+            let side = Side {
+                pool: pool_name.clone(),
+                state,
+            };
+            let (from, to) = if delta > 0 {
+                (None, Some(side))
+            } else {
+                (Some(side), None)
+            };
             let mut transfers = vec![TransferSpec {
                 client: client.clone(),
                 sku: sku.clone(),
@@ -504,15 +685,41 @@ impl Inventory {
                 reference: reference_ref.clone(),
                 idempotency_key: key.to_string(),
             };
-            stock::apply(&mut tx, self.db(), &mut locked, &transfers, &provenance, now).await?;
+            stock::apply(
+                &mut tx,
+                self.db(),
+                &mut locked,
+                &transfers,
+                &provenance,
+                now,
+            )
+            .await?;
 
-            let response = pb::AdjustResponse { level: Some(level(&row, &locked.totals(&row))) };
-            self.remember(&mut tx, client.as_str(), key, "Adjust", bytes_ref, &response, now).await?;
+            let response = pb::AdjustResponse {
+                level: Some(level(&row, &locked.totals(&row))),
+            };
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "Adjust",
+                bytes_ref,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
         .await?;
-        tracing::info!(client = %client, pool = %pool_name, sku = %sku, delta, reason = reason.as_str_name(), "stock adjusted");
+        tracing::info!(
+            client = %client,
+            pool = %pool_name,
+            sku = %sku,
+            delta,
+            reason = reason.as_str_name(),
+            "stock adjusted"
+        );
         Ok(response)
     }
 }

@@ -10,8 +10,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use kosha_proto::kosha::inventory::v1 as pb;
-use kosha_runtime::time::now_micros;
 use kosha_runtime::Error;
+use kosha_runtime::time::now_micros;
 use prost::Message as _;
 
 use crate::domain::allocation::{
@@ -51,10 +51,16 @@ pub fn parse_allocate(request: &pb::AllocateRequest) -> Result<AllocateCommand, 
         (false, true) => PoolTarget::Pool(PoolName::parse("pool", &request.pool)?),
         (true, false) => PoolTarget::Channel(ChannelCode::parse("channel", &request.channel)?),
         (false, false) => {
-            return Err(Error::invalid("channel", "set either `pool` or `channel`, not both"));
+            return Err(Error::invalid(
+                "channel",
+                "set either `pool` or `channel`, not both",
+            ));
         }
         (true, true) => {
-            return Err(Error::invalid("pool", "set `pool`, or `channel` to use its serving pool"));
+            return Err(Error::invalid(
+                "pool",
+                "set `pool`, or `channel` to use its serving pool",
+            ));
         }
     };
     let grade = Grade::parse("grade", request.grade)?;
@@ -63,7 +69,10 @@ pub fn parse_allocate(request: &pb::AllocateRequest) -> Result<AllocateCommand, 
         return Err(Error::invalid("lines", "at least one line is required"));
     }
     if request.lines.len() > MAX_LINES {
-        return Err(Error::invalid("lines", format!("at most {MAX_LINES} lines per request")));
+        return Err(Error::invalid(
+            "lines",
+            format!("at most {MAX_LINES} lines per request"),
+        ));
     }
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(request.lines.len());
@@ -102,7 +111,9 @@ impl Inventory {
             let mut outcomes = self.allocate_batch(std::slice::from_ref(command)).await?;
             match outcomes.pop() {
                 Some(BatchOutcome::Done(result)) => result,
-                _ => Err(Error::Internal(anyhow::anyhow!("a batch of one deferred its request"))),
+                _ => Err(Error::Internal(anyhow::anyhow!(
+                    "a batch of one deferred its request"
+                ))),
             }
         })
         .await
@@ -153,7 +164,9 @@ impl Inventory {
         }
 
         // 2. The pool of each remaining request.
-        let pending: Vec<usize> = (0..commands.len()).filter(|i| outcomes[*i].is_none()).collect();
+        let pending: Vec<usize> = (0..commands.len())
+            .filter(|i| outcomes[*i].is_none())
+            .collect();
         let mut pools = self.resolve_pools(&mut tx, commands, &pending, now).await?;
         let mut chosen: HashMap<usize, PoolName> = HashMap::new();
         for index in &pending {
@@ -167,9 +180,14 @@ impl Inventory {
         }
 
         // 3. Lock the lines' earlier allocations, then the stock rows, and decide.
-        let active: Vec<usize> = pending.into_iter().filter(|i| chosen.contains_key(i)).collect();
-        let all_lines: Vec<LineKey> =
-            active.iter().flat_map(|index| line_keys(&commands[*index])).collect();
+        let active: Vec<usize> = pending
+            .into_iter()
+            .filter(|i| chosen.contains_key(i))
+            .collect();
+        let all_lines: Vec<LineKey> = active
+            .iter()
+            .flat_map(|index| line_keys(&commands[*index]))
+            .collect();
         let existing = allocations::lock_lines(&mut tx, self.db(), &all_lines).await?;
         let mut locked = stock::Locked::default();
         let stock_keys = active.iter().flat_map(|index| {
@@ -180,7 +198,13 @@ impl Inventory {
                 .iter()
                 .map(move |line| StockKey::new(&command.client, &line.sku, pool, command.grade))
         });
-        stock::lock(&mut tx, self.db(), &mut locked, stock_keys.collect::<Vec<_>>()).await?;
+        stock::lock(
+            &mut tx,
+            self.db(),
+            &mut locked,
+            stock_keys.collect::<Vec<_>>(),
+        )
+        .await?;
         let mut available: HashMap<StockKey, i64> = HashMap::new();
         let mut plans = Vec::with_capacity(active.len());
         for index in &active {
@@ -190,8 +214,14 @@ impl Inventory {
                 .lines
                 .iter()
                 .filter_map(|line| {
-                    let key = (command.client.clone(), command.order_ref.clone(), line.line_id.clone());
-                    existing.get(&key).map(|row| (line.line_id.clone(), existing_line(row)))
+                    let key = (
+                        command.client.clone(),
+                        command.order_ref.clone(),
+                        line.line_id.clone(),
+                    );
+                    existing
+                        .get(&key)
+                        .map(|row| (line.line_id.clone(), existing_line(row)))
                 })
                 .collect();
             for line in &command.lines {
@@ -226,15 +256,24 @@ impl Inventory {
                     client: command.client.clone(),
                     sku: line.sku.clone(),
                     grade: command.grade,
-                    from: Some(Side { pool: pool.clone(), state: StockState::Available }),
-                    to: Some(Side { pool: pool.clone(), state: StockState::Allocated }),
+                    from: Some(Side {
+                        pool: pool.clone(),
+                        state: StockState::Available,
+                    }),
+                    to: Some(Side {
+                        pool: pool.clone(),
+                        state: StockState::Allocated,
+                    }),
                     quantity: line.allocate_now,
                     reason: TransferReason::Allocate,
                     order_line: Some((command.order_ref.clone(), line.line_id.clone())),
                 });
                 transfer_provenances.push(provenance);
-                let line_key =
-                    (command.client.clone(), command.order_ref.clone(), line.line_id.clone());
+                let line_key = (
+                    command.client.clone(),
+                    command.order_ref.clone(),
+                    line.line_id.clone(),
+                );
                 match existing.get(&line_key) {
                     Some(row) => {
                         let mut row = row.clone();
@@ -256,8 +295,15 @@ impl Inventory {
             }
         }
         if !transfers.is_empty() {
-            stock::apply_each(&mut tx, self.db(), &mut locked, &transfers, &transfer_provenances, now)
-                .await?;
+            stock::apply_each(
+                &mut tx,
+                self.db(),
+                &mut locked,
+                &transfers,
+                &transfer_provenances,
+                now,
+            )
+            .await?;
         }
         allocations::insert(&mut tx, &new_rows, now).await?;
         for row in &updated_rows {
@@ -277,11 +323,14 @@ impl Inventory {
                 })
                 .collect();
             let fully_allocated = results.iter().all(|line| line.shortfall == 0);
-            responses.push((*index, pb::AllocateResponse {
-                pool: pool.to_string(),
-                lines: results,
-                fully_allocated,
-            }));
+            responses.push((
+                *index,
+                pb::AllocateResponse {
+                    pool: pool.to_string(),
+                    lines: results,
+                    fully_allocated,
+                },
+            ));
         }
         let records: Vec<idempotency::NewRecord<'_>> = responses
             .iter()
@@ -325,7 +374,9 @@ impl Inventory {
         let channels: Vec<(ClientId, ChannelCode)> = pending
             .iter()
             .filter_map(|index| match &commands[*index].target {
-                PoolTarget::Channel(channel) => Some((commands[*index].client.clone(), channel.clone())),
+                PoolTarget::Channel(channel) => {
+                    Some((commands[*index].client.clone(), channel.clone()))
+                }
                 PoolTarget::Pool(_) => None,
             })
             .collect::<BTreeSet<_>>()
@@ -342,12 +393,18 @@ impl Inventory {
                 wanted.insert((command.client.clone(), pool.clone()));
             }
         }
-        wanted.extend(assignments.iter().map(|((client, _), pool)| (client.clone(), pool.clone())));
+        wanted.extend(
+            assignments
+                .iter()
+                .map(|((client, _), pool)| (client.clone(), pool.clone())),
+        );
         let wanted: Vec<(ClientId, PoolName)> = wanted.into_iter().collect();
         let mut records = store::pools::get_many(tx, &wanted).await?;
         let missing_common: Vec<&ClientId> = wanted
             .iter()
-            .filter(|(client, pool)| pool.is_common() && !records.contains_key(&(client.clone(), pool.clone())))
+            .filter(|(client, pool)| {
+                pool.is_common() && !records.contains_key(&(client.clone(), pool.clone()))
+            })
             .map(|(client, _)| client)
             .collect();
         for client in missing_common {
@@ -361,16 +418,20 @@ impl Inventory {
         for index in pending {
             let command = &commands[*index];
             let outcome = match &command.target {
-                PoolTarget::Pool(pool) => match records.get(&(command.client.clone(), pool.clone())) {
-                    None => Err(Error::NotFound(format!(
-                        "pool `{pool}` of client `{}` not found (pool)",
-                        command.client
-                    ))),
-                    Some(record) if record.is_expired(now) => Err(Error::FailedPrecondition(format!(
-                        "pool `{pool}` has expired; its channels are served by COMMON now"
-                    ))),
-                    Some(_) => Ok(pool.clone()),
-                },
+                PoolTarget::Pool(pool) => {
+                    match records.get(&(command.client.clone(), pool.clone())) {
+                        None => Err(Error::NotFound(format!(
+                            "pool `{pool}` of client `{}` not found (pool)",
+                            command.client
+                        ))),
+                        Some(record) if record.is_expired(now) => {
+                            Err(Error::FailedPrecondition(format!(
+                                "pool `{pool}` has expired; its channels are served by COMMON now"
+                            )))
+                        }
+                        Some(_) => Ok(pool.clone()),
+                    }
+                }
                 PoolTarget::Channel(channel) => {
                     let assigned: Option<&PoolRecord> = assignments
                         .get(&(command.client.clone(), channel.clone()))
@@ -394,7 +455,10 @@ impl Inventory {
         for (index, text) in request.line_ids.iter().enumerate() {
             let line_id = LineId::parse(&format!("line_ids[{index}]"), text)?;
             if line_ids.contains(&line_id) {
-                return Err(Error::invalid(format!("line_ids[{index}]"), "line listed twice"));
+                return Err(Error::invalid(
+                    format!("line_ids[{index}]"),
+                    "line listed twice",
+                ));
             }
             line_ids.push(line_id);
         }
@@ -415,13 +479,18 @@ impl Inventory {
         let actor = Actor::parse("actor", &request.actor)?;
         let request_bytes = encoded(&request);
 
-        let (client_ref, order_ref_ref, lines_ref, key_ref) = (&client, &order_ref, &line_ids, &key);
+        let (client_ref, order_ref_ref, lines_ref, key_ref) =
+            (&client, &order_ref, &line_ids, &key);
         let (bytes_ref, actor_ref, reason_ref) = (&request_bytes, &actor, &reason);
         let response = retrying(|| async move {
-            let (client, order_ref, line_ids, key) = (client_ref, order_ref_ref, lines_ref, key_ref);
+            let (client, order_ref, line_ids, key) =
+                (client_ref, order_ref_ref, lines_ref, key_ref);
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) = self.replay(&mut tx, client.as_str(), key, "Release", bytes_ref).await? {
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "Release", bytes_ref)
+                .await?
+            {
                 return Ok(response);
             }
 
@@ -433,7 +502,8 @@ impl Inventory {
                 let held = rows.first().map(|row| row.quantity).unwrap_or_default();
                 if held < units {
                     return Err(Error::FailedPrecondition(format!(
-                        "line `{}` of order `{order_ref}` holds {held} units; cannot release {units}",
+                        "line `{}` of order `{order_ref}` holds {held} units; cannot release \
+                         {units}",
                         line_ids[0]
                     )));
                 }
@@ -460,8 +530,14 @@ impl Inventory {
                     client: client.clone(),
                     sku: row.sku.clone(),
                     grade: row.grade,
-                    from: Some(Side { pool: row.pool.clone(), state: StockState::Allocated }),
-                    to: Some(Side { pool: row.pool.clone(), state: StockState::Available }),
+                    from: Some(Side {
+                        pool: row.pool.clone(),
+                        state: StockState::Allocated,
+                    }),
+                    to: Some(Side {
+                        pool: row.pool.clone(),
+                        state: StockState::Available,
+                    }),
                     quantity: units,
                     reason: TransferReason::Release,
                     order_line: Some((order_ref.clone(), row.line_id.clone())),
@@ -480,7 +556,11 @@ impl Inventory {
             forward_out_of_expired(&mut transfers, &pools, now);
 
             let mut locked = stock::Locked::default();
-            let keys: Vec<StockKey> = transfers.iter().flat_map(|t| [t.from_key(), t.to_key()]).flatten().collect();
+            let keys: Vec<StockKey> = transfers
+                .iter()
+                .flat_map(|t| [t.from_key(), t.to_key()])
+                .flatten()
+                .collect();
             stock::lock(&mut tx, self.db(), &mut locked, keys).await?;
             if !transfers.is_empty() {
                 let provenance = Provenance {
@@ -488,21 +568,44 @@ impl Inventory {
                     reference: reason_ref.clone(),
                     idempotency_key: key.to_string(),
                 };
-                stock::apply(&mut tx, self.db(), &mut locked, &transfers, &provenance, now).await?;
+                stock::apply(
+                    &mut tx,
+                    self.db(),
+                    &mut locked,
+                    &transfers,
+                    &provenance,
+                    now,
+                )
+                .await?;
             }
             for row in &rows {
                 allocations::update(&mut tx, row, now).await?;
             }
 
             let response = pb::ReleaseResponse { released };
-            self.remember(&mut tx, client.as_str(), key, "Release", bytes_ref, &response, now).await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "Release",
+                bytes_ref,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
         .await?;
 
         let units: i64 = response.released.iter().map(|line| line.quantity).sum();
-        tracing::info!(client = %client, order_ref = %order_ref, lines = response.released.len(), units, "allocation released");
+        tracing::info!(
+            client = %client,
+            order_ref = %order_ref,
+            lines = response.released.len(),
+            units,
+            "allocation released"
+        );
         Ok(response)
     }
 
@@ -514,13 +617,19 @@ impl Inventory {
             return Err(Error::invalid("lines", "at least one line is required"));
         }
         if request.lines.len() > MAX_LINES {
-            return Err(Error::invalid("lines", format!("at most {MAX_LINES} lines per request")));
+            return Err(Error::invalid(
+                "lines",
+                format!("at most {MAX_LINES} lines per request"),
+            ));
         }
         let mut lines: Vec<(LineId, i64)> = Vec::with_capacity(request.lines.len());
         for (index, line) in request.lines.iter().enumerate() {
             let line_id = LineId::parse(&format!("lines[{index}].line_id"), &line.line_id)?;
             if lines.iter().any(|(seen, _)| *seen == line_id) {
-                return Err(Error::invalid(format!("lines[{index}].line_id"), "line listed twice"));
+                return Err(Error::invalid(
+                    format!("lines[{index}].line_id"),
+                    "line listed twice",
+                ));
             }
             let units = Quantity::new(&format!("lines[{index}].quantity"), line.quantity)?.get();
             lines.push((line_id, units));
@@ -536,7 +645,10 @@ impl Inventory {
             let (client, order_ref, lines, key) = (client_ref, order_ref_ref, lines_ref, key_ref);
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) = self.replay(&mut tx, client.as_str(), key, "Consume", bytes_ref).await? {
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "Consume", bytes_ref)
+                .await?
+            {
                 return Ok(response);
             }
 
@@ -559,7 +671,10 @@ impl Inventory {
                     client: client.clone(),
                     sku: row.sku.clone(),
                     grade: row.grade,
-                    from: Some(Side { pool: row.pool.clone(), state: StockState::Allocated }),
+                    from: Some(Side {
+                        pool: row.pool.clone(),
+                        state: StockState::Allocated,
+                    }),
                     to: None,
                     quantity: *units,
                     reason: TransferReason::Consume,
@@ -570,30 +685,60 @@ impl Inventory {
             }
 
             let mut locked = stock::Locked::default();
-            let keys: Vec<StockKey> = transfers.iter().filter_map(TransferSpec::from_key).collect();
+            let keys: Vec<StockKey> = transfers
+                .iter()
+                .filter_map(TransferSpec::from_key)
+                .collect();
             stock::lock(&mut tx, self.db(), &mut locked, keys).await?;
             let provenance = Provenance {
                 actor: actor_ref.to_string(),
                 reference: reference_ref.clone(),
                 idempotency_key: key.to_string(),
             };
-            stock::apply(&mut tx, self.db(), &mut locked, &transfers, &provenance, now).await?;
-            let consumed_lines: HashSet<&LineId> = lines.iter().map(|(line_id, _)| line_id).collect();
-            for row in rows.iter().filter(|row| consumed_lines.contains(&row.line_id)) {
+            stock::apply(
+                &mut tx,
+                self.db(),
+                &mut locked,
+                &transfers,
+                &provenance,
+                now,
+            )
+            .await?;
+            let consumed_lines: HashSet<&LineId> =
+                lines.iter().map(|(line_id, _)| line_id).collect();
+            for row in rows
+                .iter()
+                .filter(|row| consumed_lines.contains(&row.line_id))
+            {
                 allocations::update(&mut tx, row, now).await?;
             }
 
             let response = pb::ConsumeResponse {
                 allocations: rows.iter().map(AllocationRow::to_proto).collect(),
             };
-            self.remember(&mut tx, client.as_str(), key, "Consume", bytes_ref, &response, now).await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "Consume",
+                bytes_ref,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
         .await?;
 
         let units: i64 = lines.iter().map(|(_, units)| units).sum();
-        tracing::info!(client = %client, order_ref = %order_ref, lines = lines.len(), units, "allocation consumed");
+        tracing::info!(
+            client = %client,
+            order_ref = %order_ref,
+            lines = lines.len(),
+            units,
+            "allocation consumed"
+        );
         Ok(response)
     }
 }
@@ -603,7 +748,13 @@ fn line_keys(command: &AllocateCommand) -> Vec<LineKey> {
     command
         .lines
         .iter()
-        .map(|line| (command.client.clone(), command.order_ref.clone(), line.line_id.clone()))
+        .map(|line| {
+            (
+                command.client.clone(),
+                command.order_ref.clone(),
+                line.line_id.clone(),
+            )
+        })
         .collect()
 }
 

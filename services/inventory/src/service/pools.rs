@@ -9,9 +9,7 @@ use kosha_runtime::time::{from_timestamp, now_micros, to_timestamp, to_timestamp
 use kosha_runtime::{Error, page};
 use prost::Message as _;
 
-use crate::domain::ids::{
-    Actor, ChannelCode, ClientId, IdempotencyKey, PoolName, free_text,
-};
+use crate::domain::ids::{Actor, ChannelCode, ClientId, IdempotencyKey, PoolName, free_text};
 use crate::domain::pool::{PoolRecord, serving_reason};
 use crate::domain::stock::{Provenance, Side, StockState, Totals, TransferReason, TransferSpec};
 use crate::service::{Inventory, encoded, retrying};
@@ -29,31 +27,45 @@ pub fn expiry_job_key(client: &ClientId, pool: &PoolName, expire_at: i64) -> Str
 
 impl Inventory {
     /// Creates a reserve pool.
-    pub async fn create_pool(&self, request: pb::CreatePoolRequest) -> Result<pb::CreatePoolResponse, Error> {
+    pub async fn create_pool(
+        &self,
+        request: pb::CreatePoolRequest,
+    ) -> Result<pb::CreatePoolResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let name = PoolName::parse("name", &request.name)?;
         if name.is_common() {
-            return Err(Error::invalid("name", "COMMON exists for every client; pick another name"));
+            return Err(Error::invalid(
+                "name",
+                "COMMON exists for every client; pick another name",
+            ));
         }
         let description = free_text("description", &request.description, MAX_DESCRIPTION)?;
         let channels = parse_channels(&request.channels)?;
-        let (activate_at, expire_at) = parse_schedule(&request.activate_time, &request.expire_time)?;
+        let (activate_at, expire_at) =
+            parse_schedule(&request.activate_time, &request.expire_time)?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         Actor::parse("actor", &request.actor)?;
         let request_bytes = encoded(&request);
 
-        let (client, name, description, channels, key, request_bytes) =
-            (&client, &name, &description, &channels, &key, &request_bytes);
+        let (client, name, description, channels, key, request_bytes) = (
+            &client,
+            &name,
+            &description,
+            &channels,
+            &key,
+            &request_bytes,
+        );
         let response = retrying(|| async move {
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), &key, "CreatePool", &request_bytes).await?
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "CreatePool", request_bytes)
+                .await?
             {
                 return Ok(response);
             }
 
-            store::pools::ensure_common(&mut *tx, &client, now).await?;
+            store::pools::ensure_common(&mut *tx, client, now).await?;
             let record = PoolRecord {
                 client: client.clone(),
                 name: name.clone(),
@@ -65,16 +77,26 @@ impl Inventory {
             };
             store::pools::insert(&mut tx, &record).await?;
             for channel in channels {
-                store::pools::assign(&mut tx, &client, channel, &name, now).await?;
+                store::pools::assign(&mut tx, client, channel, name, now).await?;
             }
             if let Some(expire_at) = expire_at {
                 queue_expiry_job(&mut tx, &record, expire_at, now).await?;
             }
 
-            let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+            let pool = pool_views(&mut tx, client, vec![record], now)
+                .await?
+                .remove(0);
             let response = pb::CreatePoolResponse { pool: Some(pool) };
-            self.remember(&mut tx, client.as_str(), &key, "CreatePool", &request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "CreatePool",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -88,7 +110,10 @@ impl Inventory {
     }
 
     /// Reads one pool with its totals.
-    pub async fn get_pool(&self, request: pb::GetPoolRequest) -> Result<pb::GetPoolResponse, Error> {
+    pub async fn get_pool(
+        &self,
+        request: pb::GetPoolRequest,
+    ) -> Result<pb::GetPoolResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let name = PoolName::parse("name", &request.name)?;
         let now = now_micros();
@@ -100,13 +125,18 @@ impl Inventory {
         let record = store::pools::get(&mut *tx, &client, &name)
             .await?
             .ok_or_else(|| Error::not_found("pool", format!("{client}/{name}")))?;
-        let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+        let pool = pool_views(&mut tx, &client, vec![record], now)
+            .await?
+            .remove(0);
         tx.commit().await?;
         Ok(pb::GetPoolResponse { pool: Some(pool) })
     }
 
     /// Lists a client's pools by name.
-    pub async fn list_pools(&self, request: pb::ListPoolsRequest) -> Result<pb::ListPoolsResponse, Error> {
+    pub async fn list_pools(
+        &self,
+        request: pb::ListPoolsRequest,
+    ) -> Result<pb::ListPoolsResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let limit = page::page_size(request.page_size)?;
         let after = page::decode_token(&request.page_token)?;
@@ -123,7 +153,10 @@ impl Inventory {
         };
         let pools = pool_views(&mut tx, &client, records, now).await?;
         tx.commit().await?;
-        Ok(pb::ListPoolsResponse { pools, next_page_token })
+        Ok(pb::ListPoolsResponse {
+            pools,
+            next_page_token,
+        })
     }
 
     /// Sets or clears a reserve pool's activation and expiry times.
@@ -133,7 +166,8 @@ impl Inventory {
     ) -> Result<pb::SetPoolScheduleResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let name = reserve_pool("name", &request.name)?;
-        let (activate_at, expire_at) = parse_schedule(&request.activate_time, &request.expire_time)?;
+        let (activate_at, expire_at) =
+            parse_schedule(&request.activate_time, &request.expire_time)?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         Actor::parse("actor", &request.actor)?;
         let request_bytes = encoded(&request);
@@ -142,16 +176,23 @@ impl Inventory {
         let response = retrying(|| async move {
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), &key, "SetPoolSchedule", &request_bytes).await?
+            if let Some(response) = self
+                .replay(
+                    &mut tx,
+                    client.as_str(),
+                    key,
+                    "SetPoolSchedule",
+                    request_bytes,
+                )
+                .await?
             {
                 return Ok(response);
             }
 
-            let mut record = store::pools::lock(&mut tx, self.db().for_update(), &client, &name)
+            let mut record = store::pools::lock(&mut tx, self.db().for_update(), client, name)
                 .await?
                 .ok_or_else(|| Error::not_found("pool", format!("{client}/{name}")))?;
-            store::pools::set_schedule(&mut tx, &client, &name, activate_at, expire_at, now).await?;
+            store::pools::set_schedule(&mut tx, client, name, activate_at, expire_at, now).await?;
             let expiry_changed = record.expire_at != expire_at;
             record.activate_at = activate_at;
             record.expire_at = expire_at;
@@ -160,10 +201,20 @@ impl Inventory {
                 queue_expiry_job(&mut tx, &record, expire_at, now).await?;
             }
 
-            let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+            let pool = pool_views(&mut tx, client, vec![record], now)
+                .await?
+                .remove(0);
             let response = pb::SetPoolScheduleResponse { pool: Some(pool) };
-            self.remember(&mut tx, client.as_str(), &key, "SetPoolSchedule", &request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "SetPoolSchedule",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -172,12 +223,21 @@ impl Inventory {
         if expire_at.is_some() {
             self.outbox_wake.notify_one();
         }
-        tracing::info!(client = %client, pool = %name, ?activate_at, ?expire_at, "pool schedule set");
+        tracing::info!(
+            client = %client,
+            pool = %name,
+            ?activate_at,
+            ?expire_at,
+            "pool schedule set"
+        );
         Ok(response)
     }
 
     /// Deletes an empty reserve pool.
-    pub async fn delete_pool(&self, request: pb::DeletePoolRequest) -> Result<pb::DeletePoolResponse, Error> {
+    pub async fn delete_pool(
+        &self,
+        request: pb::DeletePoolRequest,
+    ) -> Result<pb::DeletePoolResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let name = reserve_pool("name", &request.name)?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
@@ -188,17 +248,21 @@ impl Inventory {
         let response = retrying(|| async move {
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), &key, "DeletePool", &request_bytes).await?
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "DeletePool", request_bytes)
+                .await?
             {
                 return Ok(response);
             }
 
-            store::pools::lock(&mut tx, self.db().for_update(), &client, &name)
+            store::pools::lock(&mut tx, self.db().for_update(), client, name)
                 .await?
                 .ok_or_else(|| Error::not_found("pool", format!("{client}/{name}")))?;
-            let filter = stock::StockFilter { pool: Some(name.clone()), ..Default::default() };
-            let holdings = stock::read(&mut *tx, &client, &filter).await?;
+            let filter = stock::StockFilter {
+                pool: Some(name.clone()),
+                ..Default::default()
+            };
+            let holdings = stock::read(&mut *tx, client, &filter).await?;
             let mut held = Totals::default();
             for (_, totals) in &holdings {
                 held.add(totals);
@@ -213,12 +277,20 @@ impl Inventory {
                     holdings.len()
                 )));
             }
-            let channels = store::pools::delete(&mut tx, &client, &name).await?;
+            let channels = store::pools::delete(&mut tx, client, name).await?;
             let response = pb::DeletePoolResponse {
                 unassigned_channels: channels.iter().map(ToString::to_string).collect(),
             };
-            self.remember(&mut tx, client.as_str(), &key, "DeletePool", &request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "DeletePool",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -244,32 +316,51 @@ impl Inventory {
         let response = retrying(|| async move {
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), &key, "AssignChannel", &request_bytes).await?
+            if let Some(response) = self
+                .replay(
+                    &mut tx,
+                    client.as_str(),
+                    key,
+                    "AssignChannel",
+                    request_bytes,
+                )
+                .await?
             {
                 return Ok(response);
             }
 
-            let record = self.existing_pool(&mut tx, &client, &name, "pool", now).await?;
+            let record = self
+                .existing_pool(&mut tx, client, name, "pool", now)
+                .await?;
             if record.is_expired(now) {
                 return Err(Error::FailedPrecondition(format!(
                     "pool `{name}` has expired; it cannot serve channel `{channel}`"
                 )));
             }
-            let previous = store::pools::assignment(&mut *tx, &client, &channel).await?;
+            let previous = store::pools::assignment(&mut *tx, client, channel).await?;
             if name.is_common() {
-                store::pools::unassign(&mut tx, &client, &channel).await?;
+                store::pools::unassign(&mut tx, client, channel).await?;
             } else {
-                store::pools::assign(&mut tx, &client, &channel, &name, now).await?;
+                store::pools::assign(&mut tx, client, channel, name, now).await?;
             }
 
-            let pool = pool_views(&mut tx, &client, vec![record], now).await?.remove(0);
+            let pool = pool_views(&mut tx, client, vec![record], now)
+                .await?
+                .remove(0);
             let response = pb::AssignChannelResponse {
                 pool: Some(pool),
                 previous_pool: previous.unwrap_or_else(PoolName::common).to_string(),
             };
-            self.remember(&mut tx, client.as_str(), &key, "AssignChannel", &request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "AssignChannel",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -293,18 +384,33 @@ impl Inventory {
         let response = retrying(|| async move {
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), &key, "UnassignChannel", &request_bytes).await?
+            if let Some(response) = self
+                .replay(
+                    &mut tx,
+                    client.as_str(),
+                    key,
+                    "UnassignChannel",
+                    request_bytes,
+                )
+                .await?
             {
                 return Ok(response);
             }
-            let previous = store::pools::assignment(&mut *tx, &client, &channel).await?;
-            store::pools::unassign(&mut tx, &client, &channel).await?;
+            let previous = store::pools::assignment(&mut *tx, client, channel).await?;
+            store::pools::unassign(&mut tx, client, channel).await?;
             let response = pb::UnassignChannelResponse {
                 previous_pool: previous.unwrap_or_else(PoolName::common).to_string(),
             };
-            self.remember(&mut tx, client.as_str(), &key, "UnassignChannel", &request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "UnassignChannel",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -325,11 +431,15 @@ impl Inventory {
 
         let mut tx = self.db().pool().begin().await?;
         let (serving, assigned) = serving_pool(&mut tx, &client, &channel, now).await?;
-        let pool = pool_views(&mut tx, &client, vec![serving], now).await?.remove(0);
+        let pool = pool_views(&mut tx, &client, vec![serving], now)
+            .await?
+            .remove(0);
         tx.commit().await?;
         Ok(pb::GetServingPoolResponse {
             pool: Some(pool),
-            assigned_pool: assigned.map(|record| record.name.to_string()).unwrap_or_default(),
+            assigned_pool: assigned
+                .map(|record| record.name.to_string())
+                .unwrap_or_default(),
         })
     }
 
@@ -345,11 +455,17 @@ impl Inventory {
         };
         let pool_opt = PoolName::parse_opt("pool", &request.pool)?;
         if pool_opt.is_some() && client_opt.is_none() {
-            return Err(Error::invalid("client_id", "a pool is named only together with its client"));
+            return Err(Error::invalid(
+                "client_id",
+                "a pool is named only together with its client",
+            ));
         }
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         let actor = Actor::parse("actor", &request.actor)?;
-        let scope = client_opt.as_ref().map(ClientId::to_string).unwrap_or_default();
+        let scope = client_opt
+            .as_ref()
+            .map(ClientId::to_string)
+            .unwrap_or_default();
         let request_bytes = encoded(&request);
 
         let (client_opt, pool_opt, key, actor, scope, request_bytes) =
@@ -357,14 +473,16 @@ impl Inventory {
         let response = retrying(|| async move {
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, &scope, &key, "SweepExpiredPools", &request_bytes).await?
+            if let Some(response) = self
+                .replay(&mut tx, scope, key, "SweepExpiredPools", request_bytes)
+                .await?
             {
                 return Ok(response);
             }
 
             let expired =
-                store::pools::expired(&mut *tx, client_opt.as_ref(), pool_opt.as_ref(), now).await?;
+                store::pools::expired(&mut *tx, client_opt.as_ref(), pool_opt.as_ref(), now)
+                    .await?;
             let provenance = Provenance {
                 actor: actor.to_string(),
                 reference: "pool expired".to_string(),
@@ -377,8 +495,16 @@ impl Inventory {
                 }
             }
             let response = pb::SweepExpiredPoolsResponse { swept };
-            self.remember(&mut tx, &scope, &key, "SweepExpiredPools", &request_bytes, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                scope,
+                key,
+                "SweepExpiredPools",
+                request_bytes,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -412,8 +538,13 @@ impl Inventory {
         }
         store::pools::ensure_common(&mut **tx, &pool.client, now).await?;
         let common = PoolName::common();
-        stock::lock(tx, self.db(), &mut locked, keys.iter().map(|key| key.in_pool(&common)))
-            .await?;
+        stock::lock(
+            tx,
+            self.db(),
+            &mut locked,
+            keys.iter().map(|key| key.in_pool(&common)),
+        )
+        .await?;
 
         let mut transfers = Vec::with_capacity(keys.len());
         let mut units = 0;
@@ -424,8 +555,14 @@ impl Inventory {
                 client: key.client.clone(),
                 sku: key.sku.clone(),
                 grade: key.grade,
-                from: Some(Side { pool: key.pool.clone(), state: StockState::Available }),
-                to: Some(Side { pool: common.clone(), state: StockState::Available }),
+                from: Some(Side {
+                    pool: key.pool.clone(),
+                    state: StockState::Available,
+                }),
+                to: Some(Side {
+                    pool: common.clone(),
+                    state: StockState::Available,
+                }),
                 quantity,
                 reason: TransferReason::PoolExpiry,
                 order_line: None,
@@ -446,17 +583,25 @@ impl Inventory {
         job_id: &str,
         payload: &[u8],
     ) -> Result<ExpiryJobOutcome, Error> {
-        let job = pb::PoolExpiryJob::decode(payload)
-            .map_err(|error| Error::invalid("job.payload", format!("not a PoolExpiryJob: {error}")))?;
+        let job = pb::PoolExpiryJob::decode(payload).map_err(|error| {
+            Error::invalid("job.payload", format!("not a PoolExpiryJob: {error}"))
+        })?;
         let client = ClientId::parse("job.payload.client_id", &job.client_id)?;
         let name = reserve_pool("job.payload.pool", &job.pool)?;
         let scheduled_expiry = match &job.expire_time {
             Some(time) => from_timestamp(time, "job.payload.expire_time")?,
-            None => return Err(Error::invalid("job.payload.expire_time", "expiry time is required")),
+            None => {
+                return Err(Error::invalid(
+                    "job.payload.expire_time",
+                    "expiry time is required",
+                ));
+            }
         };
 
         let Some(record) = store::pools::get(self.db().pool(), &client, &name).await? else {
-            return Ok(ExpiryJobOutcome::Skipped(format!("pool `{client}/{name}` no longer exists")));
+            return Ok(ExpiryJobOutcome::Skipped(format!(
+                "pool `{client}/{name}` no longer exists"
+            )));
         };
         if record.expire_at != Some(scheduled_expiry) {
             return Ok(ExpiryJobOutcome::Skipped(format!(
@@ -508,10 +653,10 @@ pub(crate) async fn serving_pool(
         reason = serving_reason(assigned.as_ref(), now),
         "serving pool resolved"
     );
-    if let Some(pool) = &assigned {
-        if pool.is_serving(now) {
-            return Ok((pool.clone(), assigned));
-        }
+    if let Some(pool) = &assigned
+        && pool.is_serving(now)
+    {
+        return Ok((pool.clone(), assigned));
     }
     let common = store::pools::get(&mut **tx, client, &PoolName::common())
         .await?
@@ -577,7 +722,10 @@ async fn queue_expiry_job(
 fn reserve_pool(field: &str, text: &str) -> Result<PoolName, Error> {
     let name = PoolName::parse(field, text)?;
     if name.is_common() {
-        return Err(Error::invalid(field, "COMMON has no schedule and cannot be deleted"));
+        return Err(Error::invalid(
+            field,
+            "COMMON has no schedule and cannot be deleted",
+        ));
     }
     Ok(name)
 }
@@ -590,7 +738,10 @@ fn parse_channels(texts: &[String]) -> Result<Vec<ChannelCode>, Error> {
         let field = format!("channels[{index}]");
         let channel = ChannelCode::parse(&field, text)?;
         if !seen.insert(channel.clone()) {
-            return Err(Error::invalid(field, format!("channel `{channel}` is listed twice")));
+            return Err(Error::invalid(
+                field,
+                format!("channel `{channel}` is listed twice"),
+            ));
         }
         channels.push(channel);
     }
@@ -602,12 +753,18 @@ fn parse_schedule(
     activate: &Option<prost_types::Timestamp>,
     expire: &Option<prost_types::Timestamp>,
 ) -> Result<(Option<i64>, Option<i64>), Error> {
-    let activate_at = activate.as_ref().map(|t| from_timestamp(t, "activate_time")).transpose()?;
-    let expire_at = expire.as_ref().map(|t| from_timestamp(t, "expire_time")).transpose()?;
-    if let (Some(activate_at), Some(expire_at)) = (activate_at, expire_at) {
-        if expire_at <= activate_at {
-            return Err(Error::invalid("expire_time", "must be after activate_time"));
-        }
+    let activate_at = activate
+        .as_ref()
+        .map(|t| from_timestamp(t, "activate_time"))
+        .transpose()?;
+    let expire_at = expire
+        .as_ref()
+        .map(|t| from_timestamp(t, "expire_time"))
+        .transpose()?;
+    if let (Some(activate_at), Some(expire_at)) = (activate_at, expire_at)
+        && expire_at <= activate_at
+    {
+        return Err(Error::invalid("expire_time", "must be after activate_time"));
     }
     Ok((activate_at, expire_at))
 }

@@ -25,7 +25,10 @@ fn parse_skus(field: &str, texts: &[String]) -> Result<Vec<Sku>, Error> {
         return Err(Error::invalid(field, "at least one SKU is required"));
     }
     if texts.len() > MAX_SKUS {
-        return Err(Error::invalid(field, format!("at most {MAX_SKUS} SKUs per request")));
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_SKUS} SKUs per request"),
+        ));
     }
     let mut seen = BTreeSet::new();
     let mut skus = Vec::with_capacity(texts.len());
@@ -40,19 +43,35 @@ fn parse_skus(field: &str, texts: &[String]) -> Result<Vec<Sku>, Error> {
 
 impl Inventory {
     /// Stock of some SKUs.
-    pub async fn get_stock(&self, request: pb::GetStockRequest) -> Result<pb::GetStockResponse, Error> {
+    pub async fn get_stock(
+        &self,
+        request: pb::GetStockRequest,
+    ) -> Result<pb::GetStockResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let skus = parse_skus("skus", &request.skus)?;
         let pool = PoolName::parse_opt("pool", &request.pool)?;
         let grade = Grade::parse_filter("grade", request.grade)?;
 
-        let filter = stock::StockFilter { skus, pool, grade, ..Default::default() };
+        let filter = stock::StockFilter {
+            skus,
+            pool,
+            grade,
+            ..Default::default()
+        };
         let rows = stock::read(self.db().pool(), &client, &filter).await?;
-        Ok(pb::GetStockResponse { levels: rows.iter().map(|(key, totals)| level(key, totals)).collect() })
+        Ok(pb::GetStockResponse {
+            levels: rows
+                .iter()
+                .map(|(key, totals)| level(key, totals))
+                .collect(),
+        })
     }
 
     /// Stock of a client, paginated.
-    pub async fn list_stock(&self, request: pb::ListStockRequest) -> Result<pb::ListStockResponse, Error> {
+    pub async fn list_stock(
+        &self,
+        request: pb::ListStockRequest,
+    ) -> Result<pb::ListStockResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let pool = PoolName::parse_opt("pool", &request.pool)?;
         let grade = Grade::parse_filter("grade", request.grade)?;
@@ -79,7 +98,10 @@ impl Inventory {
             _ => String::new(),
         };
         Ok(pb::ListStockResponse {
-            levels: rows.iter().map(|(key, totals)| level(key, totals)).collect(),
+            levels: rows
+                .iter()
+                .map(|(key, totals)| level(key, totals))
+                .collect(),
             next_page_token,
         })
     }
@@ -127,7 +149,10 @@ impl Inventory {
                 }
             })
             .collect();
-        Ok(pb::GetChannelAvailabilityResponse { pool: serving.name.to_string(), skus: availability })
+        Ok(pb::GetChannelAvailabilityResponse {
+            pool: serving.name.to_string(),
+            skus: availability,
+        })
     }
 
     /// Sets a channel's safety buffer.
@@ -140,21 +165,27 @@ impl Inventory {
         if request.quantity < 0 || request.quantity > validate::MAX_QUANTITY {
             return Err(Error::invalid(
                 "quantity",
-                format!("must be from 0 to {}, got {}", validate::MAX_QUANTITY, request.quantity),
+                format!(
+                    "must be from 0 to {}, got {}",
+                    validate::MAX_QUANTITY,
+                    request.quantity
+                ),
             ));
         }
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         Actor::parse("actor", &request.actor)?;
         let request_bytes = encoded(&request);
 
-        let (client_ref, channel_ref, key_ref, bytes_ref) = (&client, &channel, &key, &request_bytes);
+        let (client_ref, channel_ref, key_ref, bytes_ref) =
+            (&client, &channel, &key, &request_bytes);
         let quantity = request.quantity;
         let response = retrying(|| async move {
             let (client, channel, key) = (client_ref, channel_ref, key_ref);
             let now = now_micros();
             let mut tx = self.db().begin().await?;
-            if let Some(response) =
-                self.replay(&mut tx, client.as_str(), key, "SetSafetyBuffer", bytes_ref).await?
+            if let Some(response) = self
+                .replay(&mut tx, client.as_str(), key, "SetSafetyBuffer", bytes_ref)
+                .await?
             {
                 return Ok(response);
             }
@@ -166,8 +197,16 @@ impl Inventory {
                     update_time: Some(to_timestamp(now)),
                 }),
             };
-            self.remember(&mut tx, client.as_str(), key, "SetSafetyBuffer", bytes_ref, &response, now)
-                .await?;
+            self.remember(
+                &mut tx,
+                client.as_str(),
+                key,
+                "SetSafetyBuffer",
+                bytes_ref,
+                &response,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(response)
         })
@@ -185,9 +224,13 @@ impl Inventory {
         let limit = page::page_size(request.page_size)?;
         let after = page::decode_token(&request.page_token)?;
 
-        let mut rows =
-            store::pools::list_safety_buffers(self.db().pool(), &client, after.as_deref(), limit + 1)
-                .await?;
+        let mut rows = store::pools::list_safety_buffers(
+            self.db().pool(),
+            &client,
+            after.as_deref(),
+            limit + 1,
+        )
+        .await?;
         let has_more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_page_token = match (has_more, rows.last()) {
@@ -214,7 +257,9 @@ impl Inventory {
     ) -> Result<pb::ListAllocationsResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let filter = allocations::AllocationFilter {
-            order_ref: optional(&request.order_ref, |text| OrderRef::parse("order_ref", text))?,
+            order_ref: optional(&request.order_ref, |text| {
+                OrderRef::parse("order_ref", text)
+            })?,
             sku: optional(&request.sku, |text| Sku::parse("sku", text))?,
             pool: PoolName::parse_opt("pool", &request.pool)?,
             open_only: request.open_only,
@@ -222,7 +267,8 @@ impl Inventory {
         let limit = page::page_size(request.page_size)?;
         let after_id = id_token(&request.page_token)?;
 
-        let mut rows = allocations::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
+        let mut rows =
+            allocations::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
         let has_more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_page_token = match (has_more, rows.last()) {
@@ -230,37 +276,57 @@ impl Inventory {
             _ => String::new(),
         };
         Ok(pb::ListAllocationsResponse {
-            allocations: rows.iter().map(allocations::AllocationRow::to_proto).collect(),
+            allocations: rows
+                .iter()
+                .map(allocations::AllocationRow::to_proto)
+                .collect(),
             next_page_token,
         })
     }
 
     /// Ledger transfers, oldest first.
-    pub async fn list_ledger(&self, request: pb::ListLedgerRequest) -> Result<pb::ListLedgerResponse, Error> {
+    pub async fn list_ledger(
+        &self,
+        request: pb::ListLedgerRequest,
+    ) -> Result<pb::ListLedgerResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let filter = ledger::LedgerFilter {
             sku: optional(&request.sku, |text| Sku::parse("sku", text))?,
             pool: PoolName::parse_opt("pool", &request.pool)?,
-            order_ref: optional(&request.order_ref, |text| OrderRef::parse("order_ref", text))?,
-            start: request.start_time.as_ref().map(|t| from_timestamp(t, "start_time")).transpose()?,
-            end: request.end_time.as_ref().map(|t| from_timestamp(t, "end_time")).transpose()?,
+            order_ref: optional(&request.order_ref, |text| {
+                OrderRef::parse("order_ref", text)
+            })?,
+            start: request
+                .start_time
+                .as_ref()
+                .map(|t| from_timestamp(t, "start_time"))
+                .transpose()?,
+            end: request
+                .end_time
+                .as_ref()
+                .map(|t| from_timestamp(t, "end_time"))
+                .transpose()?,
         };
-        if let (Some(start), Some(end)) = (filter.start, filter.end) {
-            if end <= start {
-                return Err(Error::invalid("end_time", "must be after start_time"));
-            }
+        if let (Some(start), Some(end)) = (filter.start, filter.end)
+            && end <= start
+        {
+            return Err(Error::invalid("end_time", "must be after start_time"));
         }
         let limit = page::page_size(request.page_size)?;
         let after_id = id_token(&request.page_token)?;
 
-        let mut transfers = ledger::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
+        let mut transfers =
+            ledger::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
         let has_more = transfers.len() as i64 > limit;
         transfers.truncate(limit as usize);
         let next_page_token = match (has_more, transfers.last()) {
             (true, Some(last)) => page::encode_token(&last.transfer_id.to_string()),
             _ => String::new(),
         };
-        Ok(pb::ListLedgerResponse { transfers, next_page_token })
+        Ok(pb::ListLedgerResponse {
+            transfers,
+            next_page_token,
+        })
     }
 
     /// Stock of a SKU at a past time.
@@ -274,10 +340,16 @@ impl Inventory {
         let grade = Grade::parse_filter("grade", request.grade)?;
         let as_of = match &request.as_of_time {
             Some(time) => from_timestamp(time, "as_of_time")?,
-            None => return Err(Error::invalid("as_of_time", "the time to look at is required")),
+            None => {
+                return Err(Error::invalid(
+                    "as_of_time",
+                    "the time to look at is required",
+                ));
+            }
         };
 
-        let (levels, last_transfer_id) = ledger::stock_as_of(self.db().pool(), &client, &sku, as_of).await?;
+        let (levels, last_transfer_id) =
+            ledger::stock_as_of(self.db().pool(), &client, &sku, as_of).await?;
         let levels = levels
             .into_iter()
             .filter(|((row_pool, row_grade), _)| {
@@ -288,7 +360,10 @@ impl Inventory {
                 level(&StockKey::new(&client, &sku, &row_pool, row_grade), &totals)
             })
             .collect();
-        Ok(pb::GetStockAsOfResponse { levels, last_transfer_id })
+        Ok(pb::GetStockAsOfResponse {
+            levels,
+            last_transfer_id,
+        })
     }
 
     /// Why a quantity is or is not available, and what would make it so.
@@ -319,11 +394,17 @@ impl Inventory {
                 (serving, reason)
             }
             (Some(_), Some(_)) => {
-                return Err(Error::invalid("channel", "set either `pool` or `channel`, not both"));
+                return Err(Error::invalid(
+                    "channel",
+                    "set either `pool` or `channel`, not both",
+                ));
             }
             (None, None) => return Err(Error::invalid("pool", "set `pool` or `channel`")),
         };
-        let filter = stock::StockFilter { skus: vec![sku.clone()], ..Default::default() };
+        let filter = stock::StockFilter {
+            skus: vec![sku.clone()],
+            ..Default::default()
+        };
         let rows = stock::read(&mut *tx, &client, &filter).await?;
         tx.commit().await?;
 
@@ -376,7 +457,10 @@ impl Inventory {
                 .map(|(pool, totals)| level(&StockKey::new(&client, &sku, pool, grade), totals))
                 .collect(),
             other_grade,
-            remedies: remedies.iter().map(|remedy| remedy.to_proto(&target.name)).collect(),
+            remedies: remedies
+                .iter()
+                .map(|remedy| remedy.to_proto(&target.name))
+                .collect(),
             summary,
         })
     }
@@ -402,12 +486,18 @@ impl Inventory {
         &self,
         request: pb::ListStockChangesRequest,
     ) -> Result<pb::ListStockChangesResponse, Error> {
-        let client_opt = optional(&request.client_id, |text| ClientId::parse("client_id", text))?;
+        let client_opt = optional(&request.client_id, |text| {
+            ClientId::parse("client_id", text)
+        })?;
         let after = feed::Cursor::decode("after_cursor", &request.after_cursor)?;
         let limit = page::page_size(request.page_size)?;
 
         let changes = feed::read(self.db(), client_opt.as_ref(), after, limit).await?;
-        let next_cursor = changes.last().map(|change| change.cursor).unwrap_or(after).encode();
+        let next_cursor = changes
+            .last()
+            .map(|change| change.cursor)
+            .unwrap_or(after)
+            .encode();
         Ok(pb::ListStockChangesResponse {
             changes: changes
                 .into_iter()
@@ -428,8 +518,15 @@ impl Inventory {
 }
 
 /// Parses an optional field: empty means none.
-fn optional<T>(text: &str, parse: impl FnOnce(&str) -> Result<T, Error>) -> Result<Option<T>, Error> {
-    if text.is_empty() { Ok(None) } else { parse(text).map(Some) }
+fn optional<T>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse(text).map(Some)
+    }
 }
 
 /// A page token holding the last id of the previous page; the first page starts at zero.
@@ -446,7 +543,8 @@ fn id_token(token: &str) -> Result<i64, Error> {
 fn decode_stock_token(token: &str) -> Result<(String, String, i64), Error> {
     let bad = || Error::invalid("page_token", "not a token returned by this list call");
     let mut parts = token.split('|');
-    let (Some(sku), Some(pool), Some(grade), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(sku), Some(pool), Some(grade), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad());
     };

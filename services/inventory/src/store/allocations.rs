@@ -83,7 +83,10 @@ pub async fn lock_lines(
         );
         let mut query = sqlx::query(&sql);
         for (client, order_ref, line_id) in chunk {
-            query = query.bind(client.as_str()).bind(order_ref.as_str()).bind(line_id.as_str());
+            query = query
+                .bind(client.as_str())
+                .bind(order_ref.as_str())
+                .bind(line_id.as_str());
         }
         for row in query.fetch_all(&mut **tx).await? {
             let allocation = allocation_row(&row)?;
@@ -227,9 +230,21 @@ pub async fn list(
     let rows = sqlx::query(&sql)
         .bind(client.as_str())
         .bind(after_id)
-        .bind(filter.order_ref.as_ref().map(OrderRef::to_string).unwrap_or_default())
+        .bind(
+            filter
+                .order_ref
+                .as_ref()
+                .map(OrderRef::to_string)
+                .unwrap_or_default(),
+        )
         .bind(filter.sku.as_ref().map(Sku::to_string).unwrap_or_default())
-        .bind(filter.pool.as_ref().map(PoolName::to_string).unwrap_or_default())
+        .bind(
+            filter
+                .pool
+                .as_ref()
+                .map(PoolName::to_string)
+                .unwrap_or_default(),
+        )
         .bind(i64::from(filter.open_only))
         .bind(limit)
         .fetch_all(executor)

@@ -46,7 +46,12 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
     .fetch_all(&mut *tx)
     .await?;
     for row in rows {
-        let key = (row.try_get("client_id")?, row.try_get("sku")?, row.try_get("pool")?, row.try_get("grade")?);
+        let key = (
+            row.try_get("client_id")?,
+            row.try_get("sku")?,
+            row.try_get("pool")?,
+            row.try_get("grade")?,
+        );
         let totals = Totals {
             available: row.try_get("available")?,
             allocated: row.try_get("allocated")?,
@@ -71,7 +76,12 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
     .fetch_all(&mut *tx)
     .await?;
     for row in rows {
-        let key = (row.try_get("client_id")?, row.try_get("sku")?, row.try_get("pool")?, row.try_get("grade")?);
+        let key = (
+            row.try_get("client_id")?,
+            row.try_get("sku")?,
+            row.try_get("pool")?,
+            row.try_get("grade")?,
+        );
         let state = StockState::from_code(row.try_get("state")?)?;
         *from_ledger.entry(key).or_default().get_mut(state) += row.try_get::<i64, _>("units")?;
     }
@@ -88,7 +98,12 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
     .await?;
     let mut allocations_checked = 0;
     for row in rows {
-        let key = (row.try_get("client_id")?, row.try_get("sku")?, row.try_get("pool")?, row.try_get("grade")?);
+        let key = (
+            row.try_get("client_id")?,
+            row.try_get("sku")?,
+            row.try_get("pool")?,
+            row.try_get("grade")?,
+        );
         allocated.insert(key, row.try_get("units")?);
         allocations_checked += row.try_get::<i64, _>("lines")?;
     }
@@ -97,7 +112,8 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
     let mut flows: BTreeMap<(String, String), i64> = BTreeMap::new();
     let rows = sqlx::query(
         "SELECT client_id, sku, reason, \
-         CAST(SUM(CASE WHEN from_pool IS NULL THEN quantity ELSE -quantity END) AS BIGINT) AS units \
+         CAST(SUM(CASE WHEN from_pool IS NULL THEN quantity ELSE -quantity END) AS BIGINT) \
+           AS units \
          FROM ledger WHERE (from_pool IS NULL OR to_pool IS NULL) \
          AND ($1 = '' OR client_id = $1) GROUP BY client_id, sku, reason",
     )
@@ -147,8 +163,7 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
         let released_units: i64 = row.try_get("released_units")?;
         let consumed_units: i64 = row.try_get("consumed_units")?;
         let expected_open = in_units - released_units - consumed_units;
-        if quantity != expected_open || consumed != consumed_units || released != released_units
-        {
+        if quantity != expected_open || consumed != consumed_units || released != released_units {
             let client_id: String = row.try_get("client_id")?;
             let order_ref: String = row.try_get("order_ref")?;
             let line_id: String = row.try_get("line_id")?;
@@ -168,12 +183,11 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
         }
     }
 
-    let transfers_checked: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM ledger WHERE ($1 = '' OR client_id = $1)",
-    )
-    .bind(client)
-    .fetch_one(&mut *tx)
-    .await?;
+    let transfers_checked: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE ($1 = '' OR client_id = $1)")
+            .bind(client)
+            .fetch_one(&mut *tx)
+            .await?;
 
     // Compare.
     let mut discrepancies = Vec::new();
@@ -181,7 +195,11 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
     for key in &keys {
         let actual = stored.get(*key).copied().unwrap_or_default();
         let expected = from_ledger.get(*key).copied().unwrap_or_default();
-        for state in [StockState::Available, StockState::Allocated, StockState::Recycle] {
+        for state in [
+            StockState::Available,
+            StockState::Allocated,
+            StockState::Recycle,
+        ] {
             if actual.get(state) < 0 {
                 discrepancies.push(row_discrepancy(
                     pb::DiscrepancyKind::NegativeBucket,
@@ -206,7 +224,10 @@ pub async fn run(db: &Db, client: &str) -> Result<pb::AuditResponse, Error> {
     }
     let allocation_keys: BTreeSet<&RowKey> = stored.keys().chain(allocated.keys()).collect();
     for key in allocation_keys {
-        let actual = stored.get(key).map(|totals| totals.allocated).unwrap_or_default();
+        let actual = stored
+            .get(key)
+            .map(|totals| totals.allocated)
+            .unwrap_or_default();
         let expected = allocated.get(key).copied().unwrap_or_default();
         if actual != expected {
             discrepancies.push(row_discrepancy(
@@ -290,7 +311,9 @@ fn row_discrepancy(
     actual: i64,
     what: String,
 ) -> pb::Discrepancy {
-    let grade = Grade::from_code(key.3).map(Grade::to_proto).unwrap_or_default();
+    let grade = Grade::from_code(key.3)
+        .map(Grade::to_proto)
+        .unwrap_or_default();
     pb::Discrepancy {
         kind: kind as i32,
         client_id: key.0.clone(),

@@ -137,13 +137,20 @@ pub async fn read(
         }
         Backend::Sqlite => "",
     };
-    let client_filter = if client_opt.is_some() { " AND client_id = $4" } else { "" };
+    let client_filter = if client_opt.is_some() {
+        " AND client_id = $4"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT id, txid, client_id, sku, pool, grade, available, allocated, recycle, reason, \
          created_at FROM stock_changes WHERE (txid, id) > ($1, $2){horizon}{client_filter} \
          ORDER BY txid, id LIMIT $3"
     );
-    let mut query = sqlx::query(&sql).bind(after.txid).bind(after.id).bind(limit);
+    let mut query = sqlx::query(&sql)
+        .bind(after.txid)
+        .bind(after.id)
+        .bind(limit);
     if let Some(client) = client_opt {
         query = query.bind(client.as_str());
     }
@@ -151,7 +158,10 @@ pub async fn read(
     let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
         changes.push(Change {
-            cursor: Cursor { txid: row.try_get("txid")?, id: row.try_get("id")? },
+            cursor: Cursor {
+                txid: row.try_get("txid")?,
+                id: row.try_get("id")?,
+            },
             key: StockKey {
                 client: ClientId::from_stored(row.try_get("client_id")?),
                 sku: Sku::from_stored(row.try_get("sku")?),
@@ -177,8 +187,14 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
         let cursor = Cursor { txid: 812, id: 4 };
-        assert_eq!(Cursor::decode("after_cursor", &cursor.encode()).unwrap(), cursor);
-        assert_eq!(Cursor::decode("after_cursor", "").unwrap(), Cursor::default());
+        assert_eq!(
+            Cursor::decode("after_cursor", &cursor.encode()).unwrap(),
+            cursor
+        );
+        assert_eq!(
+            Cursor::decode("after_cursor", "").unwrap(),
+            Cursor::default()
+        );
         for junk in ["x", "1", "1.x", "-1.2"] {
             assert!(Cursor::decode("after_cursor", junk).is_err(), "{junk}");
         }

@@ -52,8 +52,20 @@ pub async fn list(
         .bind(client.as_str())
         .bind(after_id)
         .bind(filter.sku.as_ref().map(Sku::to_string).unwrap_or_default())
-        .bind(filter.pool.as_ref().map(PoolName::to_string).unwrap_or_default())
-        .bind(filter.order_ref.as_ref().map(OrderRef::to_string).unwrap_or_default())
+        .bind(
+            filter
+                .pool
+                .as_ref()
+                .map(PoolName::to_string)
+                .unwrap_or_default(),
+        )
+        .bind(
+            filter
+                .order_ref
+                .as_ref()
+                .map(OrderRef::to_string)
+                .unwrap_or_default(),
+        )
         .bind(filter.start.unwrap_or(i64::MIN))
         .bind(filter.end.unwrap_or(i64::MAX))
         .bind(limit)
@@ -128,9 +140,10 @@ pub async fn stock_as_of(
 fn transfer_row(row: &sqlx::any::AnyRow) -> Result<pb::Transfer, Error> {
     let side = |pool: Option<String>, state: Option<i64>| -> Result<Option<pb::BucketRef>, Error> {
         match (pool, state) {
-            (Some(pool), Some(state)) => {
-                Ok(Some(pb::BucketRef { pool, state: StockState::from_code(state)?.to_proto() }))
-            }
+            (Some(pool), Some(state)) => Ok(Some(pb::BucketRef {
+                pool,
+                state: StockState::from_code(state)?.to_proto(),
+            })),
             _ => Ok(None),
         }
     };
@@ -146,8 +159,12 @@ fn transfer_row(row: &sqlx::any::AnyRow) -> Result<pb::Transfer, Error> {
         actor: row.try_get("actor")?,
         reference: row.try_get("reference")?,
         idempotency_key: row.try_get("idempotency_key")?,
-        order_ref: row.try_get::<Option<String>, _>("order_ref")?.unwrap_or_default(),
-        line_id: row.try_get::<Option<String>, _>("line_id")?.unwrap_or_default(),
+        order_ref: row
+            .try_get::<Option<String>, _>("order_ref")?
+            .unwrap_or_default(),
+        line_id: row
+            .try_get::<Option<String>, _>("line_id")?
+            .unwrap_or_default(),
         create_time: Some(to_timestamp(row.try_get("created_at")?)),
     })
 }

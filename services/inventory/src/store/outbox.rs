@@ -68,7 +68,11 @@ pub async fn claim(
          WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2{}",
         db.skip_locked()
     );
-    let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let id: i64 = row.try_get("id")?;

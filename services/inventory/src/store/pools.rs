@@ -127,9 +127,12 @@ pub async fn insert(tx: &mut Tx, pool: &PoolRecord) -> Result<(), Error> {
     .await;
     match result {
         Ok(_) => Ok(()),
-        Err(error) if kosha_runtime::db::is_unique_violation(&error) => Err(Error::AlreadyExists(
-            format!("pool `{}` of client `{}` already exists", pool.name, pool.client),
-        )),
+        Err(error) if kosha_runtime::db::is_unique_violation(&error) => {
+            Err(Error::AlreadyExists(format!(
+                "pool `{}` of client `{}` already exists",
+                pool.name, pool.client
+            )))
+        }
         Err(error) => Err(error.into()),
     }
 }
@@ -206,7 +209,9 @@ pub async fn channels_of(
     if pools.is_empty() {
         return Ok(HashMap::new());
     }
-    let placeholders: Vec<String> = (0..pools.len()).map(|index| format!("${}", index + 2)).collect();
+    let placeholders: Vec<String> = (0..pools.len())
+        .map(|index| format!("${}", index + 2))
+        .collect();
     let sql = format!(
         "SELECT pool, channel FROM channel_pools WHERE client_id = $1 AND pool IN ({}) \
          ORDER BY pool, channel",
@@ -219,7 +224,10 @@ pub async fn channels_of(
     let mut channels: HashMap<PoolName, Vec<ChannelCode>> = HashMap::new();
     for row in query.fetch_all(executor).await? {
         let pool = PoolName::from_stored(row.try_get("pool")?);
-        channels.entry(pool).or_default().push(ChannelCode::from_stored(row.try_get("channel")?));
+        channels
+            .entry(pool)
+            .or_default()
+            .push(ChannelCode::from_stored(row.try_get("channel")?));
     }
     Ok(channels)
 }

@@ -46,7 +46,10 @@ pub async fn lock(
     locked: &mut Locked,
     keys: impl IntoIterator<Item = StockKey>,
 ) -> Result<(), Error> {
-    let wanted: BTreeSet<StockKey> = keys.into_iter().filter(|key| !locked.contains(key)).collect();
+    let wanted: BTreeSet<StockKey> = keys
+        .into_iter()
+        .filter(|key| !locked.contains(key))
+        .collect();
     let wanted: Vec<StockKey> = wanted.into_iter().collect();
     for chunk in wanted.chunks(MAX_ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -113,11 +116,15 @@ pub async fn apply_each(
     for transfer in transfers {
         debug_assert!(transfer.quantity > 0, "transfers move a positive quantity");
         if let (Some(key), Some(side)) = (transfer.from_key(), &transfer.from) {
-            let entry = deltas.entry(key).or_insert((Totals::default(), transfer.reason));
+            let entry = deltas
+                .entry(key)
+                .or_insert((Totals::default(), transfer.reason));
             *entry.0.get_mut(side.state) -= transfer.quantity;
         }
         if let (Some(key), Some(side)) = (transfer.to_key(), &transfer.to) {
-            let entry = deltas.entry(key).or_insert((Totals::default(), transfer.reason));
+            let entry = deltas
+                .entry(key)
+                .or_insert((Totals::default(), transfer.reason));
             *entry.0.get_mut(side.state) += transfer.quantity;
         }
     }
@@ -338,8 +345,9 @@ pub async fn read(
     );
     let mut next = 2;
     if !filter.skus.is_empty() {
-        let placeholders: Vec<String> =
-            (0..filter.skus.len()).map(|index| format!("${}", next + index)).collect();
+        let placeholders: Vec<String> = (0..filter.skus.len())
+            .map(|index| format!("${}", next + index))
+            .collect();
         sql.push_str(&format!(" AND sku IN ({})", placeholders.join(", ")));
         next += filter.skus.len();
     }
@@ -352,7 +360,12 @@ pub async fn read(
         next += 1;
     }
     if filter.after.is_some() {
-        sql.push_str(&format!(" AND (sku, pool, grade) > (${}, ${}, ${})", next, next + 1, next + 2));
+        sql.push_str(&format!(
+            " AND (sku, pool, grade) > (${}, ${}, ${})",
+            next,
+            next + 1,
+            next + 2
+        ));
         next += 3;
     }
     sql.push_str(" ORDER BY sku, pool, grade");
@@ -389,7 +402,9 @@ pub async fn pool_totals(
     if pools.is_empty() {
         return Ok(HashMap::new());
     }
-    let placeholders: Vec<String> = (0..pools.len()).map(|index| format!("${}", index + 2)).collect();
+    let placeholders: Vec<String> = (0..pools.len())
+        .map(|index| format!("${}", index + 2))
+        .collect();
     let sql = format!(
         "SELECT pool, CAST(COALESCE(SUM(available), 0) AS BIGINT) AS available, \
          CAST(COALESCE(SUM(allocated), 0) AS BIGINT) AS allocated, \

@@ -62,8 +62,10 @@ async fn allocate_concurrently(db: &TestDatabase, servers: usize) {
                         (line.to_string(), sku, rng.random_range(1..=3))
                     })
                     .collect();
-                let lines_ref: Vec<(&str, &str, i64)> =
-                    lines.iter().map(|(l, s, q)| (l.as_str(), s.as_str(), *q)).collect();
+                let lines_ref: Vec<(&str, &str, i64)> = lines
+                    .iter()
+                    .map(|(l, s, q)| (l.as_str(), s.as_str(), *q))
+                    .collect();
                 let request = allocate_request(
                     &format!("LOAD:{n}"),
                     pool,
@@ -71,14 +73,19 @@ async fn allocate_concurrently(db: &TestDatabase, servers: usize) {
                     &lines_ref,
                     false,
                 );
-                let response = client.allocate(request.clone()).await.expect("allocate").into_inner();
+                let response = client
+                    .allocate(request.clone())
+                    .await
+                    .expect("allocate")
+                    .into_inner();
                 if rng.random_bool(0.1) {
                     let resent = client.allocate(request).await.expect("resend").into_inner();
                     assert_eq!(resent, response, "a resent request gets the first response");
                 }
                 for line in &response.lines {
-                    *allocated.entry((line.sku.clone(), pool.to_string())).or_default() +=
-                        line.allocated_now;
+                    *allocated
+                        .entry((line.sku.clone(), pool.to_string()))
+                        .or_default() += line.allocated_now;
                 }
             }
             allocated
@@ -100,9 +107,18 @@ async fn allocate_concurrently(db: &TestDatabase, servers: usize) {
             let (available, held, recycle) = app.totals(&sku, pool, PASS).await;
             let expected = if pool == "COMMON" { 20 } else { 15 };
             assert_eq!(available, 0, "{sku} in {pool}: demand far exceeds stock");
-            assert_eq!(held, expected, "{sku} in {pool}: all of it allocated, no more");
+            assert_eq!(
+                held, expected,
+                "{sku} in {pool}: all of it allocated, no more"
+            );
             assert_eq!(recycle, 0);
-            assert_eq!(allocated.get(&(sku.clone(), pool.to_string())).copied().unwrap_or(0), held);
+            assert_eq!(
+                allocated
+                    .get(&(sku.clone(), pool.to_string()))
+                    .copied()
+                    .unwrap_or(0),
+                held
+            );
             total_allocated += held;
         }
     }
@@ -117,7 +133,9 @@ async fn allocate_concurrently(db: &TestDatabase, servers: usize) {
     app.assert_books_clean().await;
 }
 
-async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_once(db: TestDatabase) {
+async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_once(
+    db: TestDatabase,
+) {
     let a = spawn_app(&db).await;
     let b = spawn_app(&db).await;
     let mut setup = a.client.clone();
@@ -125,7 +143,11 @@ async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_on
         .receive(pb::ReceiveRequest {
             client_id: CLIENT.into(),
             reference: "GRN".into(),
-            lines: vec![pb::ReceiveLine { sku: "HOT".into(), grade: PASS, quantity: 1000 }],
+            lines: vec![pb::ReceiveLine {
+                sku: "HOT".into(),
+                grade: PASS,
+                quantity: 1000,
+            }],
             idempotency_key: key(),
             actor: "test".into(),
         })
@@ -134,7 +156,11 @@ async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_on
 
     let mut tasks = Vec::new();
     for attempt in 0..16 {
-        let mut client = if attempt % 2 == 0 { a.client.clone() } else { b.client.clone() };
+        let mut client = if attempt % 2 == 0 {
+            a.client.clone()
+        } else {
+            b.client.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let request = allocate_request(
                 "AMAZON:RACE",
@@ -143,7 +169,11 @@ async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_on
                 &[("1", "HOT", 3)],
                 attempt % 3 == 0,
             );
-            client.allocate(request).await.expect("allocate").into_inner()
+            client
+                .allocate(request)
+                .await
+                .expect("allocate")
+                .into_inner()
         }));
     }
     let mut newly_allocated = 0;
@@ -152,7 +182,10 @@ async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_on
     }
 
     let mut a = a;
-    assert_eq!(newly_allocated, 3, "the line got its 3 units once, whoever won");
+    assert_eq!(
+        newly_allocated, 3,
+        "the line got its 3 units once, whoever won"
+    );
     assert_eq!(a.totals("HOT", "COMMON", PASS).await, (997, 3, 0));
     a.assert_books_clean().await;
 }

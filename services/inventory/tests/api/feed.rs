@@ -56,7 +56,9 @@ async fn the_feed_lists_every_change_in_order_and_resumes_from_a_cursor(db: Test
     app.receive("A", PASS, 5).await;
     app.create_pool("R", &[]).await;
     app.move_stock("COMMON", "R", "A", 2).await;
-    app.allocate("O:1", "R", pb::AllocationMode::Partial, &[("1", "A", 1)]).await.unwrap();
+    app.allocate("O:1", "R", pb::AllocationMode::Partial, &[("1", "A", 1)])
+        .await
+        .unwrap();
 
     let mut cursor = String::new();
     let everything = read_at_least(&mut app.client, &mut cursor, 4).await;
@@ -66,14 +68,26 @@ async fn the_feed_lists_every_change_in_order_and_resumes_from_a_cursor(db: Test
     let newer = read_at_least(&mut app.client, &mut cursor, 1).await;
     let junk = app
         .client
-        .list_stock_changes(pb::ListStockChangesRequest { after_cursor: "x".into(), ..Default::default() })
+        .list_stock_changes(pb::ListStockChangesRequest {
+            after_cursor: "x".into(),
+            ..Default::default()
+        })
         .await;
 
     let figures: Vec<(&str, i64, i64)> = everything
         .iter()
-        .map(|c| (c.pool.as_str(), c.totals.unwrap().available, c.totals.unwrap().allocated))
+        .map(|c| {
+            (
+                c.pool.as_str(),
+                c.totals.unwrap().available,
+                c.totals.unwrap().allocated,
+            )
+        })
         .collect();
-    assert_eq!(figures, vec![("COMMON", 5, 0), ("COMMON", 3, 0), ("R", 2, 0), ("R", 1, 1)]);
+    assert_eq!(
+        figures,
+        vec![("COMMON", 5, 0), ("COMMON", 3, 0), ("R", 2, 0), ("R", 1, 1)]
+    );
     assert_eq!(everything[0].reason, pb::TransferReason::Receive as i32);
     assert_eq!(after_first.len(), 3);
     assert_eq!(newer.len(), 1);
@@ -97,7 +111,11 @@ async fn a_reader_following_the_feed_during_concurrent_writes_sees_every_change(
                     .receive(pb::ReceiveRequest {
                         client_id: CLIENT.into(),
                         reference: "GRN".into(),
-                        lines: vec![pb::ReceiveLine { sku: sku.clone(), grade: PASS, quantity: 2 }],
+                        lines: vec![pb::ReceiveLine {
+                            sku: sku.clone(),
+                            grade: PASS,
+                            quantity: 2,
+                        }],
                         idempotency_key: key(),
                         actor: "test".into(),
                     })
@@ -127,10 +145,11 @@ async fn a_reader_following_the_feed_during_concurrent_writes_sees_every_change(
     for writer in writers {
         writer.await.unwrap();
     }
-    let stored: Vec<(i64, i64)> = sqlx::query_as("SELECT txid, id FROM stock_changes ORDER BY txid, id")
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap();
+    let stored: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT txid, id FROM stock_changes ORDER BY txid, id")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
     let missing = stored.len().saturating_sub(seen.len());
     seen.extend(read_at_least(&mut reader, &mut cursor, missing).await);
     let read: Vec<(i64, i64)> = seen
@@ -142,7 +161,10 @@ async fn a_reader_following_the_feed_during_concurrent_writes_sees_every_change(
         .collect();
     let distinct: HashSet<&(i64, i64)> = read.iter().collect();
     assert_eq!(distinct.len(), read.len(), "no change is listed twice");
-    assert_eq!(read, stored, "every committed change is listed, in feed order");
+    assert_eq!(
+        read, stored,
+        "every committed change is listed, in feed order"
+    );
     app.assert_books_clean().await;
 }
 
@@ -175,7 +197,10 @@ async fn a_change_of_an_open_transaction_holds_back_later_changes_on_postgres() 
     open.commit().await.unwrap();
     let after = read_at_least(&mut app.client, &mut cursor, 2).await;
 
-    assert!(while_open.is_empty(), "nothing past the open transaction is listed yet");
+    assert!(
+        while_open.is_empty(),
+        "nothing past the open transaction is listed yet"
+    );
     let skus: Vec<&str> = after.iter().map(|c| c.sku.as_str()).collect();
     assert_eq!(skus, vec!["EARLY", "B"]);
 }

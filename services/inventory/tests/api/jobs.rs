@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kosha_inventory::config::Settings;
-use kosha_inventory::service::pools::expiry_job_key;
 use kosha_inventory::domain::ids::{ClientId, PoolName};
+use kosha_inventory::service::pools::expiry_job_key;
 use kosha_proto::kosha::inventory::v1 as pb;
 use kosha_proto::kosha::scheduler::v1 as sched;
 use kosha_proto::kosha::scheduler::v1::scheduler_service_server::{
@@ -39,13 +39,18 @@ impl SchedulerService for FakeScheduler {
     ) -> Result<Response<sched::ScheduleJobResponse>, Status> {
         let refuse = self
             .refusals
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
             .is_ok();
         if refuse {
             return Err(Status::unavailable("scheduler restarting"));
         }
         self.taken.lock().unwrap().push(request.into_inner());
-        Ok(Response::new(sched::ScheduleJobResponse { job: None, created: true }))
+        Ok(Response::new(sched::ScheduleJobResponse {
+            job: None,
+            created: true,
+        }))
     }
     async fn register_recurring_job(
         &self,
@@ -53,19 +58,34 @@ impl SchedulerService for FakeScheduler {
     ) -> Result<Response<sched::RegisterRecurringJobResponse>, Status> {
         Err(not_used())
     }
-    async fn get_job(&self, _: Request<sched::GetJobRequest>) -> Result<Response<sched::GetJobResponse>, Status> {
+    async fn get_job(
+        &self,
+        _: Request<sched::GetJobRequest>,
+    ) -> Result<Response<sched::GetJobResponse>, Status> {
         Err(not_used())
     }
-    async fn list_jobs(&self, _: Request<sched::ListJobsRequest>) -> Result<Response<sched::ListJobsResponse>, Status> {
+    async fn list_jobs(
+        &self,
+        _: Request<sched::ListJobsRequest>,
+    ) -> Result<Response<sched::ListJobsResponse>, Status> {
         Err(not_used())
     }
-    async fn cancel_job(&self, _: Request<sched::CancelJobRequest>) -> Result<Response<sched::CancelJobResponse>, Status> {
+    async fn cancel_job(
+        &self,
+        _: Request<sched::CancelJobRequest>,
+    ) -> Result<Response<sched::CancelJobResponse>, Status> {
         Err(not_used())
     }
-    async fn run_now(&self, _: Request<sched::RunNowRequest>) -> Result<Response<sched::RunNowResponse>, Status> {
+    async fn run_now(
+        &self,
+        _: Request<sched::RunNowRequest>,
+    ) -> Result<Response<sched::RunNowResponse>, Status> {
         Err(not_used())
     }
-    async fn list_runs(&self, _: Request<sched::ListRunsRequest>) -> Result<Response<sched::ListRunsResponse>, Status> {
+    async fn list_runs(
+        &self,
+        _: Request<sched::ListRunsRequest>,
+    ) -> Result<Response<sched::ListRunsResponse>, Status> {
         Err(not_used())
     }
     async fn list_recurring_jobs(
@@ -77,7 +97,10 @@ impl SchedulerService for FakeScheduler {
 }
 
 async fn start_fake_scheduler(refusals: usize) -> (Arc<FakeScheduler>, TestServer) {
-    let fake = Arc::new(FakeScheduler { refusals: AtomicUsize::new(refusals), ..Default::default() });
+    let fake = Arc::new(FakeScheduler {
+        refusals: AtomicUsize::new(refusals),
+        ..Default::default()
+    });
     let mut server = Server::new(test_server_options());
     server.add_service(SchedulerServiceServer::from_arc(fake.clone()));
     (fake, TestServer::start(server).await)
@@ -96,8 +119,12 @@ fn job(kind: &str, payload: Vec<u8>) -> sched::RunJobRequest {
 }
 
 fn expiry_payload(pool: &str, expire_at: i64) -> Vec<u8> {
-    pb::PoolExpiryJob { client_id: CLIENT.into(), pool: pool.into(), expire_time: Some(to_timestamp(expire_at)) }
-        .encode_to_vec()
+    pb::PoolExpiryJob {
+        client_id: CLIENT.into(),
+        pool: pool.into(),
+        expire_time: Some(to_timestamp(expire_at)),
+    }
+    .encode_to_vec()
 }
 
 async fn the_job_handler_sweeps_an_expired_pool_and_shrugs_off_stale_jobs(db: TestDatabase) {
@@ -119,11 +146,20 @@ async fn the_job_handler_sweeps_an_expired_pool_and_shrugs_off_stale_jobs(db: Te
     let handler = app.mounted.job_handler();
     let run = |request: sched::RunJobRequest| {
         let handler = handler.clone();
-        async move { handler.run_job(Request::new(request)).await.unwrap().into_inner() }
+        async move {
+            handler
+                .run_job(Request::new(request))
+                .await
+                .unwrap()
+                .into_inner()
+        }
     };
 
     let early = run(job("pool-expiry", expiry_payload("FLASH", expire_at))).await;
-    tokio::time::sleep(Duration::from_micros(u64::try_from(expire_at - now_micros()).unwrap_or(0) + 50_000)).await;
+    tokio::time::sleep(Duration::from_micros(
+        u64::try_from(expire_at - now_micros()).unwrap_or(0) + 50_000,
+    ))
+    .await;
     let swept = run(job("pool-expiry", expiry_payload("FLASH", expire_at))).await;
     let again = run(job("pool-expiry", expiry_payload("FLASH", expire_at))).await;
     let stale = run(job("pool-expiry", expiry_payload("FLASH", expire_at - 1))).await;
@@ -139,7 +175,11 @@ async fn the_job_handler_sweeps_an_expired_pool_and_shrugs_off_stale_jobs(db: Te
     assert_eq!(again.outcome, Succeeded as i32);
     assert!(again.message.contains("moved 0 units"), "{}", again.message);
     assert_eq!(stale.outcome, Succeeded as i32);
-    assert!(stale.message.contains("no longer expires"), "{}", stale.message);
+    assert!(
+        stale.message.contains("no longer expires"),
+        "{}",
+        stale.message
+    );
     assert_eq!(deleted_pool.outcome, Succeeded as i32);
     assert_eq!(wrong_kind.outcome, PermanentFailure as i32);
     assert_eq!(junk.outcome, PermanentFailure as i32);
@@ -150,7 +190,10 @@ async fn the_job_handler_sweeps_an_expired_pool_and_shrugs_off_stale_jobs(db: Te
 async fn pool_expiry_jobs_survive_a_down_scheduler_and_a_restart(db: TestDatabase) {
     // Arrange: the scheduler refuses everything at first; inventory retries every second.
     let (fake, scheduler) = start_fake_scheduler(usize::MAX).await;
-    let settings = Settings { outbox_interval_secs: 1, ..Settings::default() };
+    let settings = Settings {
+        outbox_interval_secs: 1,
+        ..Settings::default()
+    };
     let mut app = spawn_app_with(&db, settings.clone(), &scheduler.address_string()).await;
     let expire_at = now_micros() + 3_600_000_000;
     app.client
@@ -182,10 +225,16 @@ async fn pool_expiry_jobs_survive_a_down_scheduler_and_a_restart(db: TestDatabas
     let taken = fake.taken.lock().unwrap().clone();
     assert_eq!(taken.len(), 1, "{taken:?}");
     let job = &taken[0];
-    assert_eq!((job.owner.as_str(), job.kind.as_str()), ("inventory", "pool-expiry"));
+    assert_eq!(
+        (job.owner.as_str(), job.kind.as_str()),
+        ("inventory", "pool-expiry")
+    );
     let client = ClientId::parse("c", CLIENT).unwrap();
     let pool = PoolName::parse("p", "DIWALI").unwrap();
-    assert_eq!(job.idempotency_key, expiry_job_key(&client, &pool, expire_at));
+    assert_eq!(
+        job.idempotency_key,
+        expiry_job_key(&client, &pool, expire_at)
+    );
     assert_eq!(job.due_time, Some(to_timestamp(expire_at)));
     let payload = pb::PoolExpiryJob::decode(job.payload.as_slice()).unwrap();
     assert_eq!(payload.pool, "DIWALI");

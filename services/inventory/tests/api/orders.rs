@@ -10,13 +10,32 @@ use crate::support::*;
 async fn allocation_takes_available_units_and_a_retry_never_allocates_twice(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.receive("SKU-1", PASS, 5).await;
-    let request = allocate_request("AMAZON:404-1", "COMMON", Partial, &[("1", "SKU-1", 3), ("2", "SKU-2", 2)], false);
+    let request = allocate_request(
+        "AMAZON:404-1",
+        "COMMON",
+        Partial,
+        &[("1", "SKU-1", 3), ("2", "SKU-2", 2)],
+        false,
+    );
 
-    let first = app.client.allocate(request.clone()).await.unwrap().into_inner();
-    let resent = app.client.allocate(request.clone()).await.unwrap().into_inner();
+    let first = app
+        .client
+        .allocate(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let resent = app
+        .client
+        .allocate(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     let new_key = app
         .client
-        .allocate(pb::AllocateRequest { idempotency_key: key(), ..request.clone() })
+        .allocate(pb::AllocateRequest {
+            idempotency_key: key(),
+            ..request.clone()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -39,11 +58,21 @@ async fn all_or_nothing_allocates_nothing_when_a_line_is_short(db: TestDatabase)
     app.receive("SKU-2", PASS, 1).await;
 
     let response = app
-        .allocate("B2B:PO-7", "COMMON", AllOrNothing, &[("1", "SKU-1", 3), ("2", "SKU-2", 2)])
+        .allocate(
+            "B2B:PO-7",
+            "COMMON",
+            AllOrNothing,
+            &[("1", "SKU-1", 3), ("2", "SKU-2", 2)],
+        )
         .await
         .unwrap();
     let enough = app
-        .allocate("B2B:PO-8", "COMMON", AllOrNothing, &[("1", "SKU-1", 3), ("2", "SKU-2", 1)])
+        .allocate(
+            "B2B:PO-8",
+            "COMMON",
+            AllOrNothing,
+            &[("1", "SKU-1", 3), ("2", "SKU-2", 1)],
+        )
         .await
         .unwrap();
 
@@ -57,26 +86,49 @@ async fn all_or_nothing_allocates_nothing_when_a_line_is_short(db: TestDatabase)
 async fn top_up_fills_a_partial_line_only_when_asked(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.receive("SKU-1", PASS, 2).await;
-    app.allocate("AMAZON:9", "COMMON", Partial, &[("1", "SKU-1", 5)]).await.unwrap();
+    app.allocate("AMAZON:9", "COMMON", Partial, &[("1", "SKU-1", 5)])
+        .await
+        .unwrap();
     app.receive("SKU-1", PASS, 10).await;
 
-    let without = app.allocate("AMAZON:9", "COMMON", Partial, &[("1", "SKU-1", 5)]).await.unwrap();
+    let without = app
+        .allocate("AMAZON:9", "COMMON", Partial, &[("1", "SKU-1", 5)])
+        .await
+        .unwrap();
     let with = app
         .client
-        .allocate(allocate_request("AMAZON:9", "COMMON", Partial, &[("1", "SKU-1", 5)], true))
+        .allocate(allocate_request(
+            "AMAZON:9",
+            "COMMON",
+            Partial,
+            &[("1", "SKU-1", 5)],
+            true,
+        ))
         .await
         .unwrap()
         .into_inner();
     let again = app
         .client
-        .allocate(allocate_request("AMAZON:9", "COMMON", Partial, &[("1", "SKU-1", 5)], true))
+        .allocate(allocate_request(
+            "AMAZON:9",
+            "COMMON",
+            Partial,
+            &[("1", "SKU-1", 5)],
+            true,
+        ))
         .await
         .unwrap()
         .into_inner();
 
-    assert_eq!((without.lines[0].held, without.lines[0].allocated_now), (2, 0));
+    assert_eq!(
+        (without.lines[0].held, without.lines[0].allocated_now),
+        (2, 0)
+    );
     assert_eq!((with.lines[0].held, with.lines[0].allocated_now), (5, 3));
-    assert_eq!(again.lines[0].allocated_now, 0, "a full line is never topped up past its target");
+    assert_eq!(
+        again.lines[0].allocated_now, 0,
+        "a full line is never topped up past its target"
+    );
     assert_eq!(app.totals("SKU-1", "COMMON", PASS).await, (7, 5, 0));
     app.assert_books_clean().await;
 }
@@ -92,8 +144,18 @@ async fn allocation_by_channel_uses_the_serving_pool(db: TestDatabase) {
         ..allocate_request(order, "", Partial, &[("1", "SKU-1", 1)], false)
     };
 
-    let flipkart = app.client.allocate(by_channel("FLIPKART:1", "FLIPKART")).await.unwrap().into_inner();
-    let amazon = app.client.allocate(by_channel("AMAZON:1", "AMAZON")).await.unwrap().into_inner();
+    let flipkart = app
+        .client
+        .allocate(by_channel("FLIPKART:1", "FLIPKART"))
+        .await
+        .unwrap()
+        .into_inner();
+    let amazon = app
+        .client
+        .allocate(by_channel("AMAZON:1", "AMAZON"))
+        .await
+        .unwrap()
+        .into_inner();
 
     assert_eq!(flipkart.pool, "FK");
     assert_eq!(amazon.pool, "COMMON");
@@ -111,29 +173,103 @@ async fn bad_allocations_name_the_field_and_write_nothing(db: TestDatabase) {
     let good = allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "SKU-1", 1)], false);
 
     let cases: Vec<(pb::AllocateRequest, Code, &str)> = vec![
-        (pb::AllocateRequest { lines: vec![], ..good.clone() }, Code::InvalidArgument, "lines"),
         (
-            allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "SKU-1", 1), ("1", "SKU-1", 1)], false),
+            pb::AllocateRequest {
+                lines: vec![],
+                ..good.clone()
+            },
+            Code::InvalidArgument,
+            "lines",
+        ),
+        (
+            allocate_request(
+                "AMAZON:2",
+                "COMMON",
+                Partial,
+                &[("1", "SKU-1", 1), ("1", "SKU-1", 1)],
+                false,
+            ),
             Code::InvalidArgument,
             "lines[1].line_id",
         ),
-        (allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "SKU-1", 0)], false), Code::InvalidArgument, "lines[0].quantity"),
-        (allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "SKU-1", -1)], false), Code::InvalidArgument, "lines[0].quantity"),
-        (allocate_request("AMAZON:2", "COMMON", Partial, &[("", "SKU-1", 1)], false), Code::InvalidArgument, "lines[0].line_id"),
-        (allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "S K U", 1)], false), Code::InvalidArgument, "lines[0].sku"),
-        (pb::AllocateRequest { grade: 0, ..good.clone() }, Code::InvalidArgument, "grade"),
-        (pb::AllocateRequest { mode: 0, ..good.clone() }, Code::InvalidArgument, "mode"),
-        (pb::AllocateRequest { order_ref: String::new(), ..good.clone() }, Code::InvalidArgument, "order_ref"),
-        (pb::AllocateRequest { channel: "AMAZON".into(), ..good.clone() }, Code::InvalidArgument, "channel"),
-        (pb::AllocateRequest { pool: String::new(), ..good.clone() }, Code::InvalidArgument, "pool"),
-        (pb::AllocateRequest { pool: "NOPE".into(), ..good.clone() }, Code::NotFound, "NOPE"),
+        (
+            allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "SKU-1", 0)], false),
+            Code::InvalidArgument,
+            "lines[0].quantity",
+        ),
+        (
+            allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "SKU-1", -1)], false),
+            Code::InvalidArgument,
+            "lines[0].quantity",
+        ),
+        (
+            allocate_request("AMAZON:2", "COMMON", Partial, &[("", "SKU-1", 1)], false),
+            Code::InvalidArgument,
+            "lines[0].line_id",
+        ),
+        (
+            allocate_request("AMAZON:2", "COMMON", Partial, &[("1", "S K U", 1)], false),
+            Code::InvalidArgument,
+            "lines[0].sku",
+        ),
+        (
+            pb::AllocateRequest {
+                grade: 0,
+                ..good.clone()
+            },
+            Code::InvalidArgument,
+            "grade",
+        ),
+        (
+            pb::AllocateRequest {
+                mode: 0,
+                ..good.clone()
+            },
+            Code::InvalidArgument,
+            "mode",
+        ),
+        (
+            pb::AllocateRequest {
+                order_ref: String::new(),
+                ..good.clone()
+            },
+            Code::InvalidArgument,
+            "order_ref",
+        ),
+        (
+            pb::AllocateRequest {
+                channel: "AMAZON".into(),
+                ..good.clone()
+            },
+            Code::InvalidArgument,
+            "channel",
+        ),
+        (
+            pb::AllocateRequest {
+                pool: String::new(),
+                ..good.clone()
+            },
+            Code::InvalidArgument,
+            "pool",
+        ),
+        (
+            pb::AllocateRequest {
+                pool: "NOPE".into(),
+                ..good.clone()
+            },
+            Code::NotFound,
+            "NOPE",
+        ),
         (
             allocate_request("AMAZON:1", "COMMON", Partial, &[("1", "SKU-2", 1)], true),
             Code::FailedPrecondition,
             "SKU `SKU-1`",
         ),
         (
-            pb::AllocateRequest { order_ref: "AMAZON:3".into(), ..first.clone() },
+            pb::AllocateRequest {
+                order_ref: "AMAZON:3".into(),
+                ..first.clone()
+            },
             Code::AlreadyExists,
             "idempotency key",
         ),
@@ -197,7 +333,13 @@ async fn release_gives_units_back_to_the_pool_they_came_from(db: TestDatabase) {
 
     assert_eq!(released.released.len(), 1);
     assert_eq!(released.released[0].pool, "FK");
-    assert_eq!((released.released[0].quantity, released.released[0].held_after), (2, 0));
+    assert_eq!(
+        (
+            released.released[0].quantity,
+            released.released[0].held_after
+        ),
+        (2, 0)
+    );
     assert!(nothing_left.released.is_empty());
     assert_eq!(app.totals("SKU-1", "FK", PASS).await, (3, 0, 0));
     app.assert_books_clean().await;
@@ -206,7 +348,14 @@ async fn release_gives_units_back_to_the_pool_they_came_from(db: TestDatabase) {
 async fn release_of_some_units_of_one_line(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.receive("SKU-1", PASS, 5).await;
-    app.allocate("B2B:1", "COMMON", Partial, &[("1", "SKU-1", 4), ("2", "SKU-1", 1)]).await.unwrap();
+    app.allocate(
+        "B2B:1",
+        "COMMON",
+        Partial,
+        &[("1", "SKU-1", 4), ("2", "SKU-1", 1)],
+    )
+    .await
+    .unwrap();
     let release = |line_ids: Vec<&str>, quantity: i64| pb::ReleaseRequest {
         client_id: CLIENT.into(),
         order_ref: "B2B:1".into(),
@@ -217,14 +366,22 @@ async fn release_of_some_units_of_one_line(db: TestDatabase) {
         actor: "order".into(),
     };
 
-    let some = app.client.release(release(vec!["1"], 3)).await.unwrap().into_inner();
+    let some = app
+        .client
+        .release(release(vec!["1"], 3))
+        .await
+        .unwrap()
+        .into_inner();
     let before = app.footprint().await;
     let two_lines = app.client.release(release(vec!["1", "2"], 1)).await;
     let too_many = app.client.release(release(vec!["1"], 2)).await;
     let negative = app.client.release(release(vec!["1"], -1)).await;
     let repeated_line = app.client.release(release(vec!["1", "1"], 0)).await;
 
-    assert_eq!((some.released[0].quantity, some.released[0].held_after), (3, 1));
+    assert_eq!(
+        (some.released[0].quantity, some.released[0].held_after),
+        (3, 1)
+    );
     assert_error(two_lines, Code::InvalidArgument, "quantity");
     assert_error(too_many, Code::FailedPrecondition, "holds 1 units");
     assert_error(negative, Code::InvalidArgument, "quantity");
@@ -237,17 +394,27 @@ async fn release_of_some_units_of_one_line(db: TestDatabase) {
 async fn consumption_takes_allocated_units_out_of_the_system(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.receive("SKU-1", PASS, 5).await;
-    app.allocate("AMAZON:5", "COMMON", Partial, &[("1", "SKU-1", 3)]).await.unwrap();
+    app.allocate("AMAZON:5", "COMMON", Partial, &[("1", "SKU-1", 3)])
+        .await
+        .unwrap();
     let consume = |line: &str, quantity: i64| pb::ConsumeRequest {
         client_id: CLIENT.into(),
         order_ref: "AMAZON:5".into(),
-        lines: vec![pb::ConsumeLine { line_id: line.into(), quantity }],
+        lines: vec![pb::ConsumeLine {
+            line_id: line.into(),
+            quantity,
+        }],
         reference: "INV-1".into(),
         idempotency_key: key(),
         actor: "billing".into(),
     };
 
-    let consumed = app.client.consume(consume("1", 2)).await.unwrap().into_inner();
+    let consumed = app
+        .client
+        .consume(consume("1", 2))
+        .await
+        .unwrap()
+        .into_inner();
     let before = app.footprint().await;
     let too_many = app.client.consume(consume("1", 2)).await;
     let unknown_line = app.client.consume(consume("9", 1)).await;

@@ -11,11 +11,16 @@ async fn pools_are_created_listed_and_read_with_their_totals(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.receive("SKU-1", PASS, 10).await;
 
-    let created = app.create_pool("FLIPKART-BBD", &["FLIPKART", "MYNTRA"]).await;
+    let created = app
+        .create_pool("FLIPKART-BBD", &["FLIPKART", "MYNTRA"])
+        .await;
     app.move_stock("COMMON", "FLIPKART-BBD", "SKU-1", 4).await;
     let pool = app
         .client
-        .get_pool(pb::GetPoolRequest { client_id: CLIENT.into(), name: "FLIPKART-BBD".into() })
+        .get_pool(pb::GetPoolRequest {
+            client_id: CLIENT.into(),
+            name: "FLIPKART-BBD".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -23,7 +28,10 @@ async fn pools_are_created_listed_and_read_with_their_totals(db: TestDatabase) {
         .unwrap();
     let listed = app
         .client
-        .list_pools(pb::ListPoolsRequest { client_id: CLIENT.into(), ..Default::default() })
+        .list_pools(pb::ListPoolsRequest {
+            client_id: CLIENT.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -49,7 +57,11 @@ async fn pool_listing_is_paginated(db: TestDatabase) {
     loop {
         let page = app
             .client
-            .list_pools(pb::ListPoolsRequest { client_id: CLIENT.into(), page_size: 2, page_token: token })
+            .list_pools(pb::ListPoolsRequest {
+                client_id: CLIENT.into(),
+                page_size: 2,
+                page_token: token,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -73,15 +85,31 @@ async fn creating_a_pool_twice_is_already_exists_unless_the_request_repeats(db: 
         ..Default::default()
     };
 
-    let first = app.client.create_pool(request.clone()).await.unwrap().into_inner();
-    let repeat = app.client.create_pool(request.clone()).await.unwrap().into_inner();
+    let first = app
+        .client
+        .create_pool(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let repeat = app
+        .client
+        .create_pool(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     let other_key = app
         .client
-        .create_pool(pb::CreatePoolRequest { idempotency_key: key(), ..request.clone() })
+        .create_pool(pb::CreatePoolRequest {
+            idempotency_key: key(),
+            ..request.clone()
+        })
         .await;
     let other_payload = app
         .client
-        .create_pool(pb::CreatePoolRequest { description: "changed".into(), ..request.clone() })
+        .create_pool(pb::CreatePoolRequest {
+            description: "changed".into(),
+            ..request.clone()
+        })
         .await;
 
     assert_eq!(first, repeat);
@@ -102,13 +130,46 @@ async fn bad_pool_requests_name_the_field_and_write_nothing(db: TestDatabase) {
     };
 
     let cases: Vec<(pb::CreatePoolRequest, &str)> = vec![
-        (pb::CreatePoolRequest { name: "COMMON".into(), ..good.clone() }, "name"),
-        (pb::CreatePoolRequest { name: "lower".into(), ..good.clone() }, "name"),
-        (pb::CreatePoolRequest { name: String::new(), ..good.clone() }, "name"),
-        (pb::CreatePoolRequest { client_id: "Bad Client".into(), ..good.clone() }, "client_id"),
-        (pb::CreatePoolRequest { channels: vec!["flipkart".into()], ..good.clone() }, "channels[0]"),
         (
-            pb::CreatePoolRequest { channels: vec!["AMAZON".into(), "AMAZON".into()], ..good.clone() },
+            pb::CreatePoolRequest {
+                name: "COMMON".into(),
+                ..good.clone()
+            },
+            "name",
+        ),
+        (
+            pb::CreatePoolRequest {
+                name: "lower".into(),
+                ..good.clone()
+            },
+            "name",
+        ),
+        (
+            pb::CreatePoolRequest {
+                name: String::new(),
+                ..good.clone()
+            },
+            "name",
+        ),
+        (
+            pb::CreatePoolRequest {
+                client_id: "Bad Client".into(),
+                ..good.clone()
+            },
+            "client_id",
+        ),
+        (
+            pb::CreatePoolRequest {
+                channels: vec!["flipkart".into()],
+                ..good.clone()
+            },
+            "channels[0]",
+        ),
+        (
+            pb::CreatePoolRequest {
+                channels: vec!["AMAZON".into(), "AMAZON".into()],
+                ..good.clone()
+            },
             "channels[1]",
         ),
         (
@@ -119,15 +180,34 @@ async fn bad_pool_requests_name_the_field_and_write_nothing(db: TestDatabase) {
             },
             "expire_time",
         ),
-        (pb::CreatePoolRequest { idempotency_key: String::new(), ..good.clone() }, "idempotency_key"),
-        (pb::CreatePoolRequest { actor: String::new(), ..good.clone() }, "actor"),
+        (
+            pb::CreatePoolRequest {
+                idempotency_key: String::new(),
+                ..good.clone()
+            },
+            "idempotency_key",
+        ),
+        (
+            pb::CreatePoolRequest {
+                actor: String::new(),
+                ..good.clone()
+            },
+            "actor",
+        ),
     ];
     for (request, field) in cases {
-        assert_error(app.client.create_pool(request).await, Code::InvalidArgument, field);
+        assert_error(
+            app.client.create_pool(request).await,
+            Code::InvalidArgument,
+            field,
+        );
     }
     let unknown = app
         .client
-        .get_pool(pb::GetPoolRequest { client_id: CLIENT.into(), name: "NOPE".into() })
+        .get_pool(pb::GetPoolRequest {
+            client_id: CLIENT.into(),
+            name: "NOPE".into(),
+        })
         .await;
     let schedule_common = app
         .client
@@ -176,7 +256,10 @@ async fn a_channel_is_served_by_its_active_pool_and_otherwise_by_common(db: Test
         let mut client = app.client.clone();
         async move {
             client
-                .get_serving_pool(pb::GetServingPoolRequest { client_id: CLIENT.into(), channel: "FLIPKART".into() })
+                .get_serving_pool(pb::GetServingPoolRequest {
+                    client_id: CLIENT.into(),
+                    channel: "FLIPKART".into(),
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -218,7 +301,11 @@ async fn a_channel_is_served_by_its_active_pool_and_otherwise_by_common(db: Test
     assert_eq!(first.pool.unwrap().channels, vec!["FLIPKART"]);
     assert_eq!(assigned.pool.unwrap().name, "FK");
     assert_eq!(moved.previous_pool, "FK");
-    assert_eq!(pending.pool.unwrap().name, "COMMON", "a pending pool does not serve yet");
+    assert_eq!(
+        pending.pool.unwrap().name,
+        "COMMON",
+        "a pending pool does not serve yet"
+    );
     assert_eq!(pending.assigned_pool, "LATER");
     assert_eq!(unassign.previous_pool, "LATER");
     assert_eq!(after.pool.unwrap().name, "COMMON");
@@ -229,7 +316,14 @@ async fn expired_pools_are_swept_back_to_common_through_the_ledger(db: TestDatab
     app.receive("SKU-1", PASS, 10).await;
     app.create_pool("SALE", &["AMAZON"]).await;
     app.move_stock("COMMON", "SALE", "SKU-1", 6).await;
-    app.allocate("AMAZON:1", "SALE", pb::AllocationMode::Partial, &[("1", "SKU-1", 2)]).await.unwrap();
+    app.allocate(
+        "AMAZON:1",
+        "SALE",
+        pb::AllocationMode::Partial,
+        &[("1", "SKU-1", 2)],
+    )
+    .await
+    .unwrap();
     let a_second_ago = now_micros() - 1_000_000;
     app.client
         .set_pool_schedule(pb::SetPoolScheduleRequest {
@@ -250,17 +344,39 @@ async fn expired_pools_are_swept_back_to_common_through_the_ledger(db: TestDatab
         idempotency_key: sweep_key.clone(),
         actor: "ops".into(),
     };
-    let swept = app.client.sweep_expired_pools(sweep.clone()).await.unwrap().into_inner();
-    let repeated = app.client.sweep_expired_pools(sweep).await.unwrap().into_inner();
-    let serving = app
+    let swept = app
         .client
-        .get_serving_pool(pb::GetServingPoolRequest { client_id: CLIENT.into(), channel: "AMAZON".into() })
+        .sweep_expired_pools(sweep.clone())
         .await
         .unwrap()
         .into_inner();
-    let allocate_expired =
-        app.allocate("AMAZON:2", "SALE", pb::AllocationMode::Partial, &[("1", "SKU-1", 1)]).await;
-    let move_into_expired = app.client.move_stock(move_request("COMMON", "SALE", "SKU-1", 1)).await;
+    let repeated = app
+        .client
+        .sweep_expired_pools(sweep)
+        .await
+        .unwrap()
+        .into_inner();
+    let serving = app
+        .client
+        .get_serving_pool(pb::GetServingPoolRequest {
+            client_id: CLIENT.into(),
+            channel: "AMAZON".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let allocate_expired = app
+        .allocate(
+            "AMAZON:2",
+            "SALE",
+            pb::AllocationMode::Partial,
+            &[("1", "SKU-1", 1)],
+        )
+        .await;
+    let move_into_expired = app
+        .client
+        .move_stock(move_request("COMMON", "SALE", "SKU-1", 1))
+        .await;
     app.client
         .release(pb::ReleaseRequest {
             client_id: CLIENT.into(),
@@ -274,16 +390,27 @@ async fn expired_pools_are_swept_back_to_common_through_the_ledger(db: TestDatab
 
     assert_eq!(swept.swept.len(), 1);
     assert_eq!(swept.swept[0].units_moved, 4);
-    assert_eq!(repeated, swept, "a repeated sweep returns the first response");
+    assert_eq!(
+        repeated, swept,
+        "a repeated sweep returns the first response"
+    );
     assert_eq!(serving.pool.unwrap().name, "COMMON");
     assert_eq!(serving.assigned_pool, "SALE");
     assert_error(allocate_expired, Code::FailedPrecondition, "expired");
     assert_error(move_into_expired, Code::FailedPrecondition, "expired");
-    assert_eq!(app.totals("SKU-1", "SALE", PASS).await, (0, 0, 0), "released units go on to COMMON");
+    assert_eq!(
+        app.totals("SKU-1", "SALE", PASS).await,
+        (0, 0, 0),
+        "released units go on to COMMON"
+    );
     assert_eq!(app.totals("SKU-1", "COMMON", PASS).await, (10, 0, 0));
     let ledger = app
         .client
-        .list_ledger(pb::ListLedgerRequest { client_id: CLIENT.into(), pool: "SALE".into(), ..Default::default() })
+        .list_ledger(pb::ListLedgerRequest {
+            client_id: CLIENT.into(),
+            pool: "SALE".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -310,7 +437,12 @@ async fn an_empty_reserve_pool_can_be_deleted_and_a_stocked_one_cannot(db: TestD
         actor: "ops".into(),
     };
 
-    let deleted = app.client.delete_pool(delete("EMPTY")).await.unwrap().into_inner();
+    let deleted = app
+        .client
+        .delete_pool(delete("EMPTY"))
+        .await
+        .unwrap()
+        .into_inner();
     let stocked = app.client.delete_pool(delete("FULL")).await;
     let common = app.client.delete_pool(delete("COMMON")).await;
     let gone = app.client.delete_pool(delete("EMPTY")).await;

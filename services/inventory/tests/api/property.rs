@@ -47,11 +47,20 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                 let request = pb::ReceiveRequest {
                     client_id: CLIENT.into(),
                     reference: format!("GRN-{step}"),
-                    lines: vec![pb::ReceiveLine { sku: sku.clone(), grade, quantity }],
+                    lines: vec![pb::ReceiveLine {
+                        sku: sku.clone(),
+                        grade,
+                        quantity,
+                    }],
                     idempotency_key: key(),
                     actor: "prop".into(),
                 };
-                let response = app.client.receive(request.clone()).await.unwrap().into_inner();
+                let response = app
+                    .client
+                    .receive(request.clone())
+                    .await
+                    .unwrap()
+                    .into_inner();
                 entry(&mut model, &sku, "COMMON", grade).0 += quantity;
                 sent.push(Sent::Receive(request, response));
                 "receive"
@@ -66,22 +75,43 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                         entry(&mut model, &sku, &pool, grade).0 -= quantity;
                         entry(&mut model, &sku, to, grade).0 += quantity;
                     }
-                    Err(status) => expect_short(&status, entry(&mut model, &sku, &pool, grade).0 < quantity),
+                    Err(status) => {
+                        expect_short(&status, entry(&mut model, &sku, &pool, grade).0 < quantity)
+                    }
                 }
                 "move"
             }
             2 | 3 => {
                 // Allocate a new order, or top up an earlier one.
                 let top_up = orders > 0 && rng.random_bool(0.3);
-                let order = if top_up { rng.random_range(0..orders) } else { orders };
+                let order = if top_up {
+                    rng.random_range(0..orders)
+                } else {
+                    orders
+                };
                 if !top_up {
                     orders += 1;
                 }
-                let mode = if rng.random_bool(0.5) { pb::AllocationMode::Partial } else { pb::AllocationMode::AllOrNothing };
+                let mode = if rng.random_bool(0.5) {
+                    pb::AllocationMode::Partial
+                } else {
+                    pb::AllocationMode::AllOrNothing
+                };
                 let line_sku = format!("P{}", order % 3 + 1);
-                let mut request = allocate_request(&format!("O:{order}"), &pool, mode, &[("1", &line_sku, quantity)], top_up);
+                let mut request = allocate_request(
+                    &format!("O:{order}"),
+                    &pool,
+                    mode,
+                    &[("1", &line_sku, quantity)],
+                    top_up,
+                );
                 request.grade = grade;
-                match app.client.allocate(request.clone()).await.map(|r| r.into_inner()) {
+                match app
+                    .client
+                    .allocate(request.clone())
+                    .await
+                    .map(|r| r.into_inner())
+                {
                     Ok(response) => {
                         for line in &response.lines {
                             let bucket = entry(&mut model, &line.sku, &response.pool, grade);
@@ -91,7 +121,9 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                         sent.push(Sent::Allocate(request, response));
                     }
                     // A line keeps its SKU, pool and grade while it holds units.
-                    Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}")
+                    }
                 }
                 "allocate"
             }
@@ -111,7 +143,12 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                     idempotency_key: key(),
                     actor: "prop".into(),
                 };
-                match app.client.release(request.clone()).await.map(|r| r.into_inner()) {
+                match app
+                    .client
+                    .release(request.clone())
+                    .await
+                    .map(|r| r.into_inner())
+                {
                     Ok(response) => {
                         for line in &response.released {
                             let bucket = entry(&mut model, &line.sku, &line.pool, line.grade);
@@ -120,7 +157,9 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                         }
                         sent.push(Sent::Release(request, response));
                     }
-                    Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}")
+                    }
                 }
                 "release"
             }
@@ -132,7 +171,11 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                 let order = format!("O:{}", rng.random_range(0..orders));
                 let allocations = app
                     .client
-                    .list_allocations(pb::ListAllocationsRequest { client_id: CLIENT.into(), order_ref: order.clone(), ..Default::default() })
+                    .list_allocations(pb::ListAllocationsRequest {
+                        client_id: CLIENT.into(),
+                        order_ref: order.clone(),
+                        ..Default::default()
+                    })
                     .await
                     .unwrap()
                     .into_inner()
@@ -140,7 +183,10 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                 let request = pb::ConsumeRequest {
                     client_id: CLIENT.into(),
                     order_ref: order,
-                    lines: vec![pb::ConsumeLine { line_id: "1".into(), quantity: 1 }],
+                    lines: vec![pb::ConsumeLine {
+                        line_id: "1".into(),
+                        quantity: 1,
+                    }],
                     reference: format!("INV-{step}"),
                     idempotency_key: key(),
                     actor: "prop".into(),
@@ -190,11 +236,19 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                         .map(|_| ())
                 };
                 let bucket = entry(&mut model, &sku, &pool, grade);
-                let (from, to) = if recycle { (&mut bucket.0, 2) } else { (&mut bucket.2, 0) };
+                let (from, to) = if recycle {
+                    (&mut bucket.0, 2)
+                } else {
+                    (&mut bucket.2, 0)
+                };
                 match result {
                     Ok(()) => {
                         *from -= quantity;
-                        if to == 2 { bucket.2 += quantity } else { bucket.0 += quantity }
+                        if to == 2 {
+                            bucket.2 += quantity
+                        } else {
+                            bucket.0 += quantity
+                        }
                     }
                     Err(status) => expect_short(&status, *from < quantity),
                 }
@@ -202,7 +256,11 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
             }
             8 => {
                 // Adjust AVAILABLE either way.
-                let delta = if rng.random_bool(0.5) { quantity } else { -quantity };
+                let delta = if rng.random_bool(0.5) {
+                    quantity
+                } else {
+                    -quantity
+                };
                 let request = pb::AdjustRequest {
                     client_id: CLIENT.into(),
                     pool: pool.clone(),
@@ -235,22 +293,37 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
                         if reuse {
                             let mut other = request.clone();
                             other.lines[0].quantity += 1;
-                            assert_eq!(app.client.receive(other).await.unwrap_err().code(), Code::AlreadyExists);
+                            assert_eq!(
+                                app.client.receive(other).await.unwrap_err().code(),
+                                Code::AlreadyExists
+                            );
                         } else {
-                            assert_eq!(app.client.receive(request).await.unwrap().into_inner(), response);
+                            assert_eq!(
+                                app.client.receive(request).await.unwrap().into_inner(),
+                                response
+                            );
                         }
                     }
                     Sent::Allocate(request, response) => {
                         if reuse {
                             let mut other = request.clone();
                             other.top_up = !other.top_up;
-                            assert_eq!(app.client.allocate(other).await.unwrap_err().code(), Code::AlreadyExists);
+                            assert_eq!(
+                                app.client.allocate(other).await.unwrap_err().code(),
+                                Code::AlreadyExists
+                            );
                         } else {
-                            assert_eq!(app.client.allocate(request).await.unwrap().into_inner(), response);
+                            assert_eq!(
+                                app.client.allocate(request).await.unwrap().into_inner(),
+                                response
+                            );
                         }
                     }
                     Sent::Release(request, response) => {
-                        assert_eq!(app.client.release(request).await.unwrap().into_inner(), response);
+                        assert_eq!(
+                            app.client.release(request).await.unwrap().into_inner(),
+                            response
+                        );
                     }
                 }
                 "resend"
@@ -264,7 +337,9 @@ async fn random_operation_sequences_keep_every_invariant(db: TestDatabase) {
 }
 
 fn entry<'a>(model: &'a mut Model, sku: &str, pool: &str, grade: i32) -> &'a mut (i64, i64, i64) {
-    model.entry((sku.to_string(), pool.to_string(), grade)).or_default()
+    model
+        .entry((sku.to_string(), pool.to_string(), grade))
+        .or_default()
 }
 
 /// A refusal is only right when the model agrees there was not enough.
@@ -288,9 +363,16 @@ async fn check_model(app: &mut TestApp, model: &Model, step: usize, what: &str) 
     for level in stored.levels {
         let totals = level.totals.unwrap();
         assert!(totals.available >= 0 && totals.allocated >= 0 && totals.recycle >= 0);
-        actual.insert((level.sku, level.pool, level.grade), (totals.available, totals.allocated, totals.recycle));
+        actual.insert(
+            (level.sku, level.pool, level.grade),
+            (totals.available, totals.allocated, totals.recycle),
+        );
     }
-    let expected: Model = model.iter().filter(|(_, v)| **v != (0, 0, 0)).map(|(k, v)| (k.clone(), *v)).collect();
+    let expected: Model = model
+        .iter()
+        .filter(|(_, v)| **v != (0, 0, 0))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     assert_eq!(actual, expected, "after step {step} ({what})");
 }
 

@@ -20,7 +20,11 @@ async fn stock_is_read_by_sku_pool_and_grade_and_listed_by_page(db: TestDatabase
 
     let a = app
         .client
-        .get_stock(pb::GetStockRequest { client_id: CLIENT.into(), skus: vec!["A".into()], ..Default::default() })
+        .get_stock(pb::GetStockRequest {
+            client_id: CLIENT.into(),
+            skus: vec!["A".into()],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -38,20 +42,47 @@ async fn stock_is_read_by_sku_pool_and_grade_and_listed_by_page(db: TestDatabase
             .await
             .unwrap()
             .into_inner();
-        listed.extend(page.levels.into_iter().map(|l| format!("{}/{}/{}", l.sku, l.pool, l.grade)));
+        listed.extend(
+            page.levels
+                .into_iter()
+                .map(|l| format!("{}/{}/{}", l.sku, l.pool, l.grade)),
+        );
         if page.next_page_token.is_empty() {
             break;
         }
         token = page.next_page_token;
     }
-    let no_skus = app.client.get_stock(pb::GetStockRequest { client_id: CLIENT.into(), ..Default::default() }).await;
+    let no_skus = app
+        .client
+        .get_stock(pb::GetStockRequest {
+            client_id: CLIENT.into(),
+            ..Default::default()
+        })
+        .await;
     let bad_token = app
         .client
-        .list_stock(pb::ListStockRequest { client_id: CLIENT.into(), page_token: "zz".into(), ..Default::default() })
+        .list_stock(pb::ListStockRequest {
+            client_id: CLIENT.into(),
+            page_token: "zz".into(),
+            ..Default::default()
+        })
         .await;
 
-    assert_eq!(a.levels.len(), 3, "A in COMMON PASS, COMMON FAIL and R PASS");
-    assert_eq!(listed, vec!["A/COMMON/1", "A/COMMON/2", "A/R/1", "B/COMMON/1", "C/COMMON/1"]);
+    assert_eq!(
+        a.levels.len(),
+        3,
+        "A in COMMON PASS, COMMON FAIL and R PASS"
+    );
+    assert_eq!(
+        listed,
+        vec![
+            "A/COMMON/1",
+            "A/COMMON/2",
+            "A/R/1",
+            "B/COMMON/1",
+            "C/COMMON/1"
+        ]
+    );
     assert_error(no_skus, Code::InvalidArgument, "skus");
     assert_error(bad_token, Code::InvalidArgument, "page_token");
 }
@@ -88,7 +119,10 @@ async fn channel_availability_subtracts_the_safety_buffer_never_below_zero(db: T
     let with_ten = availability(&app).await;
     let buffers = app
         .client
-        .list_safety_buffers(pb::ListSafetyBuffersRequest { client_id: CLIENT.into(), ..Default::default() })
+        .list_safety_buffers(pb::ListSafetyBuffersRequest {
+            client_id: CLIENT.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -97,8 +131,14 @@ async fn channel_availability_subtracts_the_safety_buffer_never_below_zero(db: T
     let negative = app.client.set_safety_buffer(buffer(-1)).await;
 
     assert_eq!(with_three.pool, "COMMON");
-    assert_eq!((with_three.skus[0].available, with_three.skus[0].sellable), (5, 2));
-    assert_eq!(with_three.skus[1].sellable, 0, "an unknown SKU has nothing to sell");
+    assert_eq!(
+        (with_three.skus[0].available, with_three.skus[0].sellable),
+        (5, 2)
+    );
+    assert_eq!(
+        with_three.skus[1].sellable, 0,
+        "an unknown SKU has nothing to sell"
+    );
     assert_eq!(with_ten.skus[0].sellable, 0);
     assert_eq!(buffers.safety_buffers.len(), 1);
     assert_eq!(buffers.safety_buffers[0].quantity, 10);
@@ -110,8 +150,12 @@ async fn allocations_are_listed_by_order_by_sku_and_open_ones(db: TestDatabase) 
     let mut app = spawn_app(&db).await;
     app.receive("A", PASS, 10).await;
     app.receive("B", PASS, 10).await;
-    app.allocate("O:1", "COMMON", Partial, &[("1", "A", 1), ("2", "B", 1)]).await.unwrap();
-    app.allocate("O:2", "COMMON", Partial, &[("1", "A", 2)]).await.unwrap();
+    app.allocate("O:1", "COMMON", Partial, &[("1", "A", 1), ("2", "B", 1)])
+        .await
+        .unwrap();
+    app.allocate("O:2", "COMMON", Partial, &[("1", "A", 2)])
+        .await
+        .unwrap();
     app.client
         .release(pb::ReleaseRequest {
             client_id: CLIENT.into(),
@@ -134,10 +178,30 @@ async fn allocations_are_listed_by_order_by_sku_and_open_ones(db: TestDatabase) 
         }
     };
 
-    let by_order = app.client.list_allocations(list("O:1", "", false, 0, String::new())).await.unwrap().into_inner();
-    let by_sku = app.client.list_allocations(list("", "A", false, 0, String::new())).await.unwrap().into_inner();
-    let open = app.client.list_allocations(list("", "", true, 0, String::new())).await.unwrap().into_inner();
-    let first_page = app.client.list_allocations(list("", "", false, 2, String::new())).await.unwrap().into_inner();
+    let by_order = app
+        .client
+        .list_allocations(list("O:1", "", false, 0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let by_sku = app
+        .client
+        .list_allocations(list("", "A", false, 0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let open = app
+        .client
+        .list_allocations(list("", "", true, 0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let first_page = app
+        .client
+        .list_allocations(list("", "", false, 2, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
     let second_page = app
         .client
         .list_allocations(list("", "", false, 2, first_page.next_page_token.clone()))
@@ -151,7 +215,11 @@ async fn allocations_are_listed_by_order_by_sku_and_open_ones(db: TestDatabase) 
     assert_eq!(first_page.allocations.len(), 2);
     assert_eq!(second_page.allocations.len(), 1);
     assert!(second_page.next_page_token.is_empty());
-    let released = by_sku.allocations.iter().find(|a| a.order_ref == "O:2").unwrap();
+    let released = by_sku
+        .allocations
+        .iter()
+        .find(|a| a.order_ref == "O:2")
+        .unwrap();
     assert_eq!((released.quantity, released.released), (0, 2));
 }
 
@@ -163,20 +231,43 @@ async fn the_ledger_lists_transfers_by_sku_pool_order_and_time(db: TestDatabase)
     app.create_pool("R", &[]).await;
     app.move_stock("COMMON", "R", "A", 3).await;
     app.receive("B", PASS, 1).await;
-    app.allocate("O:1", "R", Partial, &[("1", "A", 1)]).await.unwrap();
-    let ledger = |sku: &str, pool: &str, order_ref: &str, start: Option<i64>| pb::ListLedgerRequest {
-        client_id: CLIENT.into(),
-        sku: sku.into(),
-        pool: pool.into(),
-        order_ref: order_ref.into(),
-        start_time: start.map(to_timestamp),
-        ..Default::default()
-    };
+    app.allocate("O:1", "R", Partial, &[("1", "A", 1)])
+        .await
+        .unwrap();
+    let ledger =
+        |sku: &str, pool: &str, order_ref: &str, start: Option<i64>| pb::ListLedgerRequest {
+            client_id: CLIENT.into(),
+            sku: sku.into(),
+            pool: pool.into(),
+            order_ref: order_ref.into(),
+            start_time: start.map(to_timestamp),
+            ..Default::default()
+        };
 
-    let of_a = app.client.list_ledger(ledger("A", "", "", None)).await.unwrap().into_inner();
-    let of_r = app.client.list_ledger(ledger("", "R", "", None)).await.unwrap().into_inner();
-    let of_order = app.client.list_ledger(ledger("", "", "O:1", None)).await.unwrap().into_inner();
-    let later = app.client.list_ledger(ledger("", "", "", Some(middle))).await.unwrap().into_inner();
+    let of_a = app
+        .client
+        .list_ledger(ledger("A", "", "", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let of_r = app
+        .client
+        .list_ledger(ledger("", "R", "", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let of_order = app
+        .client
+        .list_ledger(ledger("", "", "O:1", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let later = app
+        .client
+        .list_ledger(ledger("", "", "", Some(middle)))
+        .await
+        .unwrap()
+        .into_inner();
     let backwards = app
         .client
         .list_ledger(pb::ListLedgerRequest {
@@ -186,14 +277,24 @@ async fn the_ledger_lists_transfers_by_sku_pool_order_and_time(db: TestDatabase)
         })
         .await;
 
-    let reasons = |transfers: &[pb::Transfer]| transfers.iter().map(|t| t.reason).collect::<Vec<_>>();
+    let reasons =
+        |transfers: &[pb::Transfer]| transfers.iter().map(|t| t.reason).collect::<Vec<_>>();
     use pb::TransferReason::*;
-    assert_eq!(reasons(&of_a.transfers), vec![Receive as i32, PoolMove as i32, Allocate as i32]);
-    assert_eq!(reasons(&of_r.transfers), vec![PoolMove as i32, Allocate as i32]);
+    assert_eq!(
+        reasons(&of_a.transfers),
+        vec![Receive as i32, PoolMove as i32, Allocate as i32]
+    );
+    assert_eq!(
+        reasons(&of_r.transfers),
+        vec![PoolMove as i32, Allocate as i32]
+    );
     assert_eq!(of_order.transfers.len(), 1);
     assert_eq!(of_order.transfers[0].line_id, "1");
     assert_eq!(later.transfers.len(), 3);
-    assert!(of_a.transfers[0].from_bucket.is_none(), "a receipt comes from outside");
+    assert!(
+        of_a.transfers[0].from_bucket.is_none(),
+        "a receipt comes from outside"
+    );
     assert_error(backwards, Code::InvalidArgument, "end_time");
 }
 
@@ -208,7 +309,9 @@ async fn stock_as_of_three_points_of_a_scripted_history(db: TestDatabase) {
     let after_receipt = now_micros();
     pause().await;
     app.move_stock("COMMON", "R", "A", 4).await;
-    app.allocate("O:1", "COMMON", Partial, &[("1", "A", 2)]).await.unwrap();
+    app.allocate("O:1", "COMMON", Partial, &[("1", "A", 2)])
+        .await
+        .unwrap();
     pause().await;
     let after_allocation = now_micros();
     pause().await;
@@ -216,7 +319,10 @@ async fn stock_as_of_three_points_of_a_scripted_history(db: TestDatabase) {
         .consume(pb::ConsumeRequest {
             client_id: CLIENT.into(),
             order_ref: "O:1".into(),
-            lines: vec![pb::ConsumeLine { line_id: "1".into(), quantity: 2 }],
+            lines: vec![pb::ConsumeLine {
+                line_id: "1".into(),
+                quantity: 2,
+            }],
             reference: "INV-9".into(),
             idempotency_key: key(),
             actor: "billing".into(),
@@ -240,13 +346,36 @@ async fn stock_as_of_three_points_of_a_scripted_history(db: TestDatabase) {
             .collect::<Vec<_>>()
     };
 
-    let empty = app.client.get_stock_as_of(as_of(before_anything)).await.unwrap().into_inner();
-    let received = app.client.get_stock_as_of(as_of(after_receipt)).await.unwrap().into_inner();
-    let allocated = app.client.get_stock_as_of(as_of(after_allocation)).await.unwrap().into_inner();
-    let now = app.client.get_stock_as_of(as_of(now_micros())).await.unwrap().into_inner();
+    let empty = app
+        .client
+        .get_stock_as_of(as_of(before_anything))
+        .await
+        .unwrap()
+        .into_inner();
+    let received = app
+        .client
+        .get_stock_as_of(as_of(after_receipt))
+        .await
+        .unwrap()
+        .into_inner();
+    let allocated = app
+        .client
+        .get_stock_as_of(as_of(after_allocation))
+        .await
+        .unwrap()
+        .into_inner();
+    let now = app
+        .client
+        .get_stock_as_of(as_of(now_micros()))
+        .await
+        .unwrap()
+        .into_inner();
     let missing_time = app
         .client
-        .get_stock_as_of(pb::GetStockAsOfRequest { as_of_time: None, ..as_of(0) })
+        .get_stock_as_of(pb::GetStockAsOfRequest {
+            as_of_time: None,
+            ..as_of(0)
+        })
         .await;
 
     assert!(empty.levels.is_empty());
@@ -256,7 +385,10 @@ async fn stock_as_of_three_points_of_a_scripted_history(db: TestDatabase) {
         figures(allocated),
         vec![("COMMON".to_string(), 4, 2, 0), ("R".to_string(), 4, 0, 0)]
     );
-    assert_eq!(figures(now), vec![("COMMON".to_string(), 4, 0, 0), ("R".to_string(), 4, 0, 0)]);
+    assert_eq!(
+        figures(now),
+        vec![("COMMON".to_string(), 4, 0, 0), ("R".to_string(), 4, 0, 0)]
+    );
     assert_error(missing_time, Code::InvalidArgument, "as_of_time");
     app.assert_books_clean().await;
 }
@@ -313,11 +445,17 @@ async fn explain_availability_names_the_smallest_steps_that_cover_the_quantity(d
     assert_eq!(explained.shortfall, 4);
     assert_eq!(explained.target.unwrap().recycle, 1);
     assert_eq!(explained.other_grade.len(), 1);
-    let steps: Vec<(i32, &str, i64)> =
-        explained.remedies.iter().map(|r| (r.kind, r.from_pool.as_str(), r.quantity)).collect();
+    let steps: Vec<(i32, &str, i64)> = explained
+        .remedies
+        .iter()
+        .map(|r| (r.kind, r.from_pool.as_str(), r.quantity))
+        .collect();
     assert_eq!(
         steps,
-        vec![(pb::RemedyKind::MakeLive as i32, "FK", 1), (pb::RemedyKind::Move as i32, "COMMON", 3)]
+        vec![
+            (pb::RemedyKind::MakeLive as i32, "FK", 1),
+            (pb::RemedyKind::Move as i32, "COMMON", 3)
+        ]
     );
     assert!(explained.summary.contains("short"), "{}", explained.summary);
     assert_error(both, Code::InvalidArgument, "channel");
@@ -326,19 +464,39 @@ async fn explain_availability_names_the_smallest_steps_that_cover_the_quantity(d
 async fn audit_finds_a_tampered_bucket_and_names_its_transfers(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.receive("A", PASS, 10).await;
-    app.allocate("O:1", "COMMON", Partial, &[("1", "A", 2)]).await.unwrap();
+    app.allocate("O:1", "COMMON", Partial, &[("1", "A", 2)])
+        .await
+        .unwrap();
     sqlx::query("UPDATE stock SET available = available + 5 WHERE sku = 'A'")
         .execute(app.db.pool())
         .await
         .unwrap();
 
-    let audit = app.client.audit(pb::AuditRequest { client_id: CLIENT.into() }).await.unwrap().into_inner();
-    let bad_client = app.client.audit(pb::AuditRequest { client_id: "NOT VALID".into() }).await;
+    let audit = app
+        .client
+        .audit(pb::AuditRequest {
+            client_id: CLIENT.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bad_client = app
+        .client
+        .audit(pb::AuditRequest {
+            client_id: "NOT VALID".into(),
+        })
+        .await;
 
     assert!(!audit.clean);
     let kinds: Vec<i32> = audit.discrepancies.iter().map(|d| d.kind).collect();
-    assert!(kinds.contains(&(pb::DiscrepancyKind::BucketLedgerMismatch as i32)), "{kinds:?}");
-    assert!(kinds.contains(&(pb::DiscrepancyKind::SkuBalanceMismatch as i32)), "{kinds:?}");
+    assert!(
+        kinds.contains(&(pb::DiscrepancyKind::BucketLedgerMismatch as i32)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(pb::DiscrepancyKind::SkuBalanceMismatch as i32)),
+        "{kinds:?}"
+    );
     let bucket = audit
         .discrepancies
         .iter()

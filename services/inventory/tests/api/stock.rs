@@ -17,18 +17,35 @@ fn receive_request(lines: Vec<pb::ReceiveLine>) -> pb::ReceiveRequest {
 }
 
 fn line(sku: &str, grade: i32, quantity: i64) -> pb::ReceiveLine {
-    pb::ReceiveLine { sku: sku.into(), grade, quantity }
+    pb::ReceiveLine {
+        sku: sku.into(),
+        grade,
+        quantity,
+    }
 }
 
 async fn receipts_enter_common_and_a_repeated_grn_changes_nothing(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     let request = receive_request(vec![line("SKU-1", PASS, 7), line("SKU-1", FAIL, 2)]);
 
-    let first = app.client.receive(request.clone()).await.unwrap().into_inner();
-    let repeat = app.client.receive(request.clone()).await.unwrap().into_inner();
+    let first = app
+        .client
+        .receive(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let repeat = app
+        .client
+        .receive(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     let changed = app
         .client
-        .receive(pb::ReceiveRequest { lines: vec![line("SKU-1", PASS, 8)], ..request.clone() })
+        .receive(pb::ReceiveRequest {
+            lines: vec![line("SKU-1", PASS, 8)],
+            ..request.clone()
+        })
         .await;
 
     assert_eq!(first, repeat);
@@ -45,24 +62,73 @@ async fn bad_receipts_name_the_field_and_write_nothing(db: TestDatabase) {
     let before = app.footprint().await;
 
     let cases: Vec<(pb::ReceiveRequest, &str)> = vec![
-        (receive_request(vec![line("SKU-1", PASS, 0)]), "lines[0].quantity"),
-        (receive_request(vec![line("SKU-1", PASS, -4)]), "lines[0].quantity"),
-        (receive_request(vec![line("SKU-1", PASS, 1_000_000_001)]), "lines[0].quantity"),
-        (receive_request(vec![line("SKU-2", PASS, 1), line("SKU-1", PASS, i64::MAX)]), "lines[1].quantity"),
-        (receive_request(vec![line("#REF!", PASS, 1)]), "lines[0].sku"),
-        (receive_request(vec![line("HAS SPACE", PASS, 1)]), "lines[0].sku"),
+        (
+            receive_request(vec![line("SKU-1", PASS, 0)]),
+            "lines[0].quantity",
+        ),
+        (
+            receive_request(vec![line("SKU-1", PASS, -4)]),
+            "lines[0].quantity",
+        ),
+        (
+            receive_request(vec![line("SKU-1", PASS, 1_000_000_001)]),
+            "lines[0].quantity",
+        ),
+        (
+            receive_request(vec![line("SKU-2", PASS, 1), line("SKU-1", PASS, i64::MAX)]),
+            "lines[1].quantity",
+        ),
+        (
+            receive_request(vec![line("#REF!", PASS, 1)]),
+            "lines[0].sku",
+        ),
+        (
+            receive_request(vec![line("HAS SPACE", PASS, 1)]),
+            "lines[0].sku",
+        ),
         (receive_request(vec![line("", PASS, 1)]), "lines[0].sku"),
         (receive_request(vec![line("SKU-1", 0, 1)]), "lines[0].grade"),
         (receive_request(vec![line("SKU-1", 9, 1)]), "lines[0].grade"),
-        (receive_request(vec![line("SKU-1", PASS, 1), line("SKU-1", PASS, 2)]), "lines[1]"),
+        (
+            receive_request(vec![line("SKU-1", PASS, 1), line("SKU-1", PASS, 2)]),
+            "lines[1]",
+        ),
         (receive_request(vec![]), "lines"),
-        (pb::ReceiveRequest { reference: String::new(), ..receive_request(vec![line("A", PASS, 1)]) }, "reference"),
-        (pb::ReceiveRequest { idempotency_key: String::new(), ..receive_request(vec![line("A", PASS, 1)]) }, "idempotency_key"),
-        (pb::ReceiveRequest { idempotency_key: "has space".into(), ..receive_request(vec![line("A", PASS, 1)]) }, "idempotency_key"),
-        (pb::ReceiveRequest { client_id: String::new(), ..receive_request(vec![line("A", PASS, 1)]) }, "client_id"),
+        (
+            pb::ReceiveRequest {
+                reference: String::new(),
+                ..receive_request(vec![line("A", PASS, 1)])
+            },
+            "reference",
+        ),
+        (
+            pb::ReceiveRequest {
+                idempotency_key: String::new(),
+                ..receive_request(vec![line("A", PASS, 1)])
+            },
+            "idempotency_key",
+        ),
+        (
+            pb::ReceiveRequest {
+                idempotency_key: "has space".into(),
+                ..receive_request(vec![line("A", PASS, 1)])
+            },
+            "idempotency_key",
+        ),
+        (
+            pb::ReceiveRequest {
+                client_id: String::new(),
+                ..receive_request(vec![line("A", PASS, 1)])
+            },
+            "client_id",
+        ),
     ];
     for (request, field) in cases {
-        assert_error(app.client.receive(request).await, Code::InvalidArgument, field);
+        assert_error(
+            app.client.receive(request).await,
+            Code::InvalidArgument,
+            field,
+        );
     }
 
     assert_eq!(app.footprint().await, before);
@@ -78,8 +144,16 @@ async fn stock_moves_between_pools_and_never_more_than_is_available(db: TestData
         .client
         .move_stock(pb::MoveStockRequest {
             lines: vec![
-                pb::MoveStockLine { sku: "SKU-1".into(), grade: PASS, quantity: 4 },
-                pb::MoveStockLine { sku: "SKU-2".into(), grade: PASS, quantity: 5 },
+                pb::MoveStockLine {
+                    sku: "SKU-1".into(),
+                    grade: PASS,
+                    quantity: 4,
+                },
+                pb::MoveStockLine {
+                    sku: "SKU-2".into(),
+                    grade: PASS,
+                    quantity: 5,
+                },
             ],
             ..move_request("COMMON", "RESERVE", "SKU-1", 1)
         })
@@ -92,8 +166,16 @@ async fn stock_moves_between_pools_and_never_more_than_is_available(db: TestData
         .client
         .move_stock(pb::MoveStockRequest {
             lines: vec![
-                pb::MoveStockLine { sku: "SKU-1".into(), grade: PASS, quantity: 1 },
-                pb::MoveStockLine { sku: "SKU-2".into(), grade: PASS, quantity: 1 },
+                pb::MoveStockLine {
+                    sku: "SKU-1".into(),
+                    grade: PASS,
+                    quantity: 1,
+                },
+                pb::MoveStockLine {
+                    sku: "SKU-2".into(),
+                    grade: PASS,
+                    quantity: 1,
+                },
             ],
             ..move_request("COMMON", "RESERVE", "SKU-1", 1)
         })
@@ -104,7 +186,11 @@ async fn stock_moves_between_pools_and_never_more_than_is_available(db: TestData
     assert_eq!(moved.lines[0].source_available_after, 6);
     assert_eq!(moved.lines[0].target_available_after, 4);
     assert_error(too_much, Code::FailedPrecondition, "lines[1]");
-    assert_eq!(app.footprint().await, before, "a refused move moves nothing");
+    assert_eq!(
+        app.footprint().await,
+        before,
+        "a refused move moves nothing"
+    );
     assert_eq!(app.totals("SKU-1", "RESERVE", PASS).await, (3, 0, 0));
     assert_eq!(app.totals("SKU-1", "COMMON", PASS).await, (7, 0, 0));
     app.assert_books_clean().await;
@@ -121,8 +207,16 @@ async fn a_dry_run_move_reports_every_line_and_stores_nothing(db: TestDatabase) 
         .move_stock(pb::MoveStockRequest {
             dry_run: true,
             lines: vec![
-                pb::MoveStockLine { sku: "SKU-1".into(), grade: PASS, quantity: 2 },
-                pb::MoveStockLine { sku: "SKU-9".into(), grade: PASS, quantity: 2 },
+                pb::MoveStockLine {
+                    sku: "SKU-1".into(),
+                    grade: PASS,
+                    quantity: 2,
+                },
+                pb::MoveStockLine {
+                    sku: "SKU-9".into(),
+                    grade: PASS,
+                    quantity: 2,
+                },
             ],
             ..move_request("COMMON", "RESERVE", "SKU-1", 1)
         })
@@ -143,12 +237,30 @@ async fn bad_moves_name_the_field_and_write_nothing(db: TestDatabase) {
     app.create_pool("RESERVE", &[]).await;
     let before = app.footprint().await;
 
-    let same = app.client.move_stock(move_request("COMMON", "COMMON", "SKU-1", 1)).await;
-    let unknown_source = app.client.move_stock(move_request("NOPE", "COMMON", "SKU-1", 1)).await;
-    let unknown_target = app.client.move_stock(move_request("COMMON", "NOPE", "SKU-1", 1)).await;
-    let zero = app.client.move_stock(move_request("COMMON", "RESERVE", "SKU-1", 0)).await;
-    let bad_sku = app.client.move_stock(move_request("COMMON", "RESERVE", "a b", 1)).await;
-    let bad_pool = app.client.move_stock(move_request("common", "RESERVE", "SKU-1", 1)).await;
+    let same = app
+        .client
+        .move_stock(move_request("COMMON", "COMMON", "SKU-1", 1))
+        .await;
+    let unknown_source = app
+        .client
+        .move_stock(move_request("NOPE", "COMMON", "SKU-1", 1))
+        .await;
+    let unknown_target = app
+        .client
+        .move_stock(move_request("COMMON", "NOPE", "SKU-1", 1))
+        .await;
+    let zero = app
+        .client
+        .move_stock(move_request("COMMON", "RESERVE", "SKU-1", 0))
+        .await;
+    let bad_sku = app
+        .client
+        .move_stock(move_request("COMMON", "RESERVE", "a b", 1))
+        .await;
+    let bad_pool = app
+        .client
+        .move_stock(move_request("common", "RESERVE", "SKU-1", 1))
+        .await;
 
     assert_error(same, Code::InvalidArgument, "to_pool");
     assert_error(unknown_source, Code::NotFound, "from_pool");
@@ -192,7 +304,13 @@ async fn recycle_and_make_live_move_units_between_available_and_recycle(db: Test
     let before = app.footprint().await;
     let too_much = app.client.recycle(recycle(4)).await;
     let zero = app.client.recycle(recycle(0)).await;
-    let unknown_pool = app.client.recycle(pb::RecycleRequest { pool: "NOPE".into(), ..recycle(1) }).await;
+    let unknown_pool = app
+        .client
+        .recycle(pb::RecycleRequest {
+            pool: "NOPE".into(),
+            ..recycle(1)
+        })
+        .await;
     let too_much_live = app
         .client
         .make_live(pb::MakeLiveRequest {
@@ -234,21 +352,56 @@ async fn adjustments_correct_a_bucket_with_a_reason(db: TestDatabase) {
         actor: "auditor".into(),
     };
 
-    app.client.adjust(adjust(3, pb::AdjustReason::Found)).await.unwrap();
-    let lost = app.client.adjust(adjust(-2, pb::AdjustReason::Lost)).await.unwrap().into_inner();
+    app.client
+        .adjust(adjust(3, pb::AdjustReason::Found))
+        .await
+        .unwrap();
+    let lost = app
+        .client
+        .adjust(adjust(-2, pb::AdjustReason::Lost))
+        .await
+        .unwrap()
+        .into_inner();
     let before = app.footprint().await;
     let cases: Vec<(pb::AdjustRequest, Code, &str)> = vec![
-        (adjust(2, pb::AdjustReason::Damaged), Code::InvalidArgument, "delta"),
-        (adjust(-2, pb::AdjustReason::Found), Code::InvalidArgument, "delta"),
-        (adjust(0, pb::AdjustReason::CountCorrection), Code::InvalidArgument, "delta"),
-        (adjust(i64::MIN, pb::AdjustReason::CountCorrection), Code::InvalidArgument, "delta"),
-        (adjust(1, pb::AdjustReason::Unspecified), Code::InvalidArgument, "reason"),
         (
-            pb::AdjustRequest { state: pb::StockState::Allocated as i32, ..adjust(1, pb::AdjustReason::Found) },
+            adjust(2, pb::AdjustReason::Damaged),
+            Code::InvalidArgument,
+            "delta",
+        ),
+        (
+            adjust(-2, pb::AdjustReason::Found),
+            Code::InvalidArgument,
+            "delta",
+        ),
+        (
+            adjust(0, pb::AdjustReason::CountCorrection),
+            Code::InvalidArgument,
+            "delta",
+        ),
+        (
+            adjust(i64::MIN, pb::AdjustReason::CountCorrection),
+            Code::InvalidArgument,
+            "delta",
+        ),
+        (
+            adjust(1, pb::AdjustReason::Unspecified),
+            Code::InvalidArgument,
+            "reason",
+        ),
+        (
+            pb::AdjustRequest {
+                state: pb::StockState::Allocated as i32,
+                ..adjust(1, pb::AdjustReason::Found)
+            },
             Code::InvalidArgument,
             "state",
         ),
-        (adjust(-7, pb::AdjustReason::CountCorrection), Code::FailedPrecondition, "cannot remove 7"),
+        (
+            adjust(-7, pb::AdjustReason::CountCorrection),
+            Code::FailedPrecondition,
+            "cannot remove 7",
+        ),
     ];
     for (request, code, needle) in cases {
         assert_error(app.client.adjust(request).await, code, needle);

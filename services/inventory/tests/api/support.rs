@@ -36,14 +36,26 @@ pub async fn spawn_app(db: &TestDatabase) -> TestApp {
 
 /// Starts inventory on `db`.
 pub async fn spawn_app_with(db: &TestDatabase, settings: Settings, scheduler: &str) -> TestApp {
-    let options = DbOptions { max_connections: 8, ..DbOptions::default() };
+    let options = DbOptions {
+        max_connections: 8,
+        ..DbOptions::default()
+    };
     let database = Db::connect(&db.url, &options).await.expect("connect");
     let mut server = Server::new(test_server_options());
-    let peers = Peers { scheduler: scheduler.to_string() };
-    let mounted = mount(&mut server, database.clone(), &settings, &peers).await.expect("mount");
+    let peers = Peers {
+        scheduler: scheduler.to_string(),
+    };
+    let mounted = mount(&mut server, database.clone(), &settings, &peers)
+        .await
+        .expect("mount");
     let server = TestServer::start(server).await;
     let client = InventoryServiceClient::new(server.channel().await);
-    TestApp { server, client, mounted, db: database }
+    TestApp {
+        server,
+        client,
+        mounted,
+        db: database,
+    }
 }
 
 /// A fresh idempotency key.
@@ -55,7 +67,11 @@ pub fn key() -> String {
 pub fn assert_error(result: Result<impl std::fmt::Debug, Status>, code: Code, needle: &str) {
     let status = result.expect_err("the call should fail");
     assert_eq!(status.code(), code, "{status:?}");
-    assert!(status.message().contains(needle), "`{}` does not mention `{needle}`", status.message());
+    assert!(
+        status.message().contains(needle),
+        "`{}` does not mention `{needle}`",
+        status.message()
+    );
 }
 
 impl TestApp {
@@ -63,11 +79,22 @@ impl TestApp {
     /// nothing.
     pub async fn footprint(&self) -> Vec<i64> {
         let mut counts = Vec::new();
-        for table in
-            ["stock", "ledger", "allocations", "idempotency", "stock_changes", "pools", "outbox"]
-        {
+        for table in [
+            "stock",
+            "ledger",
+            "allocations",
+            "idempotency",
+            "stock_changes",
+            "pools",
+            "outbox",
+        ] {
             let sql = format!("SELECT COUNT(*) FROM {table}");
-            counts.push(sqlx::query_scalar(&sql).fetch_one(self.db.pool()).await.unwrap());
+            counts.push(
+                sqlx::query_scalar(&sql)
+                    .fetch_one(self.db.pool())
+                    .await
+                    .unwrap(),
+            );
         }
         let stock: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(available + allocated + recycle), 0) AS BIGINT) FROM stock",
@@ -81,8 +108,18 @@ impl TestApp {
 
     /// Asserts that `Audit` finds nothing wrong.
     pub async fn assert_books_clean(&mut self) {
-        let audit = self.client.clone().audit(pb::AuditRequest::default()).await.unwrap().into_inner();
-        assert!(audit.clean, "audit found differences: {:#?}", audit.discrepancies);
+        let audit = self
+            .client
+            .clone()
+            .audit(pb::AuditRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            audit.clean,
+            "audit found differences: {:#?}",
+            audit.discrepancies
+        );
     }
 
     /// Receives units into COMMON.
@@ -91,7 +128,11 @@ impl TestApp {
             .receive(pb::ReceiveRequest {
                 client_id: CLIENT.into(),
                 reference: format!("GRN-{}", key()),
-                lines: vec![pb::ReceiveLine { sku: sku.into(), grade, quantity }],
+                lines: vec![pb::ReceiveLine {
+                    sku: sku.into(),
+                    grade,
+                    quantity,
+                }],
                 idempotency_key: key(),
                 actor: "test".into(),
             })
@@ -168,7 +209,11 @@ pub fn move_request(from: &str, to: &str, sku: &str, quantity: i64) -> pb::MoveS
         client_id: CLIENT.into(),
         from_pool: from.into(),
         to_pool: to.into(),
-        lines: vec![pb::MoveStockLine { sku: sku.into(), grade: PASS, quantity }],
+        lines: vec![pb::MoveStockLine {
+            sku: sku.into(),
+            grade: PASS,
+            quantity,
+        }],
         dry_run: false,
         reason: "test".into(),
         idempotency_key: key(),
