@@ -1,1 +1,171 @@
-//! placeholder
+//! Channel sync: pulling orders (file connector and a recurring job), pushing availability.
+
+use std::time::Duration;
+
+use kosha_proto::kosha::channel::v1 as channel;
+use kosha_proto::kosha::order::v1 as api;
+use kosha_proto::types::QcGrade;
+use kosha_runtime::time::{now_micros, to_timestamp};
+use kosha_testkit::TestDatabase;
+
+use crate::harness::{CLIENT, Options, spawn_app};
+
+async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db: TestDatabase) {
+    // Arrange
+    let files = db.dir().join("amazon-files");
+    let client_dir = files.join(CLIENT);
+    std::fs::create_dir_all(&client_dir).unwrap();
+    std::fs::write(
+        client_dir.join("orders.json"),
+        r#"[
+          {"channel_order_id": "404-F-1", "parent_order_id": "404-PARENT-1",
+           "order_time": "2026-01-05T10:00:00+05:30", "lines": [{"marketplace_sku": "AM-1", "quantity": 2}]},
+          {"channel_order_id": "404-F-2", "order_time": "2026-01-05T11:00:00+05:30",
+           "lines": [{"marketplace_sku": "AM-NOT-LISTED", "quantity": 1}]}
+        ]"#,
+    )
+    .unwrap();
+    let mut options = Options::default();
+    options.settings.connectors = format!("AMAZON=dir:{}", files.display());
+    let app = spawn_app(db, options).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let sync = |app: &crate::harness::TestApp| {
+        let mut orders = app.orders.clone();
+        async move {
+            orders
+                .sync_orders(api::SyncOrdersRequest {
+                    client_id: CLIENT.into(),
+                    channel: "AMAZON".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+
+    // Act
+    let first = sync(&app).await;
+    let second = sync(&app).await;
+    std::fs::write(
+        client_dir.join("orders.csv"),
+        "channel_order_id,order_time,marketplace_sku,quantity\n404-F-3,2026-01-06T09:00:00Z,AM-1,1\n",
+    )
+    .unwrap();
+    let third = sync(&app).await;
+    let pushed = app
+        .orders
+        .clone()
+        .push_availability(api::PushAvailabilityRequest {
+            client_id: CLIENT.into(),
+            channel: "AMAZON".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let no_connector = app
+        .orders
+        .clone()
+        .sync_orders(api::SyncOrdersRequest {
+            client_id: CLIENT.into(),
+            channel: "MYNTRA".into(),
+        })
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!((first.fetched, first.created, first.failed), (2, 1, 1));
+    assert_eq!(second.fetched, 0, "the cursor moved past what was taken in");
+    assert_eq!((third.fetched, third.created), (1, 1));
+    assert_eq!(pushed.pushed, 6);
+    let availability = std::fs::read_to_string(client_dir.join("availability.csv")).unwrap();
+    assert!(availability.contains("AM-1,SKU-1,2\n"), "{availability}");
+    assert!(availability.contains("AM-2,SKU-2,0\n"), "{availability}");
+    assert_eq!(no_connector.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        no_connector.message().contains("KOSHA_ORDER_CONNECTORS"),
+        "{}",
+        no_connector.message()
+    );
+}
+
+async fn a_configured_channel_is_synced_by_its_recurring_job_without_a_call(db: TestDatabase) {
+    // Arrange
+    let mut options = Options {
+        test_connector_channels: vec!["FLIPKART"],
+        ..Options::default()
+    };
+    options.settings.sync_targets = format!("{CLIENT}:FLIPKART");
+    options.settings.sync_interval_secs = 1;
+    let app = spawn_app(db, options).await;
+    app.receive("SKU-3", 4, QcGrade::Pass).await;
+
+    // Act
+    app.connector.state.lock().unwrap().orders.insert(
+        "FLIPKART".into(),
+        vec![channel::ChannelOrder {
+            channel_order_id: "FK-PULLED-1".into(),
+            parent_order_id: "OD900".into(),
+            order_time: Some(to_timestamp(now_micros())),
+            lines: vec![channel::ChannelOrderLine {
+                marketplace_sku: "FK-3".into(),
+                quantity: 1,
+                price: "10".into(),
+            }],
+            ..Default::default()
+        }],
+    );
+    let mut found = None;
+    for _ in 0..200 {
+        let response = app
+            .orders
+            .clone()
+            .search_orders(api::SearchOrdersRequest {
+                client_id: CLIENT.into(),
+                id: "od900".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(order) = response.orders.into_iter().next() {
+            found = Some(order);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut pushed = Vec::new();
+    for _ in 0..100 {
+        pushed = app
+            .connector
+            .state
+            .lock()
+            .unwrap()
+            .pushed
+            .get("FLIPKART")
+            .cloned()
+            .unwrap_or_default();
+        if pushed
+            .iter()
+            .any(|listing| listing.sku == "SKU-3" && listing.quantity == 3)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Assert
+    let found = found.expect("the recurring sync took the order in");
+    assert_eq!(found.channel_order_id, "FK-PULLED-1");
+    assert_eq!(found.status(), api::OrderStatus::Fulfillable);
+    assert!(
+        pushed
+            .iter()
+            .any(|listing| listing.marketplace_sku == "FK-3" && listing.quantity == 3),
+        "availability pushed after the order took one unit: {pushed:?}"
+    );
+}
+
+kosha_testkit::store_tests!(
+    orders_are_pulled_from_the_file_connector_and_availability_is_pushed,
+    a_configured_channel_is_synced_by_its_recurring_job_without_a_call,
+);
