@@ -15,8 +15,7 @@ pub struct Settings {
     #[arg(
         long = "excess-grn-clients",
         env = "KOSHA_EXCESS_GRN_CLIENTS",
-        value_delimiter = ',',
-        default_value = ""
+        value_delimiter = ','
     )]
     pub excess_grn_clients: Vec<String>,
 
@@ -78,7 +77,8 @@ impl Settings {
         Duration::from_millis(self.redelivery_interval_ms)
     }
 
-    fn excess_grn_client_ids(&self) -> impl Iterator<Item = &str> {
+    /// The clients allowed to over-receive, blanks left out.
+    pub fn excess_grn_client_ids(&self) -> impl Iterator<Item = &str> {
         self.excess_grn_clients
             .iter()
             .map(|id| id.trim())

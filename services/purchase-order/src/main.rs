@@ -27,15 +27,15 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     // 1. Settings, every problem reported at once.
     let cli = Cli::parse();
-    let mut problems = cli.common.resolve(NAME).err().unwrap_or_default();
-    problems.extend(cli.settings.problems());
-    if !problems.is_empty() {
-        exit_with_problems(&problems);
-    }
-    let common = cli
-        .common
-        .resolve(NAME)
-        .unwrap_or_else(|problems| exit_with_problems(&problems));
+    let settings_problems = cli.settings.problems();
+    let common = match cli.common.resolve(NAME) {
+        Ok(common) if settings_problems.is_empty() => common,
+        Ok(_) => exit_with_problems(&settings_problems),
+        Err(mut problems) => {
+            problems.extend(settings_problems);
+            exit_with_problems(&problems)
+        }
+    };
     let _telemetry = kosha_runtime::telemetry::init(NAME, common.log_format)?;
 
     // 2. Database and service.

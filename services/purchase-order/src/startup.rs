@@ -91,7 +91,7 @@ pub async fn mount_with(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let redelivery = redelivery::spawn(service, settings.redelivery_interval(), shutdown_rx);
     info!(
-        excess_grn_clients = ?settings.excess_grn_clients,
+        excess_grn_clients = %settings.excess_grn_client_ids().collect::<Vec<_>>().join(","),
         max_upload_bytes = settings.max_upload_bytes,
         redelivery_interval_ms = settings.redelivery_interval_ms,
         "purchase-order service mounted"

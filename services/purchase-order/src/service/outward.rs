@@ -241,6 +241,11 @@ impl PurchaseOrders {
 
     /// Creates the bulk order of a pending PO and returns the PO as stored after the
     /// attempt; a failed attempt is recorded on the PO, not returned.
+    ///
+    /// A refusal by the order service (not only an outage) is retried in the background as
+    /// well, at most hourly once the delay has grown: nothing here can tell a refusal that
+    /// an operator will fix (a disabled channel, a product re-enabled) from one that never
+    /// clears, so the PO stays pending with the refusal in `last_link_error`.
     pub(super) async fn link_if_pending(&self, po: OutwardOrder) -> Result<OutwardOrder, Error> {
         if po.order_link == OrderLink::Linked {
             return Ok(po);

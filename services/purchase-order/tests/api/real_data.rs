@@ -135,6 +135,11 @@ async fn the_product_masters_stock_arrives_through_one_po_and_one_grn(db: TestDa
 
     // Assert
     assert_eq!(upload.report.unwrap().created, STOCK_LINES as i64);
+    assert_eq!(
+        app.lookups(),
+        1,
+        "one product-master lookup for the whole file, none for the GRN"
+    );
     let po = receipt.purchase_order.unwrap();
     assert_eq!(po.status, i32::from(pb::PurchaseOrderStatus::Received));
     let totals = po.totals.unwrap();
@@ -229,6 +234,11 @@ async fn the_real_b2b_file_dry_run_reports_every_defect_with_its_row(db: TestDat
     // Assert: exactly the defects, each at its row, and the kinds the data is known for.
     let report = response.report.unwrap();
     assert_eq!(report.rows, rows.len() as i64);
+    assert_eq!(
+        app.lookups(),
+        1,
+        "one product-master lookup for the whole file"
+    );
     let found: BTreeSet<(i64, String, String)> = report_problems(&report).into_iter().collect();
     let missing: Vec<_> = expected.difference(&found).take(5).collect();
     let extra: Vec<_> = found.difference(&expected).take(5).collect();

@@ -2,6 +2,7 @@
 //! database of the store under test, talking to each other over real gRPC.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use kosha_proto::kosha::order::v1::order_service_client::OrderServiceClient;
 use kosha_proto::kosha::purchase_order::v1 as pb;
 use kosha_proto::kosha::purchase_order::v1::purchase_order_service_client as po_client;
 use kosha_proto::types::{QcGrade, UploadReport};
-use kosha_purchase_order::clients::{BulkOrders, Dependencies, StockReceiver};
+use kosha_purchase_order::clients::{BulkOrders, Dependencies, ProductMaster, StockReceiver};
 use kosha_purchase_order::config::Settings;
 use kosha_purchase_order::startup::{self, Peers};
 use kosha_runtime::Error;
@@ -111,6 +112,23 @@ impl BulkOrders for FaultyOrders {
     }
 }
 
+/// The catalog's product lookups, counted.
+struct CountedProducts {
+    inner: Arc<dyn ProductMaster>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl ProductMaster for CountedProducts {
+    fn lookup<'a>(
+        &'a self,
+        client_id: &'a str,
+        skus: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, bool>, Error>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.lookup(client_id, skus)
+    }
+}
+
 /// The four services and clients of them.
 pub struct TestApp {
     /// The purchase-order service.
@@ -125,6 +143,9 @@ pub struct TestApp {
     pub stock_faults: Arc<FaultSwitch>,
     /// Arms a fault between the purchase-order service and the order service.
     pub order_faults: Arc<FaultSwitch>,
+    /// Product-master lookups the purchase-order service made (each one catalog call per
+    /// 10,000 SKUs).
+    pub product_lookups: Arc<AtomicUsize>,
     servers: Vec<TestServer>,
     po_mounted: Option<startup::Mounted>,
     _databases: Vec<TestDatabase>,
@@ -196,8 +217,12 @@ pub async fn spawn_app_with(db: &TestDatabase, settings: Settings) -> TestApp {
     let real = Dependencies::connect(&peers).expect("clients");
     let stock_faults = Arc::new(FaultSwitch::default());
     let order_faults = Arc::new(FaultSwitch::default());
+    let product_lookups = Arc::new(AtomicUsize::new(0));
     let dependencies = Dependencies {
-        products: real.products.clone(),
+        products: Arc::new(CountedProducts {
+            inner: real.products.clone(),
+            calls: product_lookups.clone(),
+        }),
         stock: Arc::new(FaultyStock {
             inner: real.stock.clone(),
             switch: stock_faults.clone(),
@@ -227,6 +252,7 @@ pub async fn spawn_app_with(db: &TestDatabase, settings: Settings) -> TestApp {
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         stock_faults,
         order_faults,
+        product_lookups,
         servers: vec![po_server, order_server, inventory_server, catalog_server],
         po_mounted: Some(po_mounted),
         _databases: vec![catalog_db, inventory_db, order_db],
@@ -242,6 +268,11 @@ async fn connect(db: &TestDatabase) -> Db {
 }
 
 impl TestApp {
+    /// Product-master lookups made so far.
+    pub fn lookups(&self) -> usize {
+        self.product_lookups.load(Ordering::SeqCst)
+    }
+
     /// Stops the background redelivery and every server.
     pub async fn stop(mut self) {
         if let Some(mounted) = self.po_mounted.take() {
