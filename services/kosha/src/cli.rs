@@ -26,6 +26,9 @@ enum Command {
     /// Run one of the benchmarks the project ships.
     #[command(subcommand)]
     Bench(crate::bench::Bench),
+    /// Replay a seller's data through the suite (started here, or running at --addr) and
+    /// print a summary that is the same every run.
+    Replay(Box<crate::replay::ReplayArgs>),
     /// Write a small generated dataset in the format `kosha replay` reads.
     SampleData {
         /// Directory to write `products.csv`, `channel-mrp.csv`, `amazon-orders.csv` and
@@ -50,6 +53,7 @@ impl Cli {
         match self.command_opt {
             Some(Command::Serve(args)) => serve(*args).await,
             Some(Command::Bench(bench)) => bench.run().await,
+            Some(Command::Replay(args)) => crate::replay::run(*args).await,
             Some(Command::SampleData { dir, designs }) => {
                 crate::sample_data::write(&dir, designs)?;
                 println!("kosha: sample data written to {}", dir.display());

@@ -30,6 +30,12 @@ pub struct SuiteOptions {
     pub catalog: kosha_catalog::config::Settings,
     /// Scheduler settings.
     pub scheduler: kosha_scheduler::config::Settings,
+    /// Inventory settings.
+    pub inventory: kosha_inventory::config::Settings,
+    /// Order settings.
+    pub order: kosha_order::config::Settings,
+    /// Purchase-order settings.
+    pub purchase_order: kosha_purchase_order::config::Settings,
 }
 
 impl SuiteOptions {
@@ -41,6 +47,9 @@ impl SuiteOptions {
             server: ServerOptions::default(),
             catalog: settings_from_env()?,
             scheduler: settings_from_env()?,
+            inventory: settings_from_env()?,
+            order: settings_from_env()?,
+            purchase_order: settings_from_env()?,
         })
     }
 }
@@ -66,6 +75,9 @@ pub struct Suite {
     address: SocketAddr,
     catalog: kosha_catalog::startup::Mounted,
     scheduler: kosha_scheduler::startup::Mounted,
+    inventory: kosha_inventory::startup::Mounted,
+    order: kosha_order::startup::Mounted,
+    purchase_order: kosha_purchase_order::startup::Mounted,
 }
 
 impl Suite {
@@ -78,7 +90,7 @@ impl Suite {
         let address = listener.local_addr()?;
         let own_address = address.to_string();
         let mut server = Server::new(options.server.clone());
-        let jobs = JobDispatcher::default();
+        let mut jobs = JobDispatcher::default();
 
         let catalog = kosha_catalog::startup::mount(
             &mut server,
@@ -96,6 +108,38 @@ impl Suite {
         )
         .await?;
 
+        let inventory = kosha_inventory::startup::mount(
+            &mut server,
+            open(&options, kosha_inventory::NAME).await?,
+            &options.inventory,
+            &kosha_inventory::startup::Peers {
+                scheduler: own_address.clone(),
+            },
+        )
+        .await?;
+        jobs.register(kosha_inventory::NAME, inventory.job_handler());
+
+        let order = kosha_order::startup::mount(
+            &mut server,
+            open(&options, kosha_order::NAME).await?,
+            &options.order,
+            &kosha_order::peers::Peers::all_at(&own_address),
+        )
+        .await?;
+        jobs.register(kosha_order::NAME, order.job_handler());
+
+        let purchase_order = kosha_purchase_order::startup::mount(
+            &mut server,
+            open(&options, kosha_purchase_order::NAME).await?,
+            &options.purchase_order,
+            &kosha_purchase_order::startup::Peers {
+                catalog: own_address.clone(),
+                inventory: own_address.clone(),
+                order: own_address.clone(),
+            },
+        )
+        .await?;
+
         server.add_unlisted_service(JobHandlerServer::new(jobs));
         Ok(Self {
             server,
@@ -103,6 +147,9 @@ impl Suite {
             address,
             catalog,
             scheduler,
+            inventory,
+            order,
+            purchase_order,
         })
     }
 
@@ -121,10 +168,17 @@ impl Suite {
             listener,
             catalog,
             scheduler,
+            inventory,
+            order,
+            purchase_order,
             ..
         } = self;
         let outcome = server.serve(listener, shutdown).await;
+        // The scheduler first, so no job starts against a service that is stopping.
         scheduler.shutdown().await;
+        purchase_order.shutdown().await;
+        order.shutdown().await;
+        inventory.shutdown().await;
         catalog.shutdown().await;
         outcome
     }

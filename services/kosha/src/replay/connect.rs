@@ -142,7 +142,11 @@ impl LocalSuite {
         let task = tokio::spawn(suite.serve(async {
             let _ = stop_rx.await;
         }));
-        Ok(Self { address, stop_tx_opt: Some(stop_tx), task })
+        Ok(Self {
+            address,
+            stop_tx_opt: Some(stop_tx),
+            task,
+        })
     }
 
     /// The bound address.

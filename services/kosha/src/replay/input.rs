@@ -9,7 +9,7 @@
 //! shipped quantity 0 where one unit was ordered, and B2B pieces listed on several lines
 //! are summed per SKU because a PO may not repeat a SKU.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -86,18 +86,28 @@ impl Table {
             .enumerate()
             .map(|(index, name)| (name.trim().to_ascii_lowercase(), index))
             .collect();
-        let missing: Vec<&str> =
-            required.iter().copied().filter(|name| !columns.contains_key(*name)).collect();
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|name| !columns.contains_key(*name))
+            .collect();
         if !missing.is_empty() {
-            bail!("{}: missing column(s) {}", path.display(), missing.join(", "));
+            bail!(
+                "{}: missing column(s) {}",
+                path.display(),
+                missing.join(", ")
+            );
         }
         let mut rows = Vec::new();
         for (index, record) in reader.records().enumerate() {
-            let record =
-                record.with_context(|| format!("{} row {}", path.display(), index + 2))?;
+            let record = record.with_context(|| format!("{} row {}", path.display(), index + 2))?;
             rows.push(record);
         }
-        Ok(Self { path: path.to_path_buf(), columns, rows })
+        Ok(Self {
+            path: path.to_path_buf(),
+            columns,
+            rows,
+        })
     }
 
     /// The trimmed cell of `column` in `record`; empty when the row is short or the
@@ -142,7 +152,10 @@ pub struct ProductRow {
 }
 
 fn read_products(path: &Path) -> anyhow::Result<Vec<ProductRow>> {
-    let table = Table::read(path, &["sku", "design_no", "stock", "category", "size", "color"])?;
+    let table = Table::read(
+        path,
+        &["sku", "design_no", "stock", "category", "size", "color"],
+    )?;
     let mut rows = Vec::with_capacity(table.rows.len());
     for (index, record) in table.rows.iter().enumerate() {
         let stock_text = table.cell(record, "stock");
@@ -166,7 +179,13 @@ pub fn products_upload(rows: &[&ProductRow]) -> Vec<u8> {
     let header = ["sku", "style", "category", "size", "color"];
     writer.write_record(header).expect("writing to memory");
     for row in rows {
-        let cells = [&row.sku, &row.design_no, &row.category, &row.size, &row.color];
+        let cells = [
+            &row.sku,
+            &row.design_no,
+            &row.category,
+            &row.size,
+            &row.color,
+        ];
         writer.write_record(cells).expect("writing to memory");
     }
     writer.into_inner().expect("writing to memory")
@@ -248,16 +267,25 @@ fn read_channel_mrp(path: &Path) -> anyhow::Result<ChannelMrpFile> {
         });
     }
     let channels = channel_columns.into_iter().map(|(_, code)| code).collect();
-    Ok(ChannelMrpFile { rows, channels, no_value_cells })
+    Ok(ChannelMrpFile {
+        rows,
+        channels,
+        no_value_cells,
+    })
 }
 
 /// The product create upload for the MRP file: a channel's MRP is sent only where it
 /// differs from the product's MRP, as the product master keeps it.
 pub fn channel_mrp_upload(channels: &[String], rows: &[&ChannelMrpRow]) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> =
-        ["sku", "name", "style", "category", "mrp"].map(String::from).to_vec();
-    header.extend(channels.iter().map(|code| format!("mrp_{}", code.to_ascii_lowercase())));
+    let mut header: Vec<String> = ["sku", "name", "style", "category", "mrp"]
+        .map(String::from)
+        .to_vec();
+    header.extend(
+        channels
+            .iter()
+            .map(|code| format!("mrp_{}", code.to_ascii_lowercase())),
+    );
     writer.write_record(&header).expect("writing to memory");
     for row in rows {
         let mut cells = vec![
@@ -364,7 +392,10 @@ pub struct MarketplaceOrder {
 }
 
 fn read_marketplace(path: &Path) -> anyhow::Result<(Vec<MarketplaceOrder>, usize)> {
-    let table = Table::read(path, &["order_id", "date", "status", "fulfilment", "sku", "qty"])?;
+    let table = Table::read(
+        path,
+        &["order_id", "date", "status", "fulfilment", "sku", "qty"],
+    )?;
     let mut orders: Vec<MarketplaceOrder> = Vec::new();
     let mut position: HashMap<String, usize> = HashMap::new();
     for (index, record) in table.rows.iter().enumerate() {
@@ -379,9 +410,16 @@ fn read_marketplace(path: &Path) -> anyhow::Result<(Vec<MarketplaceOrder>, usize
             format!("{} row {row}: `qty` `{shipped_text}`", table.path.display())
         })?;
         // The export records what was shipped; a cancelled line was ordered as one unit.
-        let quantity = if shipped == 0 && status == ChannelStatus::Cancelled { 1 } else { shipped };
+        let quantity = if shipped == 0 && status == ChannelStatus::Cancelled {
+            1
+        } else {
+            shipped
+        };
         if quantity <= 0 {
-            bail!("{} row {row}: `qty` 0 on a line that is not cancelled", table.path.display());
+            bail!(
+                "{} row {row}: `qty` 0 on a line that is not cancelled",
+                table.path.display()
+            );
         }
         let line = MarketplaceLine {
             row,
@@ -414,7 +452,9 @@ fn unit_price(amount: &str, shipped: i64) -> String {
     if shipped <= 0 {
         return String::new();
     }
-    let Some(paise) = amount_paise(amount) else { return String::new() };
+    let Some(paise) = amount_paise(amount) else {
+        return String::new();
+    };
     let unit = paise / shipped;
     format!("{}.{:02}", unit / 100, unit % 100)
 }
@@ -425,7 +465,11 @@ fn amount_paise(text: &str) -> Option<i64> {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
-    let fraction: i64 = if fraction.is_empty() { 0 } else { format!("{fraction:0<2}").parse().ok()? };
+    let fraction: i64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<2}").parse().ok()?
+    };
     Some(whole * 100 + fraction)
 }
 
@@ -482,16 +526,18 @@ fn read_b2b(path: &Path) -> anyhow::Result<(Vec<B2bGroup>, usize)> {
     for record in &table.rows {
         let customer = table.cell(record, "customer").to_string();
         let date = table.cell(record, "date").to_string();
-        let group_index = *position.entry((customer.clone(), date.clone())).or_insert_with(|| {
-            groups.push(B2bGroup {
-                index: groups.len(),
-                customer,
-                date,
-                skus: Vec::new(),
-                lines: 0,
+        let group_index = *position
+            .entry((customer.clone(), date.clone()))
+            .or_insert_with(|| {
+                groups.push(B2bGroup {
+                    index: groups.len(),
+                    customer,
+                    date,
+                    skus: Vec::new(),
+                    lines: 0,
+                });
+                groups.len() - 1
             });
-            groups.len() - 1
-        });
         let group = &mut groups[group_index];
         group.lines += 1;
 
@@ -510,7 +556,11 @@ fn read_b2b(path: &Path) -> anyhow::Result<(Vec<B2bGroup>, usize)> {
                     entry.pieces = pieces;
                 }
             }
-            None => group.skus.push(B2bSku { sku, pieces, lines: 1 }),
+            None => group.skus.push(B2bSku {
+                sku,
+                pieces,
+                lines: 1,
+            }),
         }
     }
     Ok((groups, table.rows.len()))
@@ -529,14 +579,29 @@ fn whole_pieces(text: &str) -> Option<i64> {
 /// How an outward PO's bulk order is allocated: every fifth group (the first, sixth, …)
 /// asks for complete delivery, the rest take what there is.
 pub fn b2b_fulfilment(group: &B2bGroup) -> &'static str {
-    if group.index % 5 == 0 { "BLOCK_COMPLETE" } else { "PARTIAL" }
+    if group.index % 5 == 0 {
+        "BLOCK_COMPLETE"
+    } else {
+        "PARTIAL"
+    }
 }
 
-/// The outward PO upload of `groups`: one row per (group, SKU) with the summed pieces.
-/// Returns the file and, per upload row (index 0 is spreadsheet row 2), the group index.
-pub fn outward_upload(groups: &[&B2bGroup]) -> (Vec<u8>, Vec<usize>) {
-    let mut text = String::from("po_number,customer,sku,quantity,fulfilment_type\n");
-    let mut row_groups = Vec::new();
+/// The header of an outward PO upload.
+pub const OUTWARD_HEADER: &str = "po_number,customer,sku,quantity,fulfilment_type";
+
+/// One row of an outward PO upload, and the group it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutwardRow {
+    /// Index of the group (bulk order).
+    pub group: usize,
+    /// The row as CSV, without its line end.
+    pub line: String,
+}
+
+/// The rows of the outward PO upload of `groups`: one per (group, SKU) with the summed
+/// pieces, groups in order.
+pub fn outward_rows(groups: &[B2bGroup]) -> Vec<OutwardRow> {
+    let mut rows = Vec::new();
     for group in groups {
         for entry in &group.skus {
             let quantity = match &entry.pieces {
@@ -550,12 +615,28 @@ pub fn outward_upload(groups: &[&B2bGroup]) -> (Vec<u8>, Vec<usize>) {
                 quantity,
                 b2b_fulfilment(group).to_string(),
             ];
-            let line = cells.iter().map(|cell| csv_cell(cell)).collect::<Vec<_>>().join(",");
-            writeln!(text, "{line}").expect("writing to a string");
-            row_groups.push(group.index);
+            let line = cells
+                .iter()
+                .map(|cell| csv_cell(cell))
+                .collect::<Vec<_>>()
+                .join(",");
+            rows.push(OutwardRow {
+                group: group.index,
+                line,
+            });
         }
     }
-    (text.into_bytes(), row_groups)
+    rows
+}
+
+/// An outward PO upload file of `rows`; its row `n + 2` is `rows[n]`.
+pub fn outward_file(rows: &[&OutwardRow]) -> Vec<u8> {
+    let mut text = String::from(OUTWARD_HEADER);
+    text.push('\n');
+    for row in rows {
+        writeln!(text, "{}", row.line).expect("writing to a string");
+    }
+    text.into_bytes()
 }
 
 /// A CSV cell, quoted when it has to be.
@@ -565,11 +646,6 @@ pub fn csv_cell(text: &str) -> String {
     } else {
         text.to_string()
     }
-}
-
-/// Distinct values, sorted.
-pub fn distinct<'a>(values: impl IntoIterator<Item = &'a str>) -> BTreeSet<&'a str> {
-    values.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -619,7 +695,8 @@ mod tests {
         );
 
         let (groups, lines) = read_b2b(&dir.path().join(B2B_FILE)).unwrap();
-        let (file, row_groups) = outward_upload(&groups.iter().collect::<Vec<_>>());
+        let rows = outward_rows(&groups);
+        let file = outward_file(&rows.iter().collect::<Vec<_>>());
 
         assert_eq!(lines, 4);
         assert_eq!(groups.len(), 2);
@@ -634,7 +711,10 @@ mod tests {
              B2B-20210605-C-1,C-1,,1,BLOCK_COMPLETE\n\
              B2B-20210606-C-2,C-2,S-1,2,PARTIAL\n"
         );
-        assert_eq!(row_groups, vec![0, 0, 1]);
+        assert_eq!(
+            rows.iter().map(|row| row.group).collect::<Vec<_>>(),
+            vec![0, 0, 1]
+        );
     }
 
     #[test]
@@ -652,7 +732,10 @@ mod tests {
         let rows: Vec<&ChannelMrpRow> = file.rows.iter().collect();
         let upload = String::from_utf8(channel_mrp_upload(&file.channels, &rows)).unwrap();
 
-        assert_eq!(file.channels, vec!["AMAZON".to_string(), "AMAZON_FBA".to_string()]);
+        assert_eq!(
+            file.channels,
+            vec!["AMAZON".to_string(), "AMAZON_FBA".to_string()]
+        );
         assert_eq!(file.no_value_cells, 6);
         assert_eq!(
             upload,

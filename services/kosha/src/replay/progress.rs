@@ -35,7 +35,11 @@ impl StageTiming {
     /// Items per second.
     pub fn rate(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
-        if seconds > 0.0 { self.items as f64 / seconds } else { 0.0 }
+        if seconds > 0.0 {
+            self.items as f64 / seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -85,7 +89,10 @@ impl Stage {
             } else {
                 self.step_done * 100 / self.step_total
             };
-            self.line(format_args!("{}/{} ({percent}%)", self.step_done, self.step_total));
+            self.line(format_args!(
+                "{}/{} ({percent}%)",
+                self.step_done, self.step_total
+            ));
             self.next_report = self.step_done + self.step_total.div_ceil(10).max(1);
         }
     }
@@ -135,7 +142,12 @@ pub fn peak_memory_kib() -> Option<u64> {
 pub fn peak_memory_kib_of(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

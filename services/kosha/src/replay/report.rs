@@ -33,11 +33,20 @@ impl ReplayReport {
                 format!("{:.1}", timing.rate()),
             ]);
         }
-        table.row(vec!["total".into(), String::new(), format!("{:.1}", total.as_secs_f64()), String::new()]);
+        table.row(vec![
+            "total".into(),
+            String::new(),
+            format!("{:.1}", total.as_secs_f64()),
+            String::new(),
+        ]);
         let mut text = table.render();
         if let Some(kib) = peak_memory_kib_opt {
-            writeln!(text, "peak memory of this process (VmHWM): {:.1} MiB", kib as f64 / 1024.0)
-                .expect("writing to a string");
+            writeln!(
+                text,
+                "peak memory of this process (VmHWM): {:.1} MiB",
+                kib as f64 / 1024.0
+            )
+            .expect("writing to a string");
         }
         text
     }
@@ -182,7 +191,10 @@ pub struct Table {
 impl Table {
     /// A table with these column names.
     pub fn new(header: &[&str]) -> Self {
-        Self { header: header.iter().map(|name| name.to_string()).collect(), rows: Vec::new() }
+        Self {
+            header: header.iter().map(|name| name.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     /// Adds a row; short rows are padded with blanks.
@@ -199,7 +211,11 @@ impl Table {
     /// The table as lines of text.
     pub fn render(&self) -> String {
         let columns = self.header.len();
-        let mut widths: Vec<usize> = self.header.iter().map(|cell| cell.chars().count()).collect();
+        let mut widths: Vec<usize> = self
+            .header
+            .iter()
+            .map(|cell| cell.chars().count())
+            .collect();
         for row in &self.rows {
             for (index, cell) in row.iter().enumerate().take(columns) {
                 widths[index] = widths[index].max(cell.chars().count());
@@ -210,7 +226,10 @@ impl Table {
                 !self.rows.is_empty()
                     && self.rows.iter().all(|row| {
                         let cell = row[index].as_str();
-                        cell.is_empty() || cell.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+                        cell.is_empty()
+                            || cell
+                                .chars()
+                                .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
                     })
             })
             .collect();
@@ -252,7 +271,11 @@ pub fn thousands(value: i64) -> String {
         }
         grouped.push(digit);
     }
-    if value < 0 { format!("-{grouped}") } else { grouped }
+    if value < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
 }
 
 #[cfg(test)]

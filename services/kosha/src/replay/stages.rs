@@ -99,7 +99,8 @@ impl<'a> Replay<'a> {
 
         let mut stage = self.stage(1, "clients, channels, products, listings");
         let items = self.master_data(&mut stage).await?;
-        self.timings.push(stage.finish(items, "products and listings"));
+        self.timings
+            .push(stage.finish(items, "products and listings"));
 
         let mut stage = self.stage(2, "opening stock and reserve pools");
         let items = self.opening_stock(&mut stage).await?;
@@ -151,8 +152,14 @@ impl<'a> Replay<'a> {
         let replayed_groups = self.b2b_groups().len();
         let replayed_lines: usize = self.b2b_groups().iter().map(|group| group.lines).sum();
         let lines = [
-            format!("products.csv       {} rows", thousands(data.products.len() as i64)),
-            format!("channel-mrp.csv    {} rows", thousands(data.channel_mrp.rows.len() as i64)),
+            format!(
+                "products.csv       {} rows",
+                thousands(data.products.len() as i64)
+            ),
+            format!(
+                "channel-mrp.csv    {} rows",
+                thousands(data.channel_mrp.rows.len() as i64)
+            ),
             format!(
                 "amazon-orders.csv  {} lines, {} orders",
                 thousands(data.marketplace_lines as i64),
@@ -217,7 +224,13 @@ impl<'a> Replay<'a> {
                 page_token: page_token.clone(),
                 ..Default::default()
             };
-            let page = self.clients.order.clone().search_orders(request).await.during("SearchOrders")?;
+            let page = self
+                .clients
+                .order
+                .clone()
+                .search_orders(request)
+                .await
+                .during("SearchOrders")?;
             orders.extend(page.orders);
             if page.next_page_token.is_empty() {
                 break;
@@ -230,10 +243,19 @@ impl<'a> Replay<'a> {
 
     /// One order by its id.
     async fn get_order(&self, order_id: &str) -> anyhow::Result<ord::Order> {
-        let request = ord::GetOrderRequest { order_id: order_id.to_string() };
-        let response =
-            self.clients.order.clone().get_order(request).await.during(format!("GetOrder `{order_id}`"))?;
-        response.order.ok_or_else(|| anyhow::anyhow!("GetOrder `{order_id}` returned no order"))
+        let request = ord::GetOrderRequest {
+            order_id: order_id.to_string(),
+        };
+        let response = self
+            .clients
+            .order
+            .clone()
+            .get_order(request)
+            .await
+            .during(format!("GetOrder `{order_id}`"))?;
+        response
+            .order
+            .ok_or_else(|| anyhow::anyhow!("GetOrder `{order_id}` returned no order"))
     }
 
     /// Every allocation of a client, optionally of one order or only open ones.
@@ -282,8 +304,13 @@ impl<'a> Replay<'a> {
                 page_token: page_token.clone(),
                 ..Default::default()
             };
-            let page =
-                self.clients.inventory.clone().list_ledger(request).await.during("ListLedger")?;
+            let page = self
+                .clients
+                .inventory
+                .clone()
+                .list_ledger(request)
+                .await
+                .during("ListLedger")?;
             transfers.extend(page.transfers);
             if page.next_page_token.is_empty() {
                 break;
@@ -309,8 +336,13 @@ impl<'a> Replay<'a> {
                 pool: pool.to_string(),
                 grade: QcGrade::Pass as i32,
             };
-            let response =
-                self.clients.inventory.clone().get_stock(request).await.during("GetStock")?;
+            let response = self
+                .clients
+                .inventory
+                .clone()
+                .get_stock(request)
+                .await
+                .during("GetStock")?;
             for level in response.levels {
                 let units = level.totals.map_or(0, |totals| totals.available);
                 *available.entry(level.sku).or_insert(0) += units;
@@ -334,10 +366,17 @@ impl<'a> Replay<'a> {
                 pool: pool.to_string(),
                 grade: QcGrade::Pass as i32,
             };
-            let response =
-                self.clients.inventory.clone().get_stock(request).await.during("GetStock")?;
+            let response = self
+                .clients
+                .inventory
+                .clone()
+                .get_stock(request)
+                .await
+                .during("GetStock")?;
             for level in response.levels {
-                let units = level.totals.map_or(0, |totals| totals.available + totals.allocated);
+                let units = level
+                    .totals
+                    .map_or(0, |totals| totals.available + totals.allocated);
                 *held.entry(level.sku).or_insert(0) += units;
             }
         }
@@ -358,8 +397,10 @@ impl<'a> Replay<'a> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let skus: BTreeSet<String> =
-                    fillable.iter().flat_map(|(_, skus)| skus.iter().cloned()).collect();
+                let skus: BTreeSet<String> = fillable
+                    .iter()
+                    .flat_map(|(_, skus)| skus.iter().cloned())
+                    .collect();
                 let first = &fillable[0].0;
                 self.finding(format!(
                     "after {after}, {} waiting order(s) of `{client_id}` (first {first}) were not \
@@ -431,7 +472,10 @@ impl<'a> Replay<'a> {
                 .filter(|line| line.pending_quantity > 0 && !line.sku.is_empty())
                 .map(|line| line.sku.clone())
                 .collect();
-            needs.entry(pool.clone()).or_default().extend(pending.iter().cloned());
+            needs
+                .entry(pool.clone())
+                .or_default()
+                .extend(pending.iter().cloned());
             pending_by_order.push((order.order_id.clone(), pool, pending));
         }
 
@@ -446,7 +490,13 @@ impl<'a> Replay<'a> {
             .filter_map(|(order_id, pool, pending)| {
                 let skus: Vec<String> = pending
                     .into_iter()
-                    .filter(|sku| available.get(&(pool.clone(), sku.clone())).copied().unwrap_or(0) > 0)
+                    .filter(|sku| {
+                        available
+                            .get(&(pool.clone(), sku.clone()))
+                            .copied()
+                            .unwrap_or(0)
+                            > 0
+                    })
                     .collect();
                 (!skus.is_empty()).then_some((order_id, skus))
             })
@@ -474,7 +524,9 @@ impl<'a> Replay<'a> {
     async fn wait_for_job(&self, job_id: &str) -> anyhow::Result<sched::Job> {
         let deadline = Instant::now() + self.options.settle_timeout;
         loop {
-            let request = sched::GetJobRequest { job_id: job_id.to_string() };
+            let request = sched::GetJobRequest {
+                job_id: job_id.to_string(),
+            };
             let response = self
                 .clients
                 .scheduler
@@ -482,7 +534,9 @@ impl<'a> Replay<'a> {
                 .get_job(request)
                 .await
                 .during(format!("GetJob `{job_id}`"))?;
-            let job = response.job.ok_or_else(|| anyhow::anyhow!("GetJob `{job_id}`: no job"))?;
+            let job = response
+                .job
+                .ok_or_else(|| anyhow::anyhow!("GetJob `{job_id}`: no job"))?;
             let finished = matches!(
                 job.state(),
                 sched::JobState::Succeeded | sched::JobState::Failed | sched::JobState::Cancelled
@@ -504,7 +558,7 @@ impl<'a> Replay<'a> {
 }
 
 /// The number in an order id `ORD-<n>`, for sorting; ids of another shape sort last.
-fn order_number(order_id: &str) -> (u64, String) {
+pub(super) fn order_number(order_id: &str) -> (u64, String) {
     let number = order_id
         .rsplit('-')
         .next()
@@ -551,11 +605,20 @@ impl RejectedRows {
         let mut reasons = BTreeMap::new();
         for error in errors {
             if error.row == 0 {
-                bail!("{file}: the upload was refused as a whole: {}", error.message);
+                bail!(
+                    "{file}: the upload was refused as a whole: {}",
+                    error.message
+                );
             }
             rows.insert(error.row);
-            let column = if error.column.is_empty() { "row" } else { error.column.as_str() };
-            *reasons.entry(format!("{column} {}", error.reason)).or_insert(0) += 1;
+            let column = if error.column.is_empty() {
+                "row"
+            } else {
+                error.column.as_str()
+            };
+            *reasons
+                .entry(format!("{column} {}", error.reason))
+                .or_insert(0) += 1;
         }
         Ok(Self { rows, reasons })
     }
@@ -584,7 +647,11 @@ pub fn chunked<M>(
     const CHUNK: usize = 64 * 1024;
     let mut messages = Vec::new();
     for (index, chunk) in file.chunks(CHUNK).enumerate() {
-        let message = if index == 0 { first(chunk.to_vec()) } else { rest(chunk.to_vec()) };
+        let message = if index == 0 {
+            first(chunk.to_vec())
+        } else {
+            rest(chunk.to_vec())
+        };
         messages.push(message);
     }
     if messages.is_empty() {
@@ -608,7 +675,11 @@ mod tests {
     fn a_file_is_sent_in_chunks_with_the_header_first() {
         let file = vec![b'x'; 64 * 1024 + 1];
 
-        let messages = chunked(&file, |chunk| (true, chunk.len()), |chunk| (false, chunk.len()));
+        let messages = chunked(
+            &file,
+            |chunk| (true, chunk.len()),
+            |chunk| (false, chunk.len()),
+        );
 
         assert_eq!(messages, vec![(true, 64 * 1024), (false, 1)]);
     }
@@ -621,7 +692,11 @@ mod tests {
             reason: reason.into(),
             ..Default::default()
         };
-        let errors = [error(3, "REQUIRED"), error(5, "REQUIRED"), error(5, "DUPLICATE_SKU")];
+        let errors = [
+            error(3, "REQUIRED"),
+            error(5, "REQUIRED"),
+            error(5, "DUPLICATE_SKU"),
+        ];
 
         let rejected = RejectedRows::from_errors("f.csv", &errors).unwrap();
 

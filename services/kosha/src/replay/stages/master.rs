@@ -10,7 +10,9 @@ use tonic::Code;
 
 use super::{MARKETPLACE, RejectedRows, Replay, SECOND_CLIENT, SELLER, chunked};
 use crate::replay::connect::CallResult as _;
-use crate::replay::input::{ChannelMrpRow, ProductRow, channel_mrp_upload, csv_cell, products_upload};
+use crate::replay::input::{
+    ChannelMrpRow, ProductRow, channel_mrp_upload, csv_cell, products_upload,
+};
 use crate::replay::progress::Stage;
 use crate::replay::report::thousands;
 
@@ -20,21 +22,33 @@ const NEEDED_CHANNELS: &[&str] = &["AMAZON", "FLIPKART", "MYNTRA"];
 
 impl Replay<'_> {
     pub(super) async fn master_data(&mut self, stage: &mut Stage) -> anyhow::Result<u64> {
-        self.summary.section("1. Clients, channels, products, listings");
+        self.summary
+            .section("1. Clients, channels, products, listings");
 
         // Clients and channels.
         for (client_id, display_name) in [
             (SELLER, "Ethnic wear seller (products.csv)"),
-            (SECOND_CLIENT, "Second catalog of the seller (channel-mrp.csv)"),
+            (
+                SECOND_CLIENT,
+                "Second catalog of the seller (channel-mrp.csv)",
+            ),
         ] {
             let request = cat::CreateClientRequest {
                 client_id: client_id.to_string(),
                 display_name: display_name.to_string(),
             };
-            self.clients.catalog.clone().create_client(request).await.during(format!("CreateClient `{client_id}`"))?;
+            self.clients
+                .catalog
+                .clone()
+                .create_client(request)
+                .await
+                .during(format!("CreateClient `{client_id}`"))?;
             self.refuse_a_used_client(client_id).await?;
         }
-        let mut channels: BTreeSet<String> = NEEDED_CHANNELS.iter().map(|code| code.to_string()).collect();
+        let mut channels: BTreeSet<String> = NEEDED_CHANNELS
+            .iter()
+            .map(|code| code.to_string())
+            .collect();
         channels.extend(self.data.channel_mrp.channels.iter().cloned());
         for code in &channels {
             let request = cat::CreateChannelRequest {
@@ -46,22 +60,38 @@ impl Replay<'_> {
                 Ok(_) => {}
                 Err(status) if status.code() == Code::AlreadyExists => {}
                 Err(status) => {
-                    anyhow::bail!("CreateChannel `{code}` failed: {:?}: {}", status.code(), status.message())
+                    anyhow::bail!(
+                        "CreateChannel `{code}` failed: {:?}: {}",
+                        status.code(),
+                        status.message()
+                    )
                 }
             }
         }
         let channel_list: Vec<&str> = channels.iter().map(String::as_str).collect();
-        self.summary.line(format!("channels: {} (and INTERNAL for B2B)", channel_list.join(", ")));
+        self.summary.line(format!(
+            "channels: {} (and INTERNAL for B2B)",
+            channel_list.join(", ")
+        ));
 
         // The first client's product master.
         stage.note("products.csv: dry run, then the clean rows");
         let all_rows: Vec<&ProductRow> = self.data.products.iter().collect();
-        let dry_run = self.upload_products(SELLER, products_upload(&all_rows), true).await?;
+        let dry_run = self
+            .upload_products(SELLER, products_upload(&all_rows), true)
+            .await?;
         let rejected = RejectedRows::from_errors("products.csv", &dry_run.errors)?;
-        let kept: Vec<ProductRow> =
-            self.data.products.iter().filter(|row| !rejected.rows.contains(&row.row)).cloned().collect();
+        let kept: Vec<ProductRow> = self
+            .data
+            .products
+            .iter()
+            .filter(|row| !rejected.rows.contains(&row.row))
+            .cloned()
+            .collect();
         let kept_refs: Vec<&ProductRow> = kept.iter().collect();
-        let stored = self.upload_products(SELLER, products_upload(&kept_refs), false).await?;
+        let stored = self
+            .upload_products(SELLER, products_upload(&kept_refs), false)
+            .await?;
         self.check_upload("products.csv", &stored, kept.len());
         self.summary.line(format!(
             "`{SELLER}` products.csv: {} rows; dry run reported {} rows ({}); created {} products",
@@ -75,15 +105,26 @@ impl Replay<'_> {
         // The second client's product master, with an MRP per channel.
         stage.note("channel-mrp.csv: dry run, then the clean rows");
         let channels_with_mrp = self.data.channel_mrp.channels.clone();
-        let all_rows: Vec<&ChannelMrpRow> = self.data.channel_mrp.rows.iter().collect();
+        let mrp_rows = self.data.channel_mrp.rows.clone();
+        let all_rows: Vec<&ChannelMrpRow> = mrp_rows.iter().collect();
         let dry_run = self
-            .upload_products(SECOND_CLIENT, channel_mrp_upload(&channels_with_mrp, &all_rows), true)
+            .upload_products(
+                SECOND_CLIENT,
+                channel_mrp_upload(&channels_with_mrp, &all_rows),
+                true,
+            )
             .await?;
         let rejected = RejectedRows::from_errors("channel-mrp.csv", &dry_run.errors)?;
-        let kept: Vec<&ChannelMrpRow> =
-            all_rows.into_iter().filter(|row| !rejected.rows.contains(&row.row)).collect();
+        let kept: Vec<&ChannelMrpRow> = all_rows
+            .into_iter()
+            .filter(|row| !rejected.rows.contains(&row.row))
+            .collect();
         let stored = self
-            .upload_products(SECOND_CLIENT, channel_mrp_upload(&channels_with_mrp, &kept), false)
+            .upload_products(
+                SECOND_CLIENT,
+                channel_mrp_upload(&channels_with_mrp, &kept),
+                false,
+            )
             .await?;
         self.check_upload("channel-mrp.csv", &stored, kept.len());
         self.summary.line(format!(
@@ -115,7 +156,9 @@ impl Replay<'_> {
         stage.note("AMAZON listings: dry run, then the listings");
         let seller_listings = self.list_on_marketplace(SELLER, &listed).await?;
         let second_skus = self.second_skus.clone();
-        let second_listings = self.list_on_marketplace(SECOND_CLIENT, &second_skus).await?;
+        let second_listings = self
+            .list_on_marketplace(SECOND_CLIENT, &second_skus)
+            .await?;
         self.summary.line(format!(
             "AMAZON listings (marketplace SKU = client SKU): `{SELLER}` {}, held back for later: \
              {} products of category {late_category}; `{SECOND_CLIENT}` {}",
@@ -137,7 +180,13 @@ impl Replay<'_> {
             include_disabled: true,
             ..Default::default()
         };
-        let page = self.clients.catalog.clone().list_products(request).await.during("ListProducts")?;
+        let page = self
+            .clients
+            .catalog
+            .clone()
+            .list_products(request)
+            .await
+            .during("ListProducts")?;
         if !page.products.is_empty() {
             anyhow::bail!(
                 "client `{client_id}` already has products: replay into a fresh suite (without \
@@ -162,7 +211,10 @@ impl Replay<'_> {
                 dry_run,
                 chunk,
             },
-            |chunk| cat::UploadProductsRequest { chunk, ..Default::default() },
+            |chunk| cat::UploadProductsRequest {
+                chunk,
+                ..Default::default()
+            },
         );
         let what = if dry_run { "dry run" } else { "upload" };
         let response = self
@@ -172,18 +224,26 @@ impl Replay<'_> {
             .upload_products(tokio_stream::iter(messages))
             .await
             .during(format!("UploadProducts ({what}) of `{client_id}`"))?;
-        response.report.ok_or_else(|| anyhow::anyhow!("UploadProducts returned no report"))
+        response
+            .report
+            .ok_or_else(|| anyhow::anyhow!("UploadProducts returned no report"))
     }
 
     /// Lists `skus` on the marketplace under their own SKU: dry run, then for real.
     /// Returns the listings created.
-    async fn list_on_marketplace(&mut self, client_id: &str, skus: &[String]) -> anyhow::Result<i64> {
+    async fn list_on_marketplace(
+        &mut self,
+        client_id: &str,
+        skus: &[String],
+    ) -> anyhow::Result<i64> {
         let mut file = String::from("channel,marketplace_sku,sku\n");
         for sku in skus {
             let sku = csv_cell(sku);
             file.push_str(&format!("{MARKETPLACE},{sku},{sku}\n"));
         }
-        let dry_run = self.upload_listings(client_id, file.as_bytes().to_vec(), true).await?;
+        let dry_run = self
+            .upload_listings(client_id, file.as_bytes().to_vec(), true)
+            .await?;
         if !dry_run.errors.is_empty() {
             let rejected = RejectedRows::from_errors("listings", &dry_run.errors)?;
             self.finding(format!(
@@ -194,7 +254,9 @@ impl Replay<'_> {
             ));
             return Ok(0);
         }
-        let stored = self.upload_listings(client_id, file.into_bytes(), false).await?;
+        let stored = self
+            .upload_listings(client_id, file.into_bytes(), false)
+            .await?;
         self.check_upload("listings", &stored, skus.len());
         Ok(stored.created + stored.updated)
     }
@@ -208,8 +270,15 @@ impl Replay<'_> {
     ) -> anyhow::Result<UploadReport> {
         let messages = chunked(
             &file,
-            |chunk| cat::UploadListingsRequest { client_id: client_id.to_string(), dry_run, chunk },
-            |chunk| cat::UploadListingsRequest { chunk, ..Default::default() },
+            |chunk| cat::UploadListingsRequest {
+                client_id: client_id.to_string(),
+                dry_run,
+                chunk,
+            },
+            |chunk| cat::UploadListingsRequest {
+                chunk,
+                ..Default::default()
+            },
         );
         let response = self
             .clients
@@ -218,7 +287,9 @@ impl Replay<'_> {
             .upload_listings(tokio_stream::iter(messages))
             .await
             .during(format!("UploadListings of `{client_id}`"))?;
-        response.report.ok_or_else(|| anyhow::anyhow!("UploadListings returned no report"))
+        response
+            .report
+            .ok_or_else(|| anyhow::anyhow!("UploadListings returned no report"))
     }
 
     /// Records a finding unless an upload stored exactly its `expected` rows.

@@ -10,7 +10,9 @@ use kosha_proto::kosha::inventory::v1 as inv;
 use kosha_proto::kosha::purchase_order::v1 as po;
 use kosha_proto::types::QcGrade;
 
-use super::{ACTOR, BATCH, COMMON, MARKETPLACE, RejectedRows, Replay, SECOND_CLIENT, SELLER, chunked};
+use super::{
+    ACTOR, BATCH, COMMON, MARKETPLACE, RejectedRows, Replay, SECOND_CLIENT, SELLER, chunked,
+};
 use crate::replay::connect::CallResult as _;
 use crate::replay::input::csv_cell;
 use crate::replay::progress::Stage;
@@ -44,11 +46,17 @@ impl Replay<'_> {
             .collect();
         let mut file = String::from("po_number,supplier,sku,quantity,unit_cost\n");
         for (sku, stock) in &stocked {
-            file.push_str(&format!("{OPENING_PO},opening stock,{},{stock},0\n", csv_cell(sku)));
+            file.push_str(&format!(
+                "{OPENING_PO},opening stock,{},{stock},0\n",
+                csv_cell(sku)
+            ));
         }
         stage.note("inward PO: dry run, then the upload");
-        let dry_run = self.upload_inward(SELLER, file.as_bytes().to_vec(), true).await?;
-        let rejected = RejectedRows::from_errors("inward PO", &dry_run.report.unwrap_or_default().errors)?;
+        let dry_run = self
+            .upload_inward(SELLER, file.as_bytes().to_vec(), true)
+            .await?;
+        let rejected =
+            RejectedRows::from_errors("inward PO", &dry_run.report.unwrap_or_default().errors)?;
         if !rejected.rows.is_empty() {
             self.finding(format!(
                 "the opening-stock PO names only stored products, yet its dry run reported {} \
@@ -65,9 +73,15 @@ impl Replay<'_> {
         stage.note("GRN of the opening stock");
         let lines = stocked
             .iter()
-            .map(|(sku, stock)| po::GrnLine { sku: sku.clone(), passed_quantity: *stock, failed_quantity: 0 })
+            .map(|(sku, stock)| po::GrnLine {
+                sku: sku.clone(),
+                passed_quantity: *stock,
+                failed_quantity: 0,
+            })
             .collect();
-        let grn = self.receive_grn(SELLER, OPENING_GRN, OPENING_PO, "", lines).await?;
+        let grn = self
+            .receive_grn(SELLER, OPENING_GRN, OPENING_PO, "", lines)
+            .await?;
         let units: i64 = stocked.iter().map(|(_, stock)| stock).sum();
         self.summary.line(format!(
             "`{SELLER}`: inward PO {OPENING_PO} with {} lines, {} units; GRN {OPENING_GRN} \
@@ -77,11 +91,19 @@ impl Replay<'_> {
             thousands(grn.passed_quantity)
         ));
         if grn.passed_quantity != units {
-            self.finding(format!("GRN {OPENING_GRN} received {} units of {units}", grn.passed_quantity));
+            self.finding(format!(
+                "GRN {OPENING_GRN} received {} units of {units}",
+                grn.passed_quantity
+            ));
         }
 
         // The second client: a few units of its first SKUs.
-        let sample: Vec<String> = self.second_skus.iter().take(SECOND_PO_SKUS).cloned().collect();
+        let sample: Vec<String> = self
+            .second_skus
+            .iter()
+            .take(SECOND_PO_SKUS)
+            .cloned()
+            .collect();
         if !sample.is_empty() {
             let request = po::CreatePurchaseOrderRequest {
                 client_id: SECOND_CLIENT.to_string(),
@@ -106,9 +128,15 @@ impl Replay<'_> {
                 .during(format!("CreatePurchaseOrder `{SECOND_PO}`"))?;
             let lines = sample
                 .iter()
-                .map(|sku| po::GrnLine { sku: sku.clone(), passed_quantity: SECOND_PO_UNITS, failed_quantity: 0 })
+                .map(|sku| po::GrnLine {
+                    sku: sku.clone(),
+                    passed_quantity: SECOND_PO_UNITS,
+                    failed_quantity: 0,
+                })
                 .collect();
-            let grn = self.receive_grn(SECOND_CLIENT, SECOND_GRN, SECOND_PO, "", lines).await?;
+            let grn = self
+                .receive_grn(SECOND_CLIENT, SECOND_GRN, SECOND_PO, "", lines)
+                .await?;
             self.summary.line(format!(
                 "`{SECOND_CLIENT}` (its file has no stock): PO {SECOND_PO}, {SECOND_PO_UNITS} units \
                  of each of its first {} SKUs; GRN received {} units",
@@ -128,7 +156,12 @@ impl Replay<'_> {
             actor: ACTOR.to_string(),
             ..Default::default()
         };
-        self.clients.inventory.clone().create_pool(request).await.during(format!("CreatePool `{RESERVE_POOL}`"))?;
+        self.clients
+            .inventory
+            .clone()
+            .create_pool(request)
+            .await
+            .during(format!("CreatePool `{RESERVE_POOL}`"))?;
         let moves: Vec<inv::MoveStockLine> = stocked
             .iter()
             .map(|(sku, stock)| (sku, stock * RESERVE_PERCENT / 100))
@@ -141,8 +174,14 @@ impl Replay<'_> {
             .collect();
         let moved_units: i64 = moves.iter().map(|line| line.quantity).sum();
         for (index, chunk) in moves.chunks(BATCH).enumerate() {
-            self.move_stock(SELLER, COMMON, RESERVE_POOL, chunk.to_vec(), &format!("replay:reserve:{index}"))
-                .await?;
+            self.move_stock(
+                SELLER,
+                COMMON,
+                RESERVE_POOL,
+                chunk.to_vec(),
+                &format!("replay:reserve:{index}"),
+            )
+            .await?;
         }
         let amazon_pool = self.serving_pool(SELLER, MARKETPLACE).await?;
         let myntra_pool = self.serving_pool(SELLER, RESERVE_CHANNEL).await?;
@@ -176,7 +215,10 @@ impl Replay<'_> {
                 chunk,
                 actor: ACTOR.to_string(),
             },
-            |chunk| po::UploadPurchaseOrdersRequest { chunk, ..Default::default() },
+            |chunk| po::UploadPurchaseOrdersRequest {
+                chunk,
+                ..Default::default()
+            },
         );
         self.clients
             .purchase_order
@@ -210,7 +252,9 @@ impl Replay<'_> {
             .receive_grn(request)
             .await
             .during(format!("ReceiveGrn `{grn_number}`"))?;
-        let mut grn = response.grn.ok_or_else(|| anyhow::anyhow!("ReceiveGrn returned no GRN"))?;
+        let mut grn = response
+            .grn
+            .ok_or_else(|| anyhow::anyhow!("ReceiveGrn returned no GRN"))?;
 
         // A GRN whose units are still on their way to inventory is finished in the
         // background; wait for it rather than count units that are not there yet.
@@ -228,9 +272,16 @@ impl Replay<'_> {
                 client_id: client_id.to_string(),
                 grn_number: grn_number.to_string(),
             };
-            let response =
-                self.clients.purchase_order.clone().get_grn(request).await.during("GetGrn")?;
-            grn = response.grn.ok_or_else(|| anyhow::anyhow!("GetGrn returned no GRN"))?;
+            let response = self
+                .clients
+                .purchase_order
+                .clone()
+                .get_grn(request)
+                .await
+                .during("GetGrn")?;
+            grn = response
+                .grn
+                .ok_or_else(|| anyhow::anyhow!("GetGrn returned no GRN"))?;
         }
         Ok(grn)
     }
