@@ -22,7 +22,7 @@
 //! - [`bench`]: the end-to-end `CreateOrder` benchmark.
 
 pub mod app;
-
+pub mod bench;
 pub mod config;
 pub mod connector;
 pub mod domain;

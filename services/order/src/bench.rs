@@ -1,0 +1,467 @@
+//! The `CreateOrder` benchmark: orders taken in end to end (resolve in catalog, allocate
+//! in inventory, persist here) against a pgbench script that does every row write of the
+//! same path in one transaction.
+//!
+//! Catalog, inventory and the order service run in this process on one server, each with
+//! its own database in one throwaway PostgreSQL cluster, as the all-in-one runner runs
+//! them. Clients (8 and 32 by default) each send one-line orders for random SKUs of a
+//! well-stocked catalog, one after the other, for a fixed number of orders in total.
+//!
+//! The pgbench script writes, in one transaction per order, the rows the whole path
+//! writes: the order, its line and its two history entries; the inventory idempotency
+//! row, the allocation, the ledger transfer, and both stock buckets (AVAILABLE down,
+//! ALLOCATED up). It runs with the same number of clients and transactions. The ratio is
+//! service orders per second over pgbench transactions per second: what the service keeps
+//! of the database's raw speed after resolution, three gRPC hops, validation and its own
+//! reads.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use kosha_proto::kosha::catalog::v1 as catalog;
+use kosha_proto::kosha::catalog::v1::catalog_service_client::CatalogServiceClient;
+use kosha_proto::kosha::inventory::v1 as inv;
+use kosha_proto::kosha::inventory::v1::inventory_service_client::InventoryServiceClient;
+use kosha_proto::kosha::order::v1 as api;
+use kosha_proto::kosha::order::v1::order_service_client::OrderServiceClient;
+use kosha_proto::types::QcGrade;
+use kosha_runtime::db::{Db, DbOptions};
+use kosha_runtime::server::Server;
+use kosha_testkit::{PgCluster, test_server_options};
+use sqlx::Connection as _;
+use tonic::transport::Channel;
+
+use crate::peers::Peers;
+
+/// The seller the benchmark's orders belong to.
+const CLIENT: &str = "bench";
+
+/// The channel the orders come from.
+const CHANNEL: &str = "AMAZON";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Orders per run (split evenly between the clients).
+    pub orders: usize,
+    /// Concurrent clients of each run.
+    pub clients: Vec<usize>,
+    /// Distinct SKUs the orders pick from.
+    pub skus: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            orders: 4000,
+            clients: vec![8, 32],
+            skus: 500,
+        }
+    }
+}
+
+/// One run at one number of clients.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Orders taken in.
+    pub orders: usize,
+    /// Wall time of the service run.
+    pub service_elapsed: Duration,
+    /// Median latency of one CreateOrder.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+    /// pgbench transactions per second with the same clients.
+    pub pgbench_tps: f64,
+}
+
+impl RunReport {
+    /// Orders per second through the service.
+    pub fn service_per_second(&self) -> f64 {
+        self.orders as f64 / self.service_elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// Service orders per second over pgbench transactions per second.
+    pub fn ratio(&self) -> f64 {
+        self.service_per_second() / self.pgbench_tps.max(f64::EPSILON)
+    }
+}
+
+/// The whole benchmark.
+#[derive(Debug, Clone)]
+pub struct OrderBenchmark {
+    /// Per number of clients.
+    pub runs: Vec<RunReport>,
+    /// The target ratio.
+    pub target_ratio: f64,
+}
+
+impl fmt::Display for OrderBenchmark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "CreateOrder end to end (resolve + allocate + persist) on PostgreSQL"
+        )?;
+        for run in &self.runs {
+            writeln!(
+                f,
+                "  {:>3} clients: {:>6} orders in {:>7.2} s = {:>8.1} orders/s (p50 {:>6.1} ms, \
+                 p99 {:>6.1} ms); pgbench same writes in one transaction: {:>8.1} tps; ratio {:.3} \
+                 (target >= {:.1})",
+                run.clients,
+                run.orders,
+                run.service_elapsed.as_secs_f64(),
+                run.service_per_second(),
+                run.p50.as_secs_f64() * 1000.0,
+                run.p99.as_secs_f64() * 1000.0,
+                run.pgbench_tps,
+                run.ratio(),
+                self.target_ratio
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the benchmark on a throwaway PostgreSQL cluster.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
+    anyhow::ensure!(
+        options.orders > 0 && options.skus > 0,
+        "the benchmark needs orders and SKUs"
+    );
+    anyhow::ensure!(
+        options.clients.iter().all(|c| *c > 0),
+        "every run needs at least one client"
+    );
+
+    // One cluster, one database per service and one for pgbench.
+    let cluster = PgCluster::start().map_err(|why| anyhow::anyhow!("PostgreSQL: {why}"))?;
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
+    for name in [
+        "bench_catalog",
+        "bench_inventory",
+        "bench_order",
+        "bench_plain",
+    ] {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+    }
+    admin.close().await?;
+
+    // The services on one server, as the all-in-one runner runs them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?.to_string();
+    let db_options = DbOptions {
+        max_connections: 32,
+        ..DbOptions::default()
+    };
+    let connect = |name: &'static str| {
+        let url = cluster.url(name);
+        let db_options = db_options.clone();
+        async move { Db::connect(&url, &db_options).await }
+    };
+    let mut server = Server::new(test_server_options());
+    let catalog_mounted = kosha_catalog::startup::mount(
+        &mut server,
+        connect("bench_catalog").await?,
+        &kosha_catalog::config::Settings::default(),
+        &kosha_catalog::startup::Peers::default(),
+    )
+    .await?;
+    let inventory_mounted = kosha_inventory::startup::mount(
+        &mut server,
+        connect("bench_inventory").await?,
+        &kosha_inventory::config::Settings::default(),
+        &kosha_inventory::startup::Peers {
+            scheduler: address.clone(),
+        },
+    )
+    .await?;
+    let settings = crate::Settings {
+        hold_rules: String::new(),
+        register_jobs: false,
+        ..crate::Settings::default()
+    };
+    let order_mounted = crate::mount(
+        &mut server,
+        connect("bench_order").await?,
+        &settings,
+        &Peers::all_at(&address),
+    )
+    .await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async {
+        let _ = stop_rx.await;
+    }));
+    let channel = connect_channel(&address).await?;
+
+    // Master data and plenty of stock.
+    seed(&channel, options.skus, options.orders).await?;
+
+    // The runs.
+    let script = pgbench_script(&cluster, options.skus).await?;
+    let mut runs = Vec::new();
+    for (index, clients) in options.clients.iter().copied().enumerate() {
+        let (elapsed, mut latencies) =
+            service_run(&channel, clients, options.orders, options.skus, index).await?;
+        latencies.sort();
+        let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+        let pgbench_tps = pgbench(&cluster, &script, clients, options.orders / clients).await?;
+        let report = RunReport {
+            clients,
+            orders: latencies.len(),
+            service_elapsed: elapsed,
+            p50: percentile(0.5),
+            p99: percentile(0.99),
+            pgbench_tps,
+        };
+        tracing::info!(
+            clients,
+            per_second = report.service_per_second(),
+            pgbench_tps,
+            "benchmark run done"
+        );
+        runs.push(report);
+    }
+
+    // Stop everything.
+    let _ = stop_tx.send(());
+    let _ = serving.await;
+    order_mounted.shutdown().await;
+    inventory_mounted.shutdown().await;
+    catalog_mounted.shutdown().await;
+    Ok(OrderBenchmark {
+        runs,
+        target_ratio: 0.5,
+    })
+}
+
+async fn connect_channel(address: &str) -> anyhow::Result<Channel> {
+    let uri = format!("http://{address}");
+    for _ in 0..250 {
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(uri.clone())?
+            .connect()
+            .await
+        {
+            return Ok(channel);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("the benchmark server never accepted a connection")
+}
+
+async fn seed(channel: &Channel, skus: usize, orders: usize) -> anyhow::Result<()> {
+    let mut catalog = CatalogServiceClient::new(channel.clone());
+    catalog
+        .create_client(catalog::CreateClientRequest {
+            client_id: CLIENT.into(),
+            display_name: "Bench".into(),
+        })
+        .await?;
+    catalog
+        .create_channel(catalog::CreateChannelRequest {
+            code: CHANNEL.into(),
+            display_name: "Amazon".into(),
+            kind: catalog::ChannelKind::Marketplace as i32,
+        })
+        .await?;
+    let mut receive_lines = Vec::new();
+    for n in 0..skus {
+        let sku = format!("SKU-{n}");
+        catalog
+            .create_product(catalog::CreateProductRequest {
+                product: Some(catalog::Product {
+                    client_id: CLIENT.into(),
+                    sku: sku.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        catalog
+            .create_listing(catalog::CreateListingRequest {
+                listing: Some(catalog::Listing {
+                    client_id: CLIENT.into(),
+                    channel: CHANNEL.into(),
+                    marketplace_sku: format!("M-{n}"),
+                    sku: sku.clone(),
+                    update_time: None,
+                }),
+            })
+            .await?;
+        receive_lines.push(inv::ReceiveLine {
+            sku,
+            grade: QcGrade::Pass as i32,
+            quantity: (orders * 4) as i64,
+        });
+    }
+    let mut inventory = InventoryServiceClient::new(channel.clone());
+    for (index, chunk) in receive_lines.chunks(1000).enumerate() {
+        inventory
+            .receive(inv::ReceiveRequest {
+                client_id: CLIENT.into(),
+                reference: format!("GRN-BENCH-{index}"),
+                lines: chunk.to_vec(),
+                idempotency_key: format!("grn:bench-{index}"),
+                actor: "bench".into(),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// `clients` tasks send `orders` one-line orders in total; returns the wall time and
+/// every call's latency.
+async fn service_run(
+    channel: &Channel,
+    clients: usize,
+    orders: usize,
+    skus: usize,
+    run_index: usize,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    let per_client = orders / clients;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let channel = Arc::new(channel.clone());
+    for client in 0..clients {
+        let mut orders_client = OrderServiceClient::new((*channel).clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for n in 0..per_client {
+                let sku = (client * 7919 + n * 104_729) % skus;
+                let request = api::CreateOrderRequest {
+                    client_id: CLIENT.into(),
+                    channel: CHANNEL.into(),
+                    channel_order_id: format!("R{run_index}-C{client}-{n}"),
+                    lines: vec![api::NewOrderLine {
+                        marketplace_sku: format!("M-{sku}"),
+                        quantity: 1,
+                        price: "499".into(),
+                        ..Default::default()
+                    }],
+                    actor: "bench".into(),
+                    ..Default::default()
+                };
+                let call_started = Instant::now();
+                let response = orders_client.create_order(request).await?.into_inner();
+                latencies.push(call_started.elapsed());
+                let status = response
+                    .order
+                    .map(|order| order.status())
+                    .unwrap_or_default();
+                anyhow::ensure!(
+                    status == api::OrderStatus::Fulfillable,
+                    "an order ended {status:?}"
+                );
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(orders);
+    for task in tasks {
+        latencies.extend(task.await.context("benchmark client")??);
+    }
+    Ok((started.elapsed(), latencies))
+}
+
+/// Creates the tables the pgbench script writes and returns the script's path.
+async fn pgbench_script(cluster: &PgCluster, skus: usize) -> anyhow::Result<std::path::PathBuf> {
+    let mut conn = sqlx::PgConnection::connect(&cluster.url("bench_plain")).await?;
+    let schema = "
+        CREATE TABLE orders (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, channel TEXT NOT NULL,
+            channel_order_id TEXT NOT NULL, channel_order_id_lc TEXT NOT NULL, status TEXT NOT NULL,
+            fulfilment TEXT NOT NULL, grade TEXT NOT NULL, pool TEXT NOT NULL, order_time BIGINT NOT NULL,
+            fingerprint TEXT NOT NULL, waiting BIGINT NOT NULL, created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL, UNIQUE (client_id, channel, channel_order_id));
+        CREATE INDEX ON orders (channel_order_id_lc);
+        CREATE INDEX ON orders (status, client_id, id);
+        CREATE TABLE order_lines (order_id BIGINT NOT NULL, line_no BIGINT NOT NULL, marketplace_sku TEXT NOT NULL,
+            sku TEXT NOT NULL, quantity BIGINT NOT NULL, held BIGINT NOT NULL, PRIMARY KEY (order_id, line_no));
+        CREATE INDEX ON order_lines (sku, order_id);
+        CREATE TABLE order_history (id BIGSERIAL PRIMARY KEY, order_id BIGINT NOT NULL, at BIGINT NOT NULL,
+            actor TEXT NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL, reason TEXT NOT NULL);
+        CREATE INDEX ON order_history (order_id, id);
+        CREATE TABLE idempotency (client_id TEXT NOT NULL, key TEXT NOT NULL, response BYTEA NOT NULL,
+            PRIMARY KEY (client_id, key));
+        CREATE TABLE buckets (client_id TEXT NOT NULL, sku TEXT NOT NULL, pool TEXT NOT NULL, grade TEXT NOT NULL,
+            state TEXT NOT NULL, quantity BIGINT NOT NULL, PRIMARY KEY (client_id, sku, pool, grade, state));
+        CREATE TABLE allocations (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, order_ref TEXT NOT NULL,
+            line_id TEXT NOT NULL, sku TEXT NOT NULL, pool TEXT NOT NULL, grade TEXT NOT NULL,
+            quantity BIGINT NOT NULL, UNIQUE (client_id, order_ref, line_id, pool, grade));
+        CREATE TABLE ledger (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, sku TEXT NOT NULL, grade TEXT NOT NULL,
+            from_pool TEXT, from_state TEXT, to_pool TEXT, to_state TEXT, quantity BIGINT NOT NULL,
+            reason TEXT NOT NULL, order_ref TEXT NOT NULL, line_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+            created_at BIGINT NOT NULL);
+        CREATE INDEX ON ledger (client_id, sku, id);";
+    sqlx::raw_sql(schema).execute(&mut conn).await?;
+    sqlx::query(
+        "INSERT INTO buckets SELECT 'bench', 'SKU-' || n, 'COMMON', 'PASS', 'AVAILABLE', 1000000000 \
+         FROM generate_series(0, $1) AS n",
+    )
+    .bind(skus as i64 - 1)
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+
+    // pgbench reads `:name` as a variable even inside quotes, so the colon of an order
+    // ref is written as `chr(58)`; the casts give prepared statements their types.
+    let script = format!(
+        "\\set sku random(0, {last})
+\\set n random(1, 9000000000000000000)
+BEGIN;
+INSERT INTO orders (client_id, channel, channel_order_id, channel_order_id_lc, status, fulfilment, grade, pool, order_time, fingerprint, waiting, created_at, updated_at) VALUES ('bench', 'AMAZON', 'P' || (:n)::text, 'p' || (:n)::text, 'FULFILLABLE', 'SINGLE_SHIPMENT_PARTIAL', 'PASS', 'COMMON', 0, 'f', 0, 0, 0);
+INSERT INTO order_lines VALUES (currval('orders_id_seq'), 1, 'M-' || (:sku)::text, 'SKU-' || (:sku)::text, 1, 1);
+INSERT INTO order_history (order_id, at, actor, from_status, to_status, reason) VALUES (currval('orders_id_seq'), 0, 'bench', '', 'CREATED', 'received'), (currval('orders_id_seq'), 0, 'bench', 'CREATED', 'FULFILLABLE', 'allocated');
+INSERT INTO idempotency VALUES ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', '\\x00');
+UPDATE buckets SET quantity = quantity - 1 WHERE client_id = 'bench' AND sku = 'SKU-' || (:sku)::text AND pool = 'COMMON' AND grade = 'PASS' AND state = 'AVAILABLE';
+INSERT INTO buckets VALUES ('bench', 'SKU-' || (:sku)::text, 'COMMON', 'PASS', 'ALLOCATED', 1) ON CONFLICT (client_id, sku, pool, grade, state) DO UPDATE SET quantity = buckets.quantity + 1;
+INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity) VALUES ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'SKU-' || (:sku)::text, 'COMMON', 'PASS', 1);
+INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state, quantity, reason, order_ref, line_id, idempotency_key, created_at) VALUES ('bench', 'SKU-' || (:sku)::text, 'PASS', 'COMMON', 'AVAILABLE', 'COMMON', 'ALLOCATED', 1, 'ALLOCATE', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', 0);
+END;
+",
+        last = skus - 1
+    );
+    let path = cluster.dir.join("create_order.sql");
+    std::fs::write(&path, script).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Runs pgbench with `clients` clients, `transactions` each; returns its tps.
+async fn pgbench(
+    cluster: &PgCluster,
+    script: &std::path::Path,
+    clients: usize,
+    transactions: usize,
+) -> anyhow::Result<f64> {
+    let binary = cluster.bin_dir.join("pgbench");
+    let threads = clients.min(4);
+    let output = tokio::process::Command::new(&binary)
+        .args(["-n", "-M", "prepared", "-U", "postgres"])
+        .arg("-h")
+        .arg(&cluster.dir)
+        .args(["-p", &cluster.port.to_string()])
+        .args(["-c", &clients.to_string(), "-j", &threads.to_string()])
+        .args(["-t", &transactions.max(1).to_string()])
+        .arg("-f")
+        .arg(script)
+        .arg("bench_plain")
+        .output()
+        .await
+        .with_context(|| format!("run {}", binary.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "pgbench failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .find(|line| line.starts_with("tps = "))
+        .and_then(|line| line.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .with_context(|| format!("no tps in pgbench output: {stdout}"))
+}
