@@ -3,7 +3,10 @@
 //! Services run the same SQL on both through sqlx's `Any` driver. The portable subset
 //! every service keeps to:
 //!
-//! - Placeholders are `$1, $2, …` (SQLite reads `$N` as parameter N).
+//! - Placeholders are `$1, $2, …` (SQLite reads `$N` as parameter N). SQLite finds a
+//!   `$N` parameter by a linear search on every bind, so a statement with thousands of
+//!   parameters (a multi-row INSERT) binds in quadratic time there: such statements are
+//!   written with plain `?` on SQLite, which binds by position, and `$N` on PostgreSQL.
 //! - Column types are `BIGINT` and `TEXT` (a flag is a `BIGINT` 0 or 1: the `Any` driver
 //!   cannot read SQLite booleans back); write `BLOB` for bytes and
 //!   `BIGSERIAL_PK` for a generated integer key: migrations rewrite both per backend.

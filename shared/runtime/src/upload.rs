@@ -109,20 +109,72 @@ impl<'a> CsvFile<'a> {
 
     /// The data rows with their spreadsheet row numbers. A row that cannot be read (an
     /// unterminated quote) comes back as an error for that row.
+    ///
+    /// A spreadsheet shows a blank line as an empty row and a quoted cell with line breaks
+    /// as one row, so the row number advances by the lines between two records' starts,
+    /// less the line breaks inside the earlier record's cells.
     pub fn rows(&self) -> impl Iterator<Item = Result<CsvRow, RowError>> + 'a {
-        let mut reader = reader(self.text);
-        let _ = reader.headers();
-        reader.into_records().enumerate().map(|(index, record)| {
-            let row = index as i64 + 2;
+        let text = self.text;
+        let mut reader = reader(text);
+        let header_breaks = reader.headers().map(|header| breaks_inside(header)).unwrap_or(0);
+        let mut lines = LineCounter::default();
+        let mut previous_line = 1_u64;
+        let mut previous_row = 1_i64;
+        let mut previous_breaks = header_breaks;
+        reader.into_records().map(move |record| {
+            let byte_opt = match &record {
+                Ok(record) => record.position().map(csv::Position::byte),
+                Err(error) => error.position().map(csv::Position::byte),
+            };
+            let line = match byte_opt {
+                Some(byte) => lines.line_of_record_at(text, byte as usize),
+                None => previous_line + 1 + previous_breaks,
+            };
+            let row = previous_row + line.saturating_sub(previous_line + previous_breaks) as i64;
+            previous_line = line;
+            previous_row = row;
             match record {
-                Ok(record) => Ok(CsvRow {
-                    row,
-                    cells: record.iter().map(str::to_string).collect(),
-                }),
-                Err(error) => Err(row_error(row, "", "", "UNREADABLE_ROW", error.to_string())),
+                Ok(record) => {
+                    previous_breaks = breaks_inside(&record);
+                    Ok(CsvRow { row, cells: record.iter().map(str::to_string).collect() })
+                }
+                Err(error) => {
+                    previous_breaks = 0;
+                    Err(row_error(row, "", "", "UNREADABLE_ROW", error.to_string()))
+                }
             }
         })
     }
+}
+
+/// Finds the line a record starts on, counting forward only (each byte is read once).
+#[derive(Debug, Default)]
+struct LineCounter {
+    scanned_to: usize,
+    breaks_before: u64,
+}
+
+impl LineCounter {
+    /// The parser reports a record at the end of the previous one, before the line breaks
+    /// (and blank lines) it skipped; the record itself starts after them.
+    fn line_of_record_at(&mut self, text: &str, byte: usize) -> u64 {
+        let bytes = text.as_bytes();
+        let mut start = byte.min(bytes.len());
+        while start < bytes.len() && (bytes[start] == b'\n' || bytes[start] == b'\r') {
+            start += 1;
+        }
+        if start > self.scanned_to {
+            let newly_scanned = &bytes[self.scanned_to..start];
+            self.breaks_before += newly_scanned.iter().filter(|b| **b == b'\n').count() as u64;
+            self.scanned_to = start;
+        }
+        self.breaks_before + 1
+    }
+}
+
+/// Line breaks inside a record's cells (quoted values spanning lines).
+fn breaks_inside(record: &csv::StringRecord) -> u64 {
+    record.iter().map(|cell| cell.matches('\n').count() as u64).sum()
 }
 
 fn reader(text: &str) -> csv::Reader<&[u8]> {
@@ -299,6 +351,15 @@ mod tests {
         assert_eq!(rows[0].row, 2);
         assert_eq!(rows[0].cells, ["A-1", "Kurta, red"]);
         assert_eq!(rows[1].cells, ["B-2", "say \"hi\""]);
+    }
+
+    #[test]
+    fn row_numbers_count_blank_lines_and_not_line_breaks_inside_cells() {
+        let bytes = b"sku,name\nA-1,one\n\nB-2,\"two\nlines\"\nC-3,three\n";
+        let file = CsvFile::parse(bytes).unwrap();
+        let rows: Vec<(i64, String)> =
+            file.rows().map(|row| row.unwrap()).map(|row| (row.row, row.cells[0].clone())).collect();
+        assert_eq!(rows, [(2, "A-1".into()), (4, "B-2".into()), (5, "C-3".into())]);
     }
 
     #[test]
