@@ -116,7 +116,10 @@ impl<'a> CsvFile<'a> {
     pub fn rows(&self) -> impl Iterator<Item = Result<CsvRow, RowError>> + 'a {
         let text = self.text;
         let mut reader = reader(text);
-        let header_breaks = reader.headers().map(|header| breaks_inside(header)).unwrap_or(0);
+        let header_breaks = reader
+            .headers()
+            .map(|header| breaks_inside(header))
+            .unwrap_or(0);
         let mut lines = LineCounter::default();
         let mut previous_line = 1_u64;
         let mut previous_row = 1_i64;
@@ -136,7 +139,10 @@ impl<'a> CsvFile<'a> {
             match record {
                 Ok(record) => {
                     previous_breaks = breaks_inside(&record);
-                    Ok(CsvRow { row, cells: record.iter().map(str::to_string).collect() })
+                    Ok(CsvRow {
+                        row,
+                        cells: record.iter().map(str::to_string).collect(),
+                    })
                 }
                 Err(error) => {
                     previous_breaks = 0;
@@ -174,7 +180,10 @@ impl LineCounter {
 
 /// Line breaks inside a record's cells (quoted values spanning lines).
 fn breaks_inside(record: &csv::StringRecord) -> u64 {
-    record.iter().map(|cell| cell.matches('\n').count() as u64).sum()
+    record
+        .iter()
+        .map(|cell| cell.matches('\n').count() as u64)
+        .sum()
 }
 
 fn reader(text: &str) -> csv::Reader<&[u8]> {
@@ -357,9 +366,15 @@ mod tests {
     fn row_numbers_count_blank_lines_and_not_line_breaks_inside_cells() {
         let bytes = b"sku,name\nA-1,one\n\nB-2,\"two\nlines\"\nC-3,three\n";
         let file = CsvFile::parse(bytes).unwrap();
-        let rows: Vec<(i64, String)> =
-            file.rows().map(|row| row.unwrap()).map(|row| (row.row, row.cells[0].clone())).collect();
-        assert_eq!(rows, [(2, "A-1".into()), (4, "B-2".into()), (5, "C-3".into())]);
+        let rows: Vec<(i64, String)> = file
+            .rows()
+            .map(|row| row.unwrap())
+            .map(|row| (row.row, row.cells[0].clone()))
+            .collect();
+        assert_eq!(
+            rows,
+            [(2, "A-1".into()), (4, "B-2".into()), (5, "C-3".into())]
+        );
     }
 
     #[test]
