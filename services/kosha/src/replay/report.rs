@@ -96,6 +96,13 @@ pub struct PlacedOrder {
     pub arrival_status: String,
 }
 
+impl PlacedOrder {
+    /// Whether the order service stored the order (in any status, FAILED included).
+    pub fn was_taken_in(&self) -> bool {
+        !self.order_id.is_empty()
+    }
+}
+
 /// A channel cancellation: what the order held and what went back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancellationCheck {
@@ -222,16 +229,7 @@ impl Table {
             }
         }
         let numeric: Vec<bool> = (0..columns)
-            .map(|index| {
-                !self.rows.is_empty()
-                    && self.rows.iter().all(|row| {
-                        let cell = row[index].as_str();
-                        cell.is_empty()
-                            || cell
-                                .chars()
-                                .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
-                    })
-            })
+            .map(|index| !self.rows.is_empty() && self.rows.iter().all(|row| is_count(&row[index])))
             .collect();
         let render_row = |cells: &[String]| -> String {
             let padded: Vec<String> = cells
@@ -259,6 +257,15 @@ impl Table {
         }
         text
     }
+}
+
+/// Whether a cell is blank or a count as [`thousands`] writes it.
+fn is_count(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    cell.is_empty()
+        || (digits.starts_with(|c: char| c.is_ascii_digit())
+            && digits.chars().all(|c| c.is_ascii_digit() || c == ',')
+            && digits.split(',').skip(1).all(|group| group.len() == 3))
 }
 
 /// A count with thousands separators: `242,037`.

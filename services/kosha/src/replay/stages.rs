@@ -580,11 +580,6 @@ pub fn allocated_units(order: &ord::Order) -> i64 {
     order.lines.iter().map(|line| line.allocated_quantity).sum()
 }
 
-/// Units of an order still to allocate.
-pub fn pending_units(order: &ord::Order) -> i64 {
-    order.lines.iter().map(|line| line.pending_quantity).sum()
-}
-
 /// The order's key in inventory, as the order service builds it.
 pub fn order_ref(channel: &str, channel_order_id: &str) -> String {
     format!("{channel}:{channel_order_id}")

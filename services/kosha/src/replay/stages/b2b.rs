@@ -1,10 +1,11 @@
 //! Stage 6: wholesale. Outward POs from the B2B file (one per customer and date, pieces
 //! summed per SKU; the dry run's rows left out) become bulk orders, which take stock only
-//! when the operator retries them through the scheduler. One partly allocated order is
-//! shipped in part. A second GRN then brings half the missing units of every SKU that
-//! something waits for: waiting marketplace orders fill by themselves, earliest first,
-//! while bulk orders stay as they were until the operator's next retry. Last, the partly
-//! shipped bulk order is completed, freeing what it still holds.
+//! when the operator retries them through the scheduler. One partly allocated order has
+//! its pick list released. A second GRN then brings half the missing units of every SKU
+//! that something waits for: waiting marketplace orders fill by themselves, earliest
+//! first, while bulk orders stay as they were until the operator's next retry. Last, the
+//! picked bulk order is completed (the customer takes no more of it), freeing what it
+//! does not need, and its picked units ship.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -15,7 +16,7 @@ use kosha_proto::kosha::purchase_order::v1 as po;
 
 use super::{
     ACTOR, COMMON, INTERNAL, RejectedRows, Replay, SELLER, allocated_units, chunked, order_number,
-    order_ref, pending_units, status_name,
+    order_ref, status_name,
 };
 use crate::replay::connect::CallResult as _;
 use crate::replay::input::{B2bGroup, OutwardRow, b2b_fulfilment, outward_file, outward_rows};
@@ -99,20 +100,17 @@ impl Replay<'_> {
             bulk.allocated_first
         });
 
-        // One partly allocated order is shipped in part.
+        // One partly allocated order has its pick list released: it is being processed.
         let partly = bulks.iter().position(|bulk| {
             bulk.fulfilment == "PARTIAL" && bulk.status == "PARTIALLY_FULFILLABLE"
         });
         if let Some(index) = partly {
-            let order = self.get_order(&bulks[index].order_id).await?;
-            let shipped = self.ship(&order).await?;
-            let units: i64 = shipped.iter().map(|(_, units)| units).sum();
-            let order = self.get_order(&bulks[index].order_id).await?;
+            let order = self.pick(&bulks[index].order_id).await?;
+            let picked: i64 = order.lines.iter().map(|line| line.picked_quantity).sum();
             bulks[index].status = status_name(order.status);
             self.summary.line(format!(
-                "bulk order {} ({}): its {units} allocated units picked, packed, invoiced and \
-                 dispatched; now {}",
-                bulks[index].po_number, bulks[index].order_id, bulks[index].status
+                "bulk order {} picked: {picked} of its {} units (all it holds); now {}",
+                bulks[index].po_number, bulks[index].ordered, bulks[index].status
             ));
         }
 
@@ -193,10 +191,19 @@ impl Replay<'_> {
             bulk.allocated_second
         });
 
-        // The partly shipped order is completed: what it still holds goes back.
+        // The customer takes no more of the picked order: it is completed, what it does not
+        // need any more is freed, and its picked units ship.
         if let Some(index) = partly {
-            self.complete_partly_shipped(&mut bulks[index]).await?;
+            self.complete_partly_processed(&mut bulks[index]).await?;
             self.settle(SELLER, "completing a bulk order").await?;
+            let order = self.get_order(&bulks[index].order_id).await?;
+            let shipped = self.pack_invoice_dispatch(&order).await?;
+            let units: i64 = shipped.iter().map(|(_, units)| units).sum();
+            let order = self.get_order(&bulks[index].order_id).await?;
+            self.summary.line(format!(
+                "its {units} picked units packed, invoiced and dispatched: {}",
+                status_name(order.status)
+            ));
         }
 
         for bulk in &mut bulks {
@@ -518,9 +525,9 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// Completes the partly shipped bulk order and checks that the ledger released what the
-    /// response says.
-    async fn complete_partly_shipped(&mut self, bulk: &mut Bulk) -> anyhow::Result<()> {
+    /// Completes the partly processed bulk order and checks that the ledger released what
+    /// the response says and that it still holds exactly its picked units.
+    async fn complete_partly_processed(&mut self, bulk: &mut Bulk) -> anyhow::Result<()> {
         let request = ord::CompleteOrderRequest {
             order_id: bulk.order_id.clone(),
             actor: ACTOR.to_string(),
@@ -560,7 +567,11 @@ impl Replay<'_> {
             bulk.status,
             response.released_quantity,
             released,
-            pending_units(&order)
+            order
+                .lines
+                .iter()
+                .map(|line| line.cancelled_quantity)
+                .sum::<i64>()
         ));
         let picked_open: i64 = order
             .lines

@@ -24,6 +24,9 @@ use crate::replay::input::{ChannelStatus, MarketplaceOrder};
 use crate::replay::progress::Stage;
 use crate::replay::report::{CancellationCheck, PlacedOrder, ReturnCheck, Table, thousands};
 
+/// The arrival status of an order the order service refused to take in.
+pub const REFUSED: &str = "REFUSED";
+
 /// The second client's one order, for the isolation check.
 pub const SECOND_CLIENT_ORDER: &str = "OS-SAMPLE-ORDER-1";
 
@@ -59,7 +62,8 @@ impl Replay<'_> {
             .facts
             .marketplace_orders
             .iter()
-            .filter(|order| !order.marketplace_fulfilled && order.channel_status.was_shipped())
+            .filter(|order| order.was_taken_in() && !order.marketplace_fulfilled)
+            .filter(|order| order.channel_status.was_shipped())
             .cloned()
             .collect();
         stage.step("pick, pack, invoice, dispatch", shipped.len() as u64);
@@ -90,8 +94,13 @@ impl Replay<'_> {
             thousands(dispatched_units)
         ));
         for (status, count) in &not_shipped_here {
+            let why = match status.as_str() {
+                "FAILED" => "its SKU is not listed",
+                "UNFULFILLABLE" => "no stock for it in these books",
+                _ => "not ready for picking",
+            };
             self.summary.line(format!(
-                "  shipped on the channel but {status} here (no stock in these books): {count}"
+                "  shipped on the channel but {status} here ({why}): {count}"
             ));
         }
 
@@ -168,13 +177,37 @@ impl Replay<'_> {
             actor: ACTOR.to_string(),
             ..Default::default()
         };
-        let response = self
-            .clients
-            .order
-            .clone()
-            .create_order(request)
-            .await
-            .during(format!("CreateOrder `{}`", order.order_id))?;
+        let lines = order
+            .lines
+            .iter()
+            .map(|line| (line.sku.clone(), line.quantity))
+            .collect();
+        let response = match self.clients.order.clone().create_order(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                // Refused outright: the order is in no list, not even the failed-order
+                // report, so an operator would never see it.
+                self.finding(format!(
+                    "CreateOrder `{}` was refused, so the order is nowhere in the suite: {}",
+                    order.order_id,
+                    status.message()
+                ));
+                return Ok(PlacedOrder {
+                    channel_order_id: order.order_id.clone(),
+                    order_id: String::new(),
+                    channel_status: order.status.clone(),
+                    marketplace_fulfilled: order.marketplace_fulfilled,
+                    lines,
+                    arrival_status: REFUSED.to_string(),
+                });
+            }
+            Err(status) => anyhow::bail!(
+                "CreateOrder `{}` failed: {:?}: {}",
+                order.order_id,
+                status.code(),
+                status.message()
+            ),
+        };
         let stored = response
             .order
             .ok_or_else(|| anyhow::anyhow!("CreateOrder returned no order"))?;
@@ -183,11 +216,7 @@ impl Replay<'_> {
             order_id: stored.order_id.clone(),
             channel_status: order.status.clone(),
             marketplace_fulfilled: order.marketplace_fulfilled,
-            lines: order
-                .lines
-                .iter()
-                .map(|line| (line.sku.clone(), line.quantity))
-                .collect(),
+            lines,
             arrival_status: status_name(stored.status),
         })
     }
@@ -322,7 +351,9 @@ impl Replay<'_> {
             .facts
             .marketplace_orders
             .iter()
-            .filter(|order| order.channel_status == ChannelStatus::Cancelled)
+            .filter(|order| {
+                order.was_taken_in() && order.channel_status == ChannelStatus::Cancelled
+            })
             .filter(|order| !already_checked.contains(&order.order_id))
             .cloned()
             .collect();
@@ -408,15 +439,36 @@ impl Replay<'_> {
 
     /// Picks, packs, invoices and dispatches an order; returns the units dispatched per SKU.
     pub(super) async fn ship(&mut self, order: &ord::Order) -> anyhow::Result<Vec<(String, i64)>> {
-        let order_id = order.order_id.clone();
-        let mut client = self.clients.order.clone();
-        client
-            .pick_order(ord::PickOrderRequest {
-                order_id: order_id.clone(),
-                actor: ACTOR.to_string(),
-            })
+        self.pick(&order.order_id).await?;
+        self.pack_invoice_dispatch(order).await
+    }
+
+    /// Picks every allocated unit of an order.
+    pub(super) async fn pick(&mut self, order_id: &str) -> anyhow::Result<ord::Order> {
+        let request = ord::PickOrderRequest {
+            order_id: order_id.to_string(),
+            actor: ACTOR.to_string(),
+        };
+        let response = self
+            .clients
+            .order
+            .clone()
+            .pick_order(request)
             .await
             .during(format!("PickOrder `{order_id}`"))?;
+        response
+            .order
+            .ok_or_else(|| anyhow::anyhow!("PickOrder returned no order"))
+    }
+
+    /// Packs the picked units of an order into a shipment, invoices and dispatches it;
+    /// returns the units dispatched per SKU.
+    pub(super) async fn pack_invoice_dispatch(
+        &mut self,
+        order: &ord::Order,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        let order_id = order.order_id.clone();
+        let mut client = self.clients.order.clone();
         let packed = client
             .pack_order(ord::PackOrderRequest {
                 order_id: order_id.clone(),
