@@ -105,24 +105,18 @@ impl PurchaseOrders {
         // 3. All new POs in one transaction, their bulk orders pending.
         let now = now_micros();
         let mut tx = self.db.begin().await?;
-        for po in &new_pos {
-            let inserted = store::insert(
-                &mut tx,
-                client_id,
-                po,
-                actor.as_str(),
-                now,
-                Self::lease_end(now),
-            )
-            .await?;
-            if !inserted {
-                return Err(Error::Aborted(format!(
-                    "outward PO `{}` was created by another request while this file was \
-                     checked; nothing was stored: upload the file again (POs stored with the \
-                     same content count as unchanged)",
-                    po.po_number
-                )));
-            }
+        let lease_end = Self::lease_end(now);
+        let all_new =
+            store::insert_many(&mut tx, client_id, &new_pos, actor.as_str(), now, lease_end)
+                .await?;
+        if !all_new {
+            tx.rollback().await?;
+            return Err(Error::Aborted(
+                "an outward PO of this file was created by another request while the file was \
+                 checked; nothing was stored: upload the file again (POs stored with the same \
+                 content count as unchanged)"
+                    .into(),
+            ));
         }
         tx.commit().await?;
         report.applied = true;

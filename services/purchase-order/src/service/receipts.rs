@@ -225,12 +225,25 @@ impl PurchaseOrders {
         let mut tx = self.db.begin().await?;
 
         // The PO row is locked so concurrent receipts against it are checked one by one.
-        let mut status_opt = None;
+        let mut po_opt = None;
         if let Some(po_number) = &input.po_number_opt {
-            let po =
-                purchase_orders::get(&mut tx, client_id, po_number.as_str(), self.db.for_update())
-                    .await?
-                    .ok_or_else(|| Error::not_found("PO", po_number))?;
+            let lock = self.db.for_update();
+            let po = purchase_orders::get(&mut tx, client_id, po_number.as_str(), lock)
+                .await?
+                .ok_or_else(|| Error::not_found("PO", po_number))?;
+            po_opt = Some(po);
+        }
+
+        // Under the lock, a GRN recorded meanwhile under this number is the answer, before
+        // any check of quantities: its units are already counted on the PO.
+        if let Some(existing) = grns::get(&mut tx, client_id, input.grn_number.as_str()).await? {
+            tx.rollback().await?;
+            return Ok(Recorded::Existing(same_receipt_or_conflict(
+                input, existing,
+            )?));
+        }
+        let mut status_opt = None;
+        if let Some(po) = &po_opt {
             let excess_allowed = self.settings.allows_excess_grn(client_id);
             status_opt = Some(po.check_receipt(&input.lines, excess_allowed)?);
         }

@@ -88,6 +88,66 @@ pub async fn insert(
     Ok(true)
 }
 
+/// Stores new outward POs and their lines with a few multi-row statements, their bulk
+/// orders pending until `next_attempt_time`. `false` when any of the numbers exists (the
+/// caller rolls the transaction back: nothing is kept).
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    pos: &[NewOutwardOrder],
+    created_by: &str,
+    now: i64,
+    next_attempt_time: i64,
+) -> Result<bool, Error> {
+    for chunk in pos.chunks(INSERT_BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO outward_purchase_orders (client_id, po_number, customer, \
+               fulfilment_type, qc_grade, order_link, next_attempt_time, created_by, create_time) \
+             VALUES {} ON CONFLICT (client_id, po_number) DO NOTHING",
+            values_placeholders(chunk.len(), 9, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for po in chunk {
+            query = query
+                .bind(client_id)
+                .bind(po.po_number.as_str())
+                .bind(po.terms.customer.as_str())
+                .bind(po.terms.fulfilment_type.as_str())
+                .bind(po.terms.qc_grade.as_str())
+                .bind(OrderLink::Pending.as_str())
+                .bind(next_attempt_time)
+                .bind(created_by)
+                .bind(now);
+        }
+        let inserted = query.execute(&mut *conn).await?.rows_affected();
+        if inserted != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+
+    let lines: Vec<(&NewOutwardOrder, &crate::domain::outward::NewOutwardLine)> = pos
+        .iter()
+        .flat_map(|po| po.lines.iter().map(move |line| (po, line)))
+        .collect();
+    for chunk in lines.chunks(INSERT_BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO outward_purchase_order_lines (client_id, po_number, sku, quantity) \
+             VALUES {}",
+            values_placeholders(chunk.len(), 4, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (po, line) in chunk {
+            query = query
+                .bind(client_id)
+                .bind(po.po_number.as_str())
+                .bind(line.sku.as_str())
+                .bind(line.quantity.get());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(true)
+}
+
 /// One outward PO with its lines.
 pub async fn get(
     conn: &mut AnyConnection,

@@ -86,6 +86,64 @@ pub async fn insert(
     Ok(true)
 }
 
+/// Stores new POs and their lines with a few multi-row statements. `false` when any of
+/// the numbers exists (the caller rolls the transaction back: nothing is kept).
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    pos: &[NewPurchaseOrder],
+    created_by: &str,
+    now: i64,
+) -> Result<bool, Error> {
+    for chunk in pos.chunks(INSERT_BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO purchase_orders \
+               (client_id, po_number, supplier, status, created_by, create_time, update_time) \
+             VALUES {} ON CONFLICT (client_id, po_number) DO NOTHING",
+            values_placeholders(chunk.len(), 7, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for po in chunk {
+            query = query
+                .bind(client_id)
+                .bind(po.po_number.as_str())
+                .bind(po.supplier.as_str())
+                .bind(PoStatus::Open.as_str())
+                .bind(created_by)
+                .bind(now)
+                .bind(now);
+        }
+        let inserted = query.execute(&mut *conn).await?.rows_affected();
+        if inserted != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+
+    let lines: Vec<(&NewPurchaseOrder, &crate::domain::purchase_order::NewPoLine)> = pos
+        .iter()
+        .flat_map(|po| po.lines.iter().map(move |line| (po, line)))
+        .collect();
+    for chunk in lines.chunks(INSERT_BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO purchase_order_lines \
+               (client_id, po_number, sku, ordered, unit_cost, expected_date) VALUES {}",
+            values_placeholders(chunk.len(), 6, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (po, line) in chunk {
+            query = query
+                .bind(client_id)
+                .bind(po.po_number.as_str())
+                .bind(line.sku.as_str())
+                .bind(line.quantity.get())
+                .bind(line.unit_cost.paise())
+                .bind(line.expected_date.to_text());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(true)
+}
+
 /// One PO with its lines; `lock` is [`kosha_runtime::Db::for_update`] inside a
 /// transaction that will change it, or empty.
 pub async fn get(

@@ -329,7 +329,53 @@ async fn a_grn_without_a_po_needs_a_reason_and_brings_units_back(db: TestDatabas
     app.stop().await;
 }
 
+async fn concurrent_receipts_never_over_receive_and_a_doubled_grn_lands_once(db: TestDatabase) {
+    let mut app = spawn_app(&db).await;
+    app.add_products(CLIENT, &["A-1"]).await;
+    app.create_po("PO-1", &[("A-1", 10)]).await.unwrap();
+
+    // Act: five GRNs of 3 units at once against 10 ordered, then one GRN sent twice at once.
+    let mut racing = Vec::new();
+    for n in 1..=5 {
+        let mut client = app.po.clone();
+        let request =
+            crate::support::grn_request(&format!("GRN-{n}"), "PO-1", "", &[("A-1", 3, 0)]);
+        racing.push(tokio::spawn(
+            async move { client.receive_grn(request).await },
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for task in racing {
+        outcomes.push(task.await.unwrap());
+    }
+    app.create_po("PO-2", &[("A-1", 5)]).await.unwrap();
+    let request = crate::support::grn_request("GRN-X", "PO-2", "", &[("A-1", 5, 0)]);
+    let (mut first, mut second) = (app.po.clone(), app.po.clone());
+    let (one, two) = tokio::join!(
+        first.receive_grn(request.clone()),
+        second.receive_grn(request.clone())
+    );
+
+    // Assert: three fit, two are refused, and nothing is received twice.
+    let accepted = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(accepted, 3, "{outcomes:?}");
+    for refused in outcomes.iter().filter_map(|outcome| outcome.as_ref().err()) {
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    }
+    assert_eq!(app.get_po("PO-1").await.totals.unwrap().received, 9);
+    let replays = [one.unwrap().into_inner(), two.unwrap().into_inner()]
+        .iter()
+        .filter(|response| response.replayed)
+        .count();
+    assert_eq!(replays, 1);
+    assert_eq!(app.common_stock("A-1").await, (14, 0));
+    assert!(app.audit().await.clean);
+
+    app.stop().await;
+}
+
 kosha_testkit::store_tests!(
+    concurrent_receipts_never_over_receive_and_a_doubled_grn_lands_once,
     grns_move_the_po_forward_and_put_passed_and_failed_units_into_common,
     over_receipt_is_refused_unless_the_client_allows_excess,
     a_repeated_grn_number_returns_the_first_receipt_and_changes_nothing,

@@ -6,6 +6,9 @@ use tonic::Code;
 
 use crate::support::{CLIENT, spawn_app, violated_fields};
 
+type PoClient =
+    pb::purchase_order_service_client::PurchaseOrderServiceClient<tonic::transport::Channel>;
+
 async fn a_valid_inward_file_creates_its_pos_once_and_again_changes_nothing(db: TestDatabase) {
     let mut app = spawn_app(&db).await;
     app.add_products(CLIENT, &["A-1", "A-2", "B-1"]).await;
@@ -276,7 +279,54 @@ async fn search_numbers(app: &mut crate::support::TestApp, query: &str) -> Vec<S
         .collect()
 }
 
+async fn the_same_file_uploaded_twice_at_once_creates_its_pos_once(db: TestDatabase) {
+    let mut app = spawn_app(&db).await;
+    app.add_products(CLIENT, &["A-1", "B-1"]).await;
+    let mut file = String::from("po_number,supplier,sku,quantity,unit_cost\n");
+    for n in 0..300 {
+        file.push_str(&format!("PO-{n:03},Dyer,A-1,1,1\nPO-{n:03},Dyer,B-1,2,1\n"));
+    }
+    let upload = |mut client: PoClient, file: String| async move {
+        let message = pb::UploadPurchaseOrdersRequest {
+            client_id: CLIENT.to_string(),
+            dry_run: false,
+            chunk: file.into_bytes(),
+            actor: String::new(),
+        };
+        client
+            .upload_purchase_orders(tokio_stream::iter(vec![message]))
+            .await
+    };
+
+    let (one, two) = tokio::join!(
+        upload(app.po.clone(), file.clone()),
+        upload(app.po.clone(), file.clone())
+    );
+
+    // Assert: one upload created everything; the other found it all (unchanged) or was
+    // aborted before storing anything.
+    let mut created = 0;
+    for outcome in [one, two] {
+        match outcome {
+            Ok(response) => {
+                let report = response.into_inner().report.unwrap();
+                assert!(
+                    report.created == 600 || report.unchanged == 600,
+                    "{report:?}"
+                );
+                created += report.created;
+            }
+            Err(status) => assert_eq!(status.code(), Code::Aborted, "{status:?}"),
+        }
+    }
+    assert_eq!(created, 600);
+    assert_eq!(app.count_pos().await, 300);
+
+    app.stop().await;
+}
+
 kosha_testkit::store_tests!(
+    the_same_file_uploaded_twice_at_once_creates_its_pos_once,
     a_valid_inward_file_creates_its_pos_once_and_again_changes_nothing,
     an_upload_never_changes_a_stored_po,
     creating_a_po_field_by_field_checks_the_master_and_is_idempotent,
