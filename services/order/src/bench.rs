@@ -372,35 +372,41 @@ async fn service_run(
 async fn pgbench_script(cluster: &PgCluster, skus: usize) -> anyhow::Result<std::path::PathBuf> {
     let mut conn = sqlx::PgConnection::connect(&cluster.url("bench_plain")).await?;
     let schema = "
-        CREATE TABLE orders (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, channel TEXT NOT NULL,
-            channel_order_id TEXT NOT NULL, channel_order_id_lc TEXT NOT NULL, status TEXT NOT NULL,
-            fulfilment TEXT NOT NULL, grade TEXT NOT NULL, pool TEXT NOT NULL, order_time BIGINT NOT NULL,
+        CREATE TABLE orders (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL,
+            channel TEXT NOT NULL, channel_order_id TEXT NOT NULL,
+            channel_order_id_lc TEXT NOT NULL, status TEXT NOT NULL, fulfilment TEXT NOT NULL,
+            grade TEXT NOT NULL, pool TEXT NOT NULL, order_time BIGINT NOT NULL,
             fingerprint TEXT NOT NULL, waiting BIGINT NOT NULL, created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL, UNIQUE (client_id, channel, channel_order_id));
         CREATE INDEX ON orders (channel_order_id_lc);
         CREATE INDEX ON orders (status, client_id, id);
-        CREATE TABLE order_lines (order_id BIGINT NOT NULL, line_no BIGINT NOT NULL, marketplace_sku TEXT NOT NULL,
-            sku TEXT NOT NULL, quantity BIGINT NOT NULL, held BIGINT NOT NULL, PRIMARY KEY (order_id, line_no));
+        CREATE TABLE order_lines (order_id BIGINT NOT NULL, line_no BIGINT NOT NULL,
+            marketplace_sku TEXT NOT NULL, sku TEXT NOT NULL, quantity BIGINT NOT NULL,
+            held BIGINT NOT NULL, PRIMARY KEY (order_id, line_no));
         CREATE INDEX ON order_lines (sku, order_id);
-        CREATE TABLE order_history (id BIGSERIAL PRIMARY KEY, order_id BIGINT NOT NULL, at BIGINT NOT NULL,
-            actor TEXT NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL, reason TEXT NOT NULL);
+        CREATE TABLE order_history (id BIGSERIAL PRIMARY KEY, order_id BIGINT NOT NULL,
+            at BIGINT NOT NULL, actor TEXT NOT NULL, from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL, reason TEXT NOT NULL);
         CREATE INDEX ON order_history (order_id, id);
-        CREATE TABLE idempotency (client_id TEXT NOT NULL, key TEXT NOT NULL, response BYTEA NOT NULL,
-            PRIMARY KEY (client_id, key));
-        CREATE TABLE buckets (client_id TEXT NOT NULL, sku TEXT NOT NULL, pool TEXT NOT NULL, grade TEXT NOT NULL,
-            state TEXT NOT NULL, quantity BIGINT NOT NULL, PRIMARY KEY (client_id, sku, pool, grade, state));
-        CREATE TABLE allocations (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, order_ref TEXT NOT NULL,
-            line_id TEXT NOT NULL, sku TEXT NOT NULL, pool TEXT NOT NULL, grade TEXT NOT NULL,
-            quantity BIGINT NOT NULL, UNIQUE (client_id, order_ref, line_id, pool, grade));
-        CREATE TABLE ledger (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL, sku TEXT NOT NULL, grade TEXT NOT NULL,
-            from_pool TEXT, from_state TEXT, to_pool TEXT, to_state TEXT, quantity BIGINT NOT NULL,
-            reason TEXT NOT NULL, order_ref TEXT NOT NULL, line_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+        CREATE TABLE idempotency (client_id TEXT NOT NULL, key TEXT NOT NULL,
+            response BYTEA NOT NULL, PRIMARY KEY (client_id, key));
+        CREATE TABLE buckets (client_id TEXT NOT NULL, sku TEXT NOT NULL, pool TEXT NOT NULL,
+            grade TEXT NOT NULL, state TEXT NOT NULL, quantity BIGINT NOT NULL,
+            PRIMARY KEY (client_id, sku, pool, grade, state));
+        CREATE TABLE allocations (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL,
+            order_ref TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT NOT NULL,
+            pool TEXT NOT NULL, grade TEXT NOT NULL, quantity BIGINT NOT NULL,
+            UNIQUE (client_id, order_ref, line_id, pool, grade));
+        CREATE TABLE ledger (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL,
+            sku TEXT NOT NULL, grade TEXT NOT NULL, from_pool TEXT, from_state TEXT,
+            to_pool TEXT, to_state TEXT, quantity BIGINT NOT NULL, reason TEXT NOT NULL,
+            order_ref TEXT NOT NULL, line_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
             created_at BIGINT NOT NULL);
         CREATE INDEX ON ledger (client_id, sku, id);";
     sqlx::raw_sql(schema).execute(&mut conn).await?;
     sqlx::query(
-        "INSERT INTO buckets SELECT 'bench', 'SKU-' || n, 'COMMON', 'PASS', 'AVAILABLE', 1000000000 \
-         FROM generate_series(0, $1) AS n",
+        "INSERT INTO buckets SELECT 'bench', 'SKU-' || n, 'COMMON', 'PASS', 'AVAILABLE', \
+         1000000000 FROM generate_series(0, $1) AS n",
     )
     .bind(skus as i64 - 1)
     .execute(&mut conn)
@@ -413,14 +419,31 @@ async fn pgbench_script(cluster: &PgCluster, skus: usize) -> anyhow::Result<std:
         "\\set sku random(0, {last})
 \\set n random(1, 9000000000000000000)
 BEGIN;
-INSERT INTO orders (client_id, channel, channel_order_id, channel_order_id_lc, status, fulfilment, grade, pool, order_time, fingerprint, waiting, created_at, updated_at) VALUES ('bench', 'AMAZON', 'P' || (:n)::text, 'p' || (:n)::text, 'FULFILLABLE', 'SINGLE_SHIPMENT_PARTIAL', 'PASS', 'COMMON', 0, 'f', 0, 0, 0);
-INSERT INTO order_lines VALUES (currval('orders_id_seq'), 1, 'M-' || (:sku)::text, 'SKU-' || (:sku)::text, 1, 1);
-INSERT INTO order_history (order_id, at, actor, from_status, to_status, reason) VALUES (currval('orders_id_seq'), 0, 'bench', '', 'CREATED', 'received'), (currval('orders_id_seq'), 0, 'bench', 'CREATED', 'FULFILLABLE', 'allocated');
-INSERT INTO idempotency VALUES ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', '\\x00');
-UPDATE buckets SET quantity = quantity - 1 WHERE client_id = 'bench' AND sku = 'SKU-' || (:sku)::text AND pool = 'COMMON' AND grade = 'PASS' AND state = 'AVAILABLE';
-INSERT INTO buckets VALUES ('bench', 'SKU-' || (:sku)::text, 'COMMON', 'PASS', 'ALLOCATED', 1) ON CONFLICT (client_id, sku, pool, grade, state) DO UPDATE SET quantity = buckets.quantity + 1;
-INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity) VALUES ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'SKU-' || (:sku)::text, 'COMMON', 'PASS', 1);
-INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state, quantity, reason, order_ref, line_id, idempotency_key, created_at) VALUES ('bench', 'SKU-' || (:sku)::text, 'PASS', 'COMMON', 'AVAILABLE', 'COMMON', 'ALLOCATED', 1, 'ALLOCATE', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', 0);
+INSERT INTO orders (client_id, channel, channel_order_id, channel_order_id_lc, status,
+    fulfilment, grade, pool, order_time, fingerprint, waiting, created_at, updated_at)
+    VALUES ('bench', 'AMAZON', 'P' || (:n)::text, 'p' || (:n)::text, 'FULFILLABLE',
+    'SINGLE_SHIPMENT_PARTIAL', 'PASS', 'COMMON', 0, 'f', 0, 0, 0);
+INSERT INTO order_lines VALUES (currval('orders_id_seq'), 1, 'M-' || (:sku)::text,
+    'SKU-' || (:sku)::text, 1, 1);
+INSERT INTO order_history (order_id, at, actor, from_status, to_status, reason) VALUES
+    (currval('orders_id_seq'), 0, 'bench', '', 'CREATED', 'received'),
+    (currval('orders_id_seq'), 0, 'bench', 'CREATED', 'FULFILLABLE', 'allocated');
+INSERT INTO idempotency VALUES ('bench',
+    'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', '\\x00');
+UPDATE buckets SET quantity = quantity - 1 WHERE client_id = 'bench'
+    AND sku = 'SKU-' || (:sku)::text AND pool = 'COMMON' AND grade = 'PASS'
+    AND state = 'AVAILABLE';
+INSERT INTO buckets VALUES ('bench', 'SKU-' || (:sku)::text, 'COMMON', 'PASS', 'ALLOCATED', 1)
+    ON CONFLICT (client_id, sku, pool, grade, state)
+    DO UPDATE SET quantity = buckets.quantity + 1;
+INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity) VALUES
+    ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'SKU-' || (:sku)::text,
+    'COMMON', 'PASS', 1);
+INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state,
+    quantity, reason, order_ref, line_id, idempotency_key, created_at) VALUES
+    ('bench', 'SKU-' || (:sku)::text, 'PASS', 'COMMON', 'AVAILABLE', 'COMMON', 'ALLOCATED',
+    1, 'ALLOCATE', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1',
+    'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', 0);
 END;
 ",
         last = skus - 1

@@ -74,7 +74,12 @@ pub struct Settings {
     pub outbox_interval_secs: u64,
 
     /// Whether to register the recurring jobs with the scheduler at start.
-    #[arg(long, env = "KOSHA_ORDER_REGISTER_JOBS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        env = "KOSHA_ORDER_REGISTER_JOBS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
     pub register_jobs: bool,
 }
 

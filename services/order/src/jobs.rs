@@ -198,7 +198,12 @@ impl JobHandler for OrderJobs {
                 format!("job of `{}` sent to the order service", job.owner),
             )));
         }
-        tracing::debug!(job_id = %job.job_id, kind = %job.kind, attempt = job.attempts, "running job");
+        tracing::debug!(
+            job_id = %job.job_id,
+            kind = %job.kind,
+            attempt = job.attempts,
+            "running job"
+        );
         let response = match self.run(&job.kind, &job.payload).await {
             Ok((message, None)) => scheduler::RunJobResponse {
                 outcome: scheduler::RunOutcome::Succeeded as i32,
@@ -218,16 +223,29 @@ impl JobHandler for OrderJobs {
                         | Error::FailedPrecondition(_)
                 );
                 if !permanent {
-                    tracing::warn!(job_id = %job.job_id, kind = %job.kind, %error, "job failed; it will be retried");
+                    tracing::warn!(
+                        job_id = %job.job_id,
+                        kind = %job.kind,
+                        %error,
+                        "job failed; it will be retried"
+                    );
                 }
                 let outcome = if permanent {
                     scheduler::RunOutcome::PermanentFailure
                 } else {
                     scheduler::RunOutcome::RetryableFailure
                 };
+                // The cause of an internal error stays in this service's log.
+                let message = match &error {
+                    Error::Internal(cause) => {
+                        tracing::error!(error = ?cause, kind = %job.kind, "job failed internally");
+                        "internal error; the cause is in the order service's log".to_string()
+                    }
+                    other => other.to_string(),
+                };
                 scheduler::RunJobResponse {
                     outcome: outcome as i32,
-                    message: error.to_string(),
+                    message,
                     retry_after: None,
                 }
             }

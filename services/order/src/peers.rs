@@ -13,6 +13,7 @@ use kosha_proto::kosha::inventory::v1::inventory_service_client::InventoryServic
 use kosha_proto::kosha::scheduler::v1::scheduler_service_client::SchedulerServiceClient;
 use kosha_runtime::Error;
 use kosha_runtime::client::{TracedChannel, connect_lazy};
+use kosha_runtime::config::DEFAULT_LISTEN;
 
 use crate::config::ConnectorAddress;
 use crate::connector::FileConnector;
@@ -43,13 +44,13 @@ impl Peers {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PeerArgs {
     /// Address of the catalog service.
-    #[arg(long, env = "KOSHA_CATALOG_ADDR", default_value = kosha_runtime::config::DEFAULT_LISTEN)]
+    #[arg(long, env = "KOSHA_CATALOG_ADDR", default_value = DEFAULT_LISTEN)]
     pub catalog_addr: String,
     /// Address of the inventory service.
-    #[arg(long, env = "KOSHA_INVENTORY_ADDR", default_value = kosha_runtime::config::DEFAULT_LISTEN)]
+    #[arg(long, env = "KOSHA_INVENTORY_ADDR", default_value = DEFAULT_LISTEN)]
     pub inventory_addr: String,
     /// Address of the scheduler service.
-    #[arg(long, env = "KOSHA_SCHEDULER_ADDR", default_value = kosha_runtime::config::DEFAULT_LISTEN)]
+    #[arg(long, env = "KOSHA_SCHEDULER_ADDR", default_value = DEFAULT_LISTEN)]
     pub scheduler_addr: String,
 }
 

@@ -144,10 +144,18 @@ async fn register_recurring_jobs(app: App, mut stop_rx: watch::Receiver<bool>) {
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(kind = %job.kind, interval_secs = job.interval.as_secs(), "recurring job registered")
+                    tracing::info!(
+                        kind = %job.kind,
+                        interval_secs = job.interval.as_secs(),
+                        "recurring job registered"
+                    )
                 }
                 Err(status) => {
-                    tracing::debug!(kind = %job.kind, %status, "scheduler not ready for recurring jobs");
+                    tracing::debug!(
+                        kind = %job.kind,
+                        %status,
+                        "scheduler not ready for recurring jobs"
+                    );
                     still_pending.push(job);
                 }
             }

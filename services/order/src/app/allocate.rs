@@ -219,7 +219,12 @@ impl App {
         }
         tx.commit().await?;
         if let Some(change) = outcome.change_opt {
-            tracing::info!(order_id = %id, from = %change.from, to = %change.to, "order allocation changed");
+            tracing::info!(
+                order_id = %id,
+                from = %change.from,
+                to = %change.to,
+                "order allocation changed"
+            );
         }
         Ok(outcome)
     }
@@ -260,7 +265,11 @@ impl App {
                     changes.extend(outcome.change_opt);
                 }
                 Err(Error::FailedPrecondition(message)) => {
-                    tracing::debug!(order_id = %id, %message, "waiting order no longer allocatable");
+                    tracing::debug!(
+                        order_id = %id,
+                        %message,
+                        "waiting order no longer allocatable"
+                    );
                 }
                 Err(error) => {
                     tracing::warn!(order_id = %id, %error, "retry of a waiting order failed");

@@ -389,7 +389,7 @@ impl App {
             .explain_availability(request)
             .await?
             .into_inner();
-        let target = availability.target.clone().unwrap_or_default();
+        let target = availability.target.unwrap_or_default();
         explained.available_in_pool = target.available;
         if target.recycle > 0 {
             explained.elsewhere.push(api::StockElsewhere {
@@ -419,7 +419,8 @@ impl App {
         if order.kind == OrderKind::Bulk && target.available >= missing {
             explained.set_blocker(api::Blocker::BulkAwaitsRetry);
             explained.explanation = format!(
-                "{} units are AVAILABLE in {pool} ({grade_name}); bulk orders take them only when an \
+                "{} units are AVAILABLE in {pool} ({grade_name}); bulk orders take them only \
+                 when an \
                  operator retries the order",
                 target.available
             );
@@ -435,7 +436,8 @@ impl App {
         if target.available >= missing && free_for_this < missing {
             explained.set_blocker(api::Blocker::OlderOrdersFirst);
             explained.explanation = format!(
-                "{} units are AVAILABLE in {pool} ({grade_name}) but older waiting orders need {} of \
+                "{} units are AVAILABLE in {pool} ({grade_name}) but older waiting orders \
+                 need {} of \
                  them first",
                 target.available, explained.needed_by_orders_ahead
             );
@@ -529,7 +531,8 @@ impl App {
                 "",
                 "",
                 format!(
-                    "{other_grade_units} units of {} are QC {other}: an order served from QC {other} \
+                    "{other_grade_units} units of {} are QC {other}: an order served from QC \
+                     {other} \
                      could use them; this one is served from QC {grade_name}",
                     line.sku
                 ),

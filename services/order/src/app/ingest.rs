@@ -11,7 +11,7 @@ use super::{App, OrderView};
 use crate::domain::holds::NewHold;
 use crate::domain::rules::allocation_status;
 use crate::domain::{
-    FulfilmentType, Grade, HoldKind, Line, Order, OrderId, OrderKind, OrderStatus,
+    FulfilmentType, Grade, Hold, HoldKind, Line, Order, OrderId, OrderKind, OrderStatus,
 };
 use crate::store::orders::{self, NewOrderRow};
 use crate::store::work::{self, OutboxKind};
@@ -147,7 +147,11 @@ impl App {
     #[tracing::instrument(
         name = "order.create",
         skip_all,
-        fields(client = %new.client_id, channel = %new.channel, channel_order_id = %new.channel_order_id)
+        fields(
+            client = %new.client_id,
+            channel = %new.channel,
+            channel_order_id = %new.channel_order_id
+        )
     )]
     pub async fn create_order(&self, new: NewOrder) -> Result<(OrderView, bool), Error> {
         // A resend of a known order returns it and changes nothing.
@@ -294,12 +298,36 @@ impl App {
         tracing::info!(order_id = %id, status = %order.status, "order taken in");
 
         // Deliver after commit; a failure stays in the outbox for the sweep.
-        if !outbox_ids.is_empty() {
-            if let Err(error) = self.deliver_outbox(&outbox_ids).await {
-                tracing::warn!(%error, "hold release scheduling deferred to the sweep");
-            }
+        if !outbox_ids.is_empty()
+            && let Err(error) = self.deliver_outbox(&outbox_ids).await
+        {
+            tracing::warn!(%error, "hold release scheduling deferred to the sweep");
         }
-        Ok((self.view(id).await?, true))
+        // The stored order is what we hold in memory: answer without reading it back.
+        let holds = holds
+            .into_iter()
+            .zip(hold_ids)
+            .map(|(hold, hold_id)| Hold {
+                id: hold_id,
+                kind: hold.kind,
+                release_after_opt: hold.release_after_opt,
+                event: hold.event,
+                event_ref: hold.event_ref,
+                reason: hold.reason,
+                created_at: now,
+                released_at_opt: None,
+                released_by: String::new(),
+                release_reason: String::new(),
+            })
+            .collect();
+        Ok((
+            OrderView {
+                order,
+                holds,
+                shipments: Vec::new(),
+            },
+            true,
+        ))
     }
 
     /// The stored order with this natural key, if the request matches it.
@@ -554,13 +582,12 @@ impl App {
             tx.commit().await?;
             tracing::info!(order_id = %id, "failed order resolved");
 
-            if locked.allocates_automatically() {
-                if let Err(error) = self
+            if locked.allocates_automatically()
+                && let Err(error) = self
                     .allocate_existing(*id, actor, "allocated after the retry of failed orders")
                     .await
-                {
-                    tracing::warn!(order_id = %id, %error, "allocation after resolving failed");
-                }
+            {
+                tracing::warn!(order_id = %id, %error, "allocation after resolving failed");
             }
             resolved_views.push(self.view(*id).await?);
         }

@@ -215,6 +215,7 @@ impl App {
             .ok_or_else(|| Error::not_found("order", id))?;
         let shipments = orders::load_shipments(&mut tx, id).await?;
         let current = shipments.iter().find(|s| s.id == shipment.id).cloned();
+        let mut settle_ids = Vec::new();
         if current
             .as_ref()
             .is_some_and(|s| s.status == ShipmentStatus::Packed)
@@ -245,7 +246,9 @@ impl App {
                         "; {cancelled_rest} units not in the shipment cancelled ({} ships once)",
                         order.fulfilment.as_str()
                     ));
-                    work::enqueue(&mut tx, OutboxKind::SettleOrder, id.0, now, now).await?;
+                    let outbox_id =
+                        work::enqueue(&mut tx, OutboxKind::SettleOrder, id.0, now, now).await?;
+                    settle_ids.push(outbox_id);
                 }
             }
             let shipments = orders::load_shipments(&mut tx, id).await?;
@@ -255,7 +258,10 @@ impl App {
             orders::add_history(&mut tx, id, now, actor, Some(before), order.status, &note).await?;
         }
         tx.commit().await?;
-        self.deliver_outbox(&[]).await.ok();
+        if !settle_ids.is_empty() {
+            // A failed delivery stays in the outbox for the sweep.
+            self.deliver_outbox(&settle_ids).await.ok();
+        }
 
         let view = self.view(id).await?;
         let invoiced = view

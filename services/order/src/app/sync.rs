@@ -98,7 +98,11 @@ pub fn create_request(
 
 impl App {
     /// Pulls new orders of a client's channel and takes them in.
-    #[tracing::instrument(name = "order.sync_orders", skip_all, fields(client = client_id, channel = channel_code))]
+    #[tracing::instrument(
+        name = "order.sync_orders",
+        skip_all,
+        fields(client = client_id, channel = channel_code)
+    )]
     pub async fn sync_orders(
         &self,
         client_id: &str,
@@ -106,10 +110,13 @@ impl App {
     ) -> Result<SyncOrdersReport, Error> {
         let connector = self.clients.connector(channel_code)?.clone();
         let cursor_name = format!("channel-orders:{client_id}:{channel_code}");
-        let mut report = SyncOrdersReport::default();
-        report.cursor = {
+        let cursor = {
             let mut conn = self.db.pool().acquire().await?;
             work::cursor(&mut conn, &cursor_name).await?
+        };
+        let mut report = SyncOrdersReport {
+            cursor,
+            ..SyncOrdersReport::default()
         };
         loop {
             let request = channel::FetchOrdersRequest {

@@ -5,7 +5,8 @@
 //! CREATED ──allocate──> FULFILLABLE | PARTIALLY_FULFILLABLE | UNFULFILLABLE
 //! UNFULFILLABLE / PARTIALLY_FULFILLABLE ──(stock arrives, retry)──> higher
 //! FULFILLABLE ──(hold)──> ONHOLD ──(time passed / event / operator)──> FULFILLABLE
-//! FULFILLABLE / PARTIALLY_FULFILLABLE ──pick──> PROCESSING ──pack, invoice──> INVOICED
+//! FULFILLABLE / PARTIALLY_FULFILLABLE ──pick──> PROCESSING
+//! PROCESSING ──pack, invoice──> INVOICED
 //! INVOICED ──dispatch──> DISPATCHED
 //! any status before INVOICED ──cancel──> CANCELLED   (frees its allocation)
 //! bulk: PARTIALLY_FULFILLABLE / PROCESSING … ──complete──> COMPLETE (frees what is left)

@@ -158,7 +158,8 @@ pub async fn cursor(conn: &mut AnyConnection, name: &str) -> Result<String> {
 pub async fn set_cursor(conn: &mut AnyConnection, name: &str, value: &str, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO feed_cursors (name, cursor, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+         ON CONFLICT (name) DO UPDATE \
+         SET cursor = excluded.cursor, updated_at = excluded.updated_at",
     )
     .bind(name)
     .bind(value)

@@ -18,7 +18,6 @@ use kosha_proto::kosha::inventory::v1::inventory_service_client::InventoryServic
 use kosha_proto::kosha::order::v1 as api;
 use kosha_proto::kosha::order::v1::order_service_client::OrderServiceClient;
 use kosha_proto::kosha::scheduler::v1::job_handler_server::{JobHandler, JobHandlerServer};
-use kosha_proto::kosha::scheduler::v1::scheduler_service_client::SchedulerServiceClient;
 use kosha_proto::kosha::scheduler::v1::{RunJobRequest, RunJobResponse};
 use kosha_proto::types::QcGrade;
 use kosha_runtime::Db;
@@ -190,24 +189,18 @@ impl JobHandler for Dispatch {
 
 /// The running suite.
 pub struct TestApp {
-    /// `127.0.0.1:PORT`.
-    pub address: String,
     /// Order service client.
     pub orders: OrderServiceClient<Channel>,
     /// Catalog client.
     pub catalog: CatalogServiceClient<Channel>,
     /// Inventory client.
     pub inventory: InventoryServiceClient<Channel>,
-    /// Scheduler client.
-    pub scheduler: SchedulerServiceClient<Channel>,
     /// The test connector's state.
     pub connector: TestConnector,
     /// The order service's failure injection points.
     pub faults: Arc<Faults>,
     /// The order service itself.
     pub app: App,
-    /// The order database, for checks on stored rows.
-    pub order_db: Db,
     stop_tx_opt: Option<oneshot::Sender<()>>,
     task_opt: Option<JoinHandle<anyhow::Result<()>>>,
     _databases: Vec<TestDatabase>,
@@ -226,7 +219,8 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
     let order_pool = connect(db.url.clone()).await;
 
     let mut server = Server::new(test_server_options());
-    let _catalog = kosha_catalog::startup::mount(
+    // The catalog runs no background task: its handle needs no keeping.
+    kosha_catalog::startup::mount(
         &mut server,
         connect(catalog_db.url.clone()).await,
         &kosha_catalog::config::Settings::default(),
@@ -273,7 +267,7 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
     }
     let order = kosha_order::mount(
         &mut server,
-        order_pool.clone(),
+        order_pool,
         &settings,
         &kosha_order::Peers::all_at(&address),
     )
@@ -293,22 +287,18 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
 
     let app = order.app();
     let faults = order.faults();
-    // The mounted services stay alive for the process; their tasks end with the runtime.
+    // The mounted services stay alive for the test; their tasks end with its runtime.
     std::mem::forget(order);
     std::mem::forget(inventory);
     std::mem::forget(_scheduler);
-    std::mem::forget(_catalog);
 
     let test_app = TestApp {
-        address,
         orders: OrderServiceClient::new(channel.clone()),
         catalog: CatalogServiceClient::new(channel.clone()),
-        inventory: InventoryServiceClient::new(channel.clone()),
-        scheduler: SchedulerServiceClient::new(channel),
+        inventory: InventoryServiceClient::new(channel),
         connector,
         faults,
         app,
-        order_db: order_pool,
         stop_tx_opt: Some(stop_tx),
         task_opt: Some(task),
         _databases: vec![db, catalog_db, inventory_db, scheduler_db],

@@ -19,7 +19,8 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         client_dir.join("orders.json"),
         r#"[
           {"channel_order_id": "404-F-1", "parent_order_id": "404-PARENT-1",
-           "order_time": "2026-01-05T10:00:00+05:30", "lines": [{"marketplace_sku": "AM-1", "quantity": 2}]},
+           "order_time": "2026-01-05T10:00:00+05:30",
+           "lines": [{"marketplace_sku": "AM-1", "quantity": 2}]},
           {"channel_order_id": "404-F-2", "order_time": "2026-01-05T11:00:00+05:30",
            "lines": [{"marketplace_sku": "AM-NOT-LISTED", "quantity": 1}]}
         ]"#,
@@ -48,7 +49,8 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
     let second = sync(&app).await;
     std::fs::write(
         client_dir.join("orders.csv"),
-        "channel_order_id,order_time,marketplace_sku,quantity\n404-F-3,2026-01-06T09:00:00Z,AM-1,1\n",
+        "channel_order_id,order_time,marketplace_sku,quantity\n\
+         404-F-3,2026-01-06T09:00:00Z,AM-1,1\n",
     )
     .unwrap();
     let third = sync(&app).await;
