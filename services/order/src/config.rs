@@ -21,34 +21,54 @@ pub struct Settings {
     /// the order's dispatch-after time), `return-pickup` (hold a replacement until the
     /// return of the original is picked up) and `manual` (hold until an operator
     /// releases it). A channel may be named several times.
-    #[arg(long, env = "KOSHA_ORDER_HOLD_RULES", default_value = DEFAULT_HOLD_RULES)]
+    #[arg(
+        long = "order-hold-rules",
+        env = "KOSHA_ORDER_HOLD_RULES",
+        default_value = DEFAULT_HOLD_RULES
+    )]
     pub hold_rules: String,
 
     /// Connector of each channel: `CHANNEL=ADDRESS,…` where ADDRESS is the `host:port` of
     /// a `kosha.channel.v1.ChannelConnector` server, or `dir:PATH` for the file connector
     /// that serves orders and statuses from CSV/JSON files under PATH.
-    #[arg(long, env = "KOSHA_ORDER_CONNECTORS", default_value = "")]
+    #[arg(
+        long = "order-connectors",
+        env = "KOSHA_ORDER_CONNECTORS",
+        default_value = ""
+    )]
     pub connectors: String,
 
     /// (client, channel) pairs whose orders are pulled and availability pushed on a timer:
     /// `client:CHANNEL,…`. Each channel needs a connector.
-    #[arg(long, env = "KOSHA_ORDER_SYNC_TARGETS", default_value = "")]
+    #[arg(
+        long = "order-sync-targets",
+        env = "KOSHA_ORDER_SYNC_TARGETS",
+        default_value = ""
+    )]
     pub sync_targets: String,
 
     /// Seconds between two pulls of a channel's orders (and pushes of its availability).
     /// The help-desk promise is that an order shows within 15 minutes.
-    #[arg(long, env = "KOSHA_ORDER_SYNC_INTERVAL_SECS", default_value_t = 300)]
+    #[arg(
+        long = "order-sync-interval-secs",
+        env = "KOSHA_ORDER_SYNC_INTERVAL_SECS",
+        default_value_t = 300
+    )]
     pub sync_interval_secs: u64,
 
     /// Seconds between two reads of inventory's change feed (the retry of waiting orders
     /// when stock arrives).
-    #[arg(long, env = "KOSHA_ORDER_FOLLOW_INTERVAL_SECS", default_value_t = 5)]
+    #[arg(
+        long = "order-follow-interval-secs",
+        env = "KOSHA_ORDER_FOLLOW_INTERVAL_SECS",
+        default_value_t = 5
+    )]
     pub follow_interval_secs: u64,
 
     /// Seconds between two sweeps of due holds and undelivered outbox rows (a safety net
     /// behind the one-shot release jobs).
     #[arg(
-        long,
+        long = "order-hold-sweep-interval-secs",
         env = "KOSHA_ORDER_HOLD_SWEEP_INTERVAL_SECS",
         default_value_t = 60
     )]
@@ -56,7 +76,7 @@ pub struct Settings {
 
     /// Seconds between two reconciles of order holdings with inventory.
     #[arg(
-        long,
+        long = "order-reconcile-interval-secs",
         env = "KOSHA_ORDER_RECONCILE_INTERVAL_SECS",
         default_value_t = 600
     )]
@@ -65,17 +85,25 @@ pub struct Settings {
     /// Seconds an allocation of an order this service never stored may live before
     /// reconcile releases it (a create that died between inventory and its own write and
     /// was never retried).
-    #[arg(long, env = "KOSHA_ORDER_ORPHAN_GRACE_SECS", default_value_t = 900)]
+    #[arg(
+        long = "order-orphan-grace-secs",
+        env = "KOSHA_ORDER_ORPHAN_GRACE_SECS",
+        default_value_t = 900
+    )]
     pub orphan_grace_secs: u64,
 
     /// Seconds between two in-process deliveries of undelivered outbox rows (releases of
     /// stock, scheduling of hold releases) that failed when first tried.
-    #[arg(long, env = "KOSHA_ORDER_OUTBOX_INTERVAL_SECS", default_value_t = 10)]
+    #[arg(
+        long = "order-outbox-interval-secs",
+        env = "KOSHA_ORDER_OUTBOX_INTERVAL_SECS",
+        default_value_t = 10
+    )]
     pub outbox_interval_secs: u64,
 
     /// Whether to register the recurring jobs with the scheduler at start.
     #[arg(
-        long,
+        long = "order-register-jobs",
         env = "KOSHA_ORDER_REGISTER_JOBS",
         default_value_t = true,
         action = clap::ArgAction::Set

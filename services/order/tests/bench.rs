@@ -1,8 +1,12 @@
 //! The CreateOrder benchmark runs end to end on a small load.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_create_order_benchmark_runs_end_to_end_on_a_small_load() {
+async fn the_create_order_benchmark_runs_end_to_end_on_a_small_load_on_postgres() {
     // Arrange
+    if !kosha_testkit::store_enabled(kosha_testkit::Store::Postgres) {
+        eprintln!("notice: the benchmark runs on PostgreSQL, which KOSHA_TEST_STORES leaves out");
+        return;
+    }
     if kosha_testkit::postgres::bin_dir().is_none() {
         kosha_testkit::skip_or_fail("PostgreSQL", "its binaries are not installed");
         return;

@@ -262,26 +262,26 @@ impl App {
             ),
             _ => format!("received from {}", order.channel),
         };
-        orders::add_history(
-            &mut tx,
-            id,
-            now,
-            &new.actor,
-            None,
-            arrival_status,
-            &arrival_reason,
-        )
-        .await?;
-        if order.status != arrival_status {
-            let reason = describe_holds(&allocation_note, &holds);
+        if order.status == arrival_status {
             orders::add_history(
                 &mut tx,
                 id,
                 now,
                 &new.actor,
-                Some(arrival_status),
-                order.status,
-                &reason,
+                None,
+                arrival_status,
+                &arrival_reason,
+            )
+            .await?;
+        } else {
+            let reason = describe_holds(&allocation_note, &holds);
+            orders::add_arrival_history(
+                &mut tx,
+                id,
+                now,
+                &new.actor,
+                (arrival_status, &arrival_reason),
+                (order.status, &reason),
             )
             .await?;
         }

@@ -734,6 +734,32 @@ pub async fn add_history(
     Ok(())
 }
 
+/// Records the first two entries of a new order's history (arrival, then the outcome of
+/// allocation on arrival) in one statement.
+pub async fn add_arrival_history(
+    conn: &mut AnyConnection,
+    id: OrderId,
+    now: i64,
+    actor: &str,
+    arrival: (OrderStatus, &str),
+    allocation: (OrderStatus, &str),
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, at, actor, from_status, to_status, reason) \
+         VALUES ($1, $2, $3, '', $4, $5), ($1, $2, $3, $4, $6, $7)",
+    )
+    .bind(id.0)
+    .bind(now)
+    .bind(actor)
+    .bind(arrival.0.as_str())
+    .bind(arrival.1)
+    .bind(allocation.0.as_str())
+    .bind(allocation.1)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Adds a packed shipment; returns its id.
 pub async fn insert_shipment(
     conn: &mut AnyConnection,

@@ -108,17 +108,20 @@ async fn a_dispatch_after_hold_releases_at_its_instant(db: TestDatabase) {
 
 /// The same release, with the process in India's time zone: nothing may shift it.
 #[test]
-fn a_dispatch_after_hold_releases_at_the_same_instant_with_the_process_in_asia_kolkata() {
+fn a_dispatch_after_hold_releases_at_the_same_instant_with_the_process_in_asia_kolkata_on_sqlite_or_postgres()
+ {
     // Arrange
     let test_binary = std::env::current_exe().unwrap();
+    let store = if kosha_testkit::store_enabled(kosha_testkit::Store::Sqlite) {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let test_name = format!("holds::a_dispatch_after_hold_releases_at_its_instant::{store}");
 
     // Act
     let output = std::process::Command::new(test_binary)
-        .args([
-            "holds::a_dispatch_after_hold_releases_at_its_instant::sqlite",
-            "--exact",
-            "--nocapture",
-        ])
+        .args([test_name.as_str(), "--exact", "--nocapture"])
         .env("TZ", "Asia/Kolkata")
         .output()
         .unwrap();
