@@ -1,5 +1,6 @@
 //! Outward (B2B) POs: uploads, field-by-field creation, their bulk orders, queries.
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use kosha_proto::kosha::order::v1::{self as order_v1, CreateBulkOrderRequest, NewOrderLine};
 use kosha_proto::types::UploadReport;
 use kosha_runtime::Error;
@@ -15,6 +16,10 @@ use crate::domain::outward::{
 use crate::domain::upload::{self, OutwardFormat};
 use crate::domain::values::FulfilmentType;
 use crate::store::outward::{self as store, OutwardSelection};
+
+/// Bulk orders created at once after an upload: enough to overlap the order service's
+/// round trips, few enough not to crowd out its other callers.
+const LINK_CONCURRENCY: usize = 8;
 
 /// What an outward upload did (or would do).
 #[derive(Debug, Clone)]
@@ -132,15 +137,20 @@ impl PurchaseOrders {
         // background and shows on the PO.
         let refs: Vec<&str> = file_numbers.iter().map(String::as_str).collect();
         let stored = store::get_many(&mut *self.connection().await?, client_id, &refs).await?;
-        let mut orders = Vec::with_capacity(file_numbers.len());
+        let mut pos = Vec::with_capacity(file_numbers.len());
         for po_number in &file_numbers {
             let Some(po) = stored.get(po_number) else {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "outward PO `{po_number}` vanished"
                 )));
             };
-            orders.push(self.link_if_pending(po.clone()).await?);
+            pos.push(po.clone());
         }
+        let orders: Vec<OutwardOrder> = futures::stream::iter(pos)
+            .map(|po| self.link_if_pending(po))
+            .buffered(LINK_CONCURRENCY)
+            .try_collect()
+            .await?;
         Ok(OutwardUploadOutcome {
             report,
             created_po_numbers,
