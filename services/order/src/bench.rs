@@ -77,6 +77,11 @@ pub struct RunReport {
     pub p99: Duration,
     /// pgbench transactions per second with the same clients.
     pub pgbench_tps: f64,
+    /// Catalog's ResolveListings alone, calls per second with the same clients.
+    pub resolve_per_second: f64,
+    /// Inventory's Allocate alone (one line, new order each), calls per second with the
+    /// same clients.
+    pub allocate_per_second: f64,
 }
 
 impl RunReport {
@@ -121,6 +126,12 @@ impl fmt::Display for OrderBenchmark {
                 run.pgbench_tps,
                 run.ratio(),
                 self.target_ratio
+            )?;
+            writeln!(
+                f,
+                "      the same clients on one hop alone: catalog ResolveListings {:.1} calls/s, \
+                 inventory Allocate {:.1} calls/s",
+                run.resolve_per_second, run.allocate_per_second
             )?;
         }
         Ok(())
@@ -212,7 +223,27 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
         latencies.sort();
         let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
         let pgbench_tps = pgbench(&cluster, &script, clients, options.orders / clients).await?;
+        let resolve_per_second = hop_run(
+            &channel,
+            clients,
+            options.orders,
+            options.skus,
+            index,
+            Hop::Resolve,
+        )
+        .await?;
+        let allocate_per_second = hop_run(
+            &channel,
+            clients,
+            options.orders,
+            options.skus,
+            index,
+            Hop::Allocate,
+        )
+        .await?;
         let report = RunReport {
+            resolve_per_second,
+            allocate_per_second,
             clients,
             orders: latencies.len(),
             service_elapsed: elapsed,
@@ -366,6 +397,73 @@ async fn service_run(
         latencies.extend(task.await.context("benchmark client")??);
     }
     Ok((started.elapsed(), latencies))
+}
+
+/// One call of another service on the CreateOrder path.
+#[derive(Debug, Clone, Copy)]
+enum Hop {
+    /// Catalog's ResolveListings of one marketplace SKU.
+    Resolve,
+    /// Inventory's Allocate of one unit to a new order.
+    Allocate,
+}
+
+/// Calls per second of one hop alone, with `clients` clients and `calls` calls in total.
+async fn hop_run(
+    channel: &Channel,
+    clients: usize,
+    calls: usize,
+    skus: usize,
+    run_index: usize,
+    hop: Hop,
+) -> anyhow::Result<f64> {
+    let per_client = calls / clients;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let mut catalog = CatalogServiceClient::new(channel.clone());
+        let mut inventory = InventoryServiceClient::new(channel.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_client {
+                let sku = (client * 7919 + n * 104_729) % skus;
+                match hop {
+                    Hop::Resolve => {
+                        let request = catalog::ResolveListingsRequest {
+                            client_id: CLIENT.into(),
+                            channel: CHANNEL.into(),
+                            marketplace_skus: vec![format!("M-{sku}")],
+                        };
+                        catalog.resolve_listings(request).await?;
+                    }
+                    Hop::Allocate => {
+                        let order_ref = format!("{CHANNEL}:HOP{run_index}-C{client}-{n}");
+                        let request = inv::AllocateRequest {
+                            client_id: CLIENT.into(),
+                            order_ref: order_ref.clone(),
+                            pool: String::new(),
+                            channel: CHANNEL.into(),
+                            grade: QcGrade::Pass as i32,
+                            mode: inv::AllocationMode::Partial as i32,
+                            lines: vec![inv::AllocateLine {
+                                line_id: "1".into(),
+                                sku: format!("SKU-{sku}"),
+                                quantity: 1,
+                            }],
+                            top_up: true,
+                            idempotency_key: format!("{order_ref}#alloc-1"),
+                            actor: "bench".into(),
+                        };
+                        inventory.allocate(request).await?;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await.context("benchmark client")??;
+    }
+    Ok((per_client * clients) as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON))
 }
 
 /// Creates the tables the pgbench script writes and returns the script's path.
