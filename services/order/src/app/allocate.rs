@@ -123,11 +123,21 @@ impl App {
         } else {
             inv::AllocationMode::Partial
         };
+        // A line holds units of one pool at a time, so an order that holds units is topped
+        // up from the pool it holds them in, even if its channel is served by another pool
+        // since; only an order holding nothing follows the channel's serving pool. The cost:
+        // a partly served order waits for stock in its first pool.
+        let holds_units = order.lines.iter().any(|line| line.held > 0);
+        let (pool, channel) = if holds_units && !order.pool.is_empty() {
+            (order.pool.clone(), String::new())
+        } else {
+            (String::new(), order.channel.clone())
+        };
         let request = inv::AllocateRequest {
             client_id: order.client_id.clone(),
             order_ref: order.order_ref(),
-            pool: String::new(),
-            channel: order.channel.clone(),
+            pool,
+            channel,
             grade: qc_grade(order.grade) as i32,
             mode: mode as i32,
             lines,
