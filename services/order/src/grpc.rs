@@ -101,7 +101,7 @@ impl OrderService for OrderGrpc {
     ) -> Reply<api::RetryFailedOrdersResponse> {
         let request = request.into_inner();
         let result = async {
-            validate::client_id("client_id", &request.client_id)?;
+            optional_client("client_id", &request.client_id)?;
             optional_channel("channel", &request.channel)?;
             if !request.marketplace_sku.is_empty() {
                 validate::sku("marketplace_sku", &request.marketplace_sku)?;

@@ -358,7 +358,7 @@ pub async fn failed(
         .collect()
 }
 
-/// FAILED orders of a client to retry: of one channel and with one marketplace SKU when
+/// FAILED orders to retry: of one client, one channel and with one marketplace SKU when
 /// given, oldest first.
 pub async fn failed_to_retry(
     conn: &mut AnyConnection,
@@ -367,7 +367,7 @@ pub async fn failed_to_retry(
     marketplace_sku: &str,
 ) -> Result<Vec<OrderId>> {
     let rows = sqlx::query(
-        "SELECT o.id FROM orders o WHERE o.status = 'FAILED' AND o.client_id = $1 \
+        "SELECT o.id FROM orders o WHERE o.status = 'FAILED' AND ($1 = '' OR o.client_id = $1) \
          AND ($2 = '' OR o.channel = $2) \
          AND ($3 = '' OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id \
                                  AND l.marketplace_sku = $3)) \

@@ -135,8 +135,7 @@ async fn an_unknown_marketplace_sku_fails_the_order_until_the_listing_is_added(d
         .orders
         .clone()
         .retry_failed_orders(api::RetryFailedOrdersRequest {
-            client_id: CLIENT.into(),
-            channel: "AMAZON".into(),
+            marketplace_sku: "AM-NEW".into(),
             ..Default::default()
         })
         .await
