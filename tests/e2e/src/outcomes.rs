@@ -11,7 +11,7 @@ use kosha_proto::kosha::inventory::v1::inventory_service_client::InventoryServic
 use kosha_proto::kosha::order::v1 as ord;
 use kosha_proto::kosha::order::v1::order_service_client::OrderServiceClient;
 use kosha_proto::kosha::purchase_order::v1 as po;
-use kosha_proto::kosha::purchase_order::v1::purchase_order_service_client::PurchaseOrderServiceClient;
+use kosha_proto::kosha::purchase_order::v1::purchase_order_service_client as po_client;
 use tonic::transport::Channel;
 
 use crate::expected::Expectations;
@@ -21,7 +21,7 @@ pub struct Suite {
     catalog: CatalogServiceClient<Channel>,
     inventory: InventoryServiceClient<Channel>,
     order: OrderServiceClient<Channel>,
-    purchase_order: PurchaseOrderServiceClient<Channel>,
+    purchase_order: po_client::PurchaseOrderServiceClient<Channel>,
 }
 
 fn channel(address: &str) -> Channel {
@@ -40,7 +40,9 @@ impl Suite {
                 .max_decoding_message_size(LARGE),
             order: OrderServiceClient::new(channel(&endpoints.order))
                 .max_decoding_message_size(LARGE),
-            purchase_order: PurchaseOrderServiceClient::new(channel(&endpoints.purchase_order)),
+            purchase_order: po_client::PurchaseOrderServiceClient::new(channel(
+                &endpoints.purchase_order,
+            )),
         }
     }
 
@@ -151,12 +153,12 @@ pub async fn check_real_data_outcomes(
 ) {
     let suite = Suite::connect(endpoints);
     marketplace_fulfilled_orders_took_no_seller_stock(&suite, expected).await;
-    lines_absent_from_the_master_end_failed_naming_the_sku(&suite, expected).await;
     late_listed_orders_hold_stock_after_the_retry(&suite, expected).await;
     returned_units_are_back_in_common(&suite, report, expected).await;
     channel_cancelled_orders_released_exactly_what_they_held(&suite, expected).await;
     books_balance_and_the_audit_is_clean(&suite).await;
     bulk_and_unblocked_orders_ended_as_planned(&suite, report).await;
+    lines_absent_from_the_master_end_failed_naming_the_sku(&suite, expected).await;
     assert!(
         report.findings.is_empty(),
         "the replay's own checks failed: {:#?}",
@@ -283,6 +285,10 @@ async fn late_listed_orders_hold_stock_after_the_retry(suite: &Suite, expected: 
             .await
             .expect("taken in");
         let status = status_of(&stored);
+        if order.is_cancelled() && status == ord::OrderStatus::Cancelled {
+            // The channel cancelled it while it was FAILED: nothing is left to resolve.
+            continue;
+        }
         assert_ne!(
             status,
             ord::OrderStatus::Failed,

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use kosha_proto::kosha::catalog::v1::catalog_service_client::CatalogServiceClient;
 use kosha_proto::kosha::inventory::v1::inventory_service_client::InventoryServiceClient;
 use kosha_proto::kosha::order::v1::order_service_client::OrderServiceClient;
-use kosha_proto::kosha::purchase_order::v1::purchase_order_service_client::PurchaseOrderServiceClient;
+use kosha_proto::kosha::purchase_order::v1::purchase_order_service_client as po_client;
 use kosha_proto::kosha::scheduler::v1::scheduler_service_client::SchedulerServiceClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -62,7 +62,7 @@ pub struct Clients {
     /// Order.
     pub order: OrderServiceClient<Channel>,
     /// Purchase order.
-    pub purchase_order: PurchaseOrderServiceClient<Channel>,
+    pub purchase_order: po_client::PurchaseOrderServiceClient<Channel>,
     /// Scheduler.
     pub scheduler: SchedulerServiceClient<Channel>,
 }
@@ -81,9 +81,11 @@ impl Clients {
             order: OrderServiceClient::new(channel(&endpoints.order)?)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            purchase_order: PurchaseOrderServiceClient::new(channel(&endpoints.purchase_order)?)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            purchase_order: po_client::PurchaseOrderServiceClient::new(channel(
+                &endpoints.purchase_order,
+            )?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
             scheduler: SchedulerServiceClient::new(channel(&endpoints.scheduler)?)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),

@@ -84,11 +84,9 @@ impl Stage {
     pub fn tick(&mut self) {
         self.step_done += 1;
         if self.step_done >= self.next_report || self.step_done == self.step_total {
-            let percent = if self.step_total == 0 {
-                100
-            } else {
-                self.step_done * 100 / self.step_total
-            };
+            let percent = (self.step_done * 100)
+                .checked_div(self.step_total)
+                .unwrap_or(100);
             self.line(format_args!(
                 "{}/{} ({percent}%)",
                 self.step_done, self.step_total

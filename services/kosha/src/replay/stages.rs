@@ -166,7 +166,8 @@ impl<'a> Replay<'a> {
                 thousands(data.marketplace_orders.len() as i64)
             ),
             format!(
-                "b2b-orders.csv     {} lines, {} (customer, date) groups; replayed: {} groups, {} lines",
+                "b2b-orders.csv     {} lines, {} (customer, date) groups; replayed: {} groups, \
+                 {} lines",
                 thousands(data.b2b_lines as i64),
                 thousands(data.b2b_groups.len() as i64),
                 thousands(replayed_groups as i64),

@@ -90,10 +90,10 @@ impl Replay<'_> {
 
         // The operator's first retry of each, through the scheduler, one at a time.
         stage.step("first operator retry", bulks.len() as u64);
-        for index in 0..bulks.len() {
-            let order = self.retry_bulk(&bulks[index].order_id, "first").await?;
-            bulks[index].allocated_first = allocated_units(&order);
-            bulks[index].status = status_name(order.status);
+        for bulk in &mut bulks {
+            let order = self.retry_bulk(&bulk.order_id, "first").await?;
+            bulk.allocated_first = allocated_units(&order);
+            bulk.status = status_name(order.status);
             stage.tick();
         }
         self.summarise_bulk("after the first operator retry", &bulks, |bulk| {
@@ -152,7 +152,8 @@ impl Replay<'_> {
             let before = bulk_before[index];
             if bulk.allocated_after_grn != before && Some(index) != partly {
                 self.finding(format!(
-                    "bulk order {} went from {before} to {} allocated units without an operator retry",
+                    "bulk order {} went from {before} to {} allocated units without an operator \
+                     retry",
                     bulk.po_number, bulk.allocated_after_grn
                 ));
             }
@@ -178,8 +179,8 @@ impl Replay<'_> {
             })
             .collect();
         stage.step("second operator retry", short.len() as u64);
-        for index in 0..bulks.len() {
-            bulks[index].allocated_second = bulks[index].allocated_after_grn;
+        for bulk in &mut bulks {
+            bulk.allocated_second = bulk.allocated_after_grn;
         }
         for index in short {
             let order = self.retry_bulk(&bulks[index].order_id, "second").await?;
@@ -488,7 +489,7 @@ impl Replay<'_> {
         let mut filled_units = 0;
         let mut out_of_order = Vec::new();
         for (sku, mut lines) in by_sku {
-            lines.sort_by(|a, b| a.priority_key.cmp(&b.priority_key));
+            lines.sort_by_key(|line| line.priority_key);
             let mut earlier_still_short: Option<&str> = None;
             for line in lines {
                 let (allocated, pending) = after
@@ -583,7 +584,8 @@ impl Replay<'_> {
             || still_held != picked_open
         {
             self.finding(format!(
-                "completing bulk order {}: status {}, released {} by the response and {released} by \
+                "completing bulk order {}: status {}, released {} by the response and \
+                 {released} by \
                  the ledger, {still_held} units still held ({picked_open} picked and not invoiced)",
                 bulk.po_number, bulk.status, response.released_quantity
             ));

@@ -19,6 +19,9 @@ use crate::replay::connect::CallResult as _;
 use crate::replay::progress::Stage;
 use crate::replay::report::{Table, thousands};
 
+/// Orders counted together: client, channel, kind and status.
+type OrderGroup = (String, String, &'static str, String);
+
 /// What the ledger says about one pool.
 #[derive(Debug, Default, Clone, Copy)]
 struct PoolBooks {
@@ -104,7 +107,8 @@ impl Replay<'_> {
                 if !pool_balanced {
                     balanced = false;
                     self.finding(format!(
-                        "pool {} of `{client_id}`: the ledger says {} units on hand, the pool holds \
+                        "pool {} of `{client_id}`: the ledger says {} units on hand, the pool \
+                         holds \
                          {on_hand}; ALLOCATED {} against {open_units} in open allocations",
                         pool.name,
                         pool_books.expected_on_hand(),
@@ -415,7 +419,8 @@ impl Replay<'_> {
 
     /// Orders per client, channel, kind and status, with their units.
     async fn summarise_orders(&mut self) -> anyhow::Result<()> {
-        let mut rows: BTreeMap<(String, String, &str, String), (usize, i64, i64)> = BTreeMap::new();
+        // (client, channel, kind, status) -> (orders, units, dispatched)
+        let mut rows: BTreeMap<OrderGroup, (usize, i64, i64)> = BTreeMap::new();
         for client_id in [SELLER, SECOND_CLIENT] {
             for order in self.search_orders(client_id, &[], "", "").await? {
                 let kind = match (order.kind(), order.marketplace_fulfilled) {

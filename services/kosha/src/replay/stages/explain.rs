@@ -180,7 +180,8 @@ impl Replay<'_> {
         ));
         if final_status != "FULFILLABLE" {
             self.finding(format!(
-                "order {UNBLOCKED_ORDER} is {final_status} {} s after the move that ExplainOrder named",
+                "order {UNBLOCKED_ORDER} is {final_status} {} s after the move that \
+                 ExplainOrder named",
                 self.options.settle_timeout.as_secs()
             ));
         }

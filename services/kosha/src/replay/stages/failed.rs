@@ -156,10 +156,9 @@ impl Replay<'_> {
         ));
 
         // Channel cancellations among the orders just taken in are applied now.
-        let cancelled = self.sync_channel_statuses().await?;
-        self.summary.line(format!(
-            "channel-cancelled among them, cancelled now: {cancelled}"
-        ));
+        let synced = self.sync_channel_statuses().await?;
+        self.summary
+            .line(format!("statuses pulled again; {}", synced.describe()));
         self.settle(SELLER, "the cancellation of late-listed orders")
             .await?;
         Ok(failed.len() as u64)

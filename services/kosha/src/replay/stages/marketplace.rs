@@ -54,7 +54,11 @@ impl Replay<'_> {
         // The channel's statuses, through the file connector.
         stage.note("channel statuses through the file connector");
         self.write_channel_statuses(&orders)?;
-        let cancelled = self.sync_channel_statuses().await?;
+        let synced = self.sync_channel_statuses().await?;
+        self.summary.line(format!(
+            "statuses pulled through the AMAZON file connector; {}",
+            synced.describe()
+        ));
         self.settle(SELLER, "the channel's cancellations").await?;
 
         // Seller-fulfilled orders the channel shipped leave the warehouse.
@@ -114,7 +118,8 @@ impl Replay<'_> {
             match dispatched.get(&order.channel_order_id) {
                 Some(units) => self.receive_return(order, units).await?,
                 None => self.summary.line(format!(
-                    "  {} came back on the channel but was never shipped from this stock: no re-GRN",
+                    "  {} came back on the channel but was never shipped from this stock: \
+                     no re-GRN",
                     order.channel_order_id
                 )),
             }
@@ -144,9 +149,6 @@ impl Replay<'_> {
              {marketplace_returns}"
         ));
         self.settle(SELLER, "the re-GRN of returns").await?;
-        self.summary.line(format!(
-            "channel-cancelled orders cancelled here: {cancelled}"
-        ));
         Ok(orders.len() as u64)
     }
 
@@ -308,7 +310,8 @@ impl Replay<'_> {
             .filter(|order| order.marketplace_fulfilled)
             .count();
         self.summary.line(format!(
-            "marketplace-fulfilled orders: {marketplace_fulfilled}, of which holding seller stock: {}",
+            "marketplace-fulfilled orders: {marketplace_fulfilled}, of which holding seller \
+             stock: {}",
             offending.len()
         ));
         if !offending.is_empty() {
@@ -337,8 +340,8 @@ impl Replay<'_> {
     }
 
     /// Pulls the channel's statuses and checks that every cancelled order gave back exactly
-    /// what it held. Returns how many orders were cancelled.
-    pub(super) async fn sync_channel_statuses(&mut self) -> anyhow::Result<usize> {
+    /// what it held.
+    pub(super) async fn sync_channel_statuses(&mut self) -> anyhow::Result<SyncOutcome> {
         // What each order the channel cancelled holds now, before the sync.
         let already_checked: BTreeSet<String> = self
             .facts
@@ -399,6 +402,7 @@ impl Replay<'_> {
         }
 
         // Each cancelled order released exactly what it held, according to the ledger.
+        let mut outcome = SyncOutcome::default();
         for (order, held) in held_before {
             let stored = self.get_order(&order.order_id).await?;
             let transfers = self
@@ -425,7 +429,12 @@ impl Replay<'_> {
                 released,
                 status_after: status_name(stored.status),
             };
-            if check.status_after != "CANCELLED" || released != held || still_open != 0 {
+            let exact = check.status_after == "CANCELLED" && released == held && still_open == 0;
+            outcome.checked += 1;
+            if exact {
+                outcome.released_exactly += 1;
+                outcome.units_released += released;
+            } else {
                 self.finding(format!(
                     "channel-cancelled order {} ({}): status {}, held {held}, released {released}, \
                      still held {still_open}",
@@ -434,7 +443,8 @@ impl Replay<'_> {
             }
             self.facts.cancellations.push(check);
         }
-        Ok(response.cancelled_order_ids.len())
+        outcome.cancelled = response.cancelled_order_ids.len();
+        Ok(outcome)
     }
 
     /// Picks, packs, invoices and dispatches an order; returns the units dispatched per SKU.
@@ -553,6 +563,30 @@ impl Replay<'_> {
             common_before_after: before_after,
         });
         Ok(())
+    }
+}
+
+/// What a pull of the channel's statuses did.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    /// Orders the order service cancelled.
+    pub cancelled: usize,
+    /// Channel-cancelled orders whose release was checked.
+    pub checked: usize,
+    /// Of those, orders that released exactly what they held.
+    pub released_exactly: usize,
+    /// Units those released.
+    pub units_released: i64,
+}
+
+impl SyncOutcome {
+    /// One line for the summary.
+    pub fn describe(&self) -> String {
+        format!(
+            "orders cancelled by the channel: {}; of {} checked against the ledger, {} released \
+             exactly what they held ({} units)",
+            self.cancelled, self.checked, self.released_exactly, self.units_released
+        )
     }
 }
 

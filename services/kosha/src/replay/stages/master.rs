@@ -297,7 +297,8 @@ impl Replay<'_> {
         let stored = report.created + report.updated + report.unchanged;
         if !report.applied || !report.errors.is_empty() || stored != expected as i64 {
             self.finding(format!(
-                "{file}: the upload of {expected} clean rows stored {stored} (applied: {}, {} errors)",
+                "{file}: the upload of {expected} clean rows stored {stored} (applied: {}, {} \
+                 errors)",
                 report.applied,
                 report.errors.len()
             ));

@@ -138,7 +138,8 @@ impl Replay<'_> {
                 .receive_grn(SECOND_CLIENT, SECOND_GRN, SECOND_PO, "", lines)
                 .await?;
             self.summary.line(format!(
-                "`{SECOND_CLIENT}` (its file has no stock): PO {SECOND_PO}, {SECOND_PO_UNITS} units \
+                "`{SECOND_CLIENT}` (its file has no stock): PO {SECOND_PO}, \
+                 {SECOND_PO_UNITS} units \
                  of each of its first {} SKUs; GRN received {} units",
                 sample.len(),
                 grn.passed_quantity
@@ -186,7 +187,8 @@ impl Replay<'_> {
         let amazon_pool = self.serving_pool(SELLER, MARKETPLACE).await?;
         let myntra_pool = self.serving_pool(SELLER, RESERVE_CHANNEL).await?;
         self.summary.line(format!(
-            "pool {RESERVE_POOL} serves {RESERVE_CHANNEL}: {RESERVE_PERCENT}% of each SKU moved from \
+            "pool {RESERVE_POOL} serves {RESERVE_CHANNEL}: {RESERVE_PERCENT}% of each SKU moved \
+             from \
              COMMON ({} SKUs, {} units); {MARKETPLACE} is served by {amazon_pool}",
             thousands(moves.len() as i64),
             thousands(moved_units)
