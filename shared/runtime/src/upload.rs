@@ -116,10 +116,7 @@ impl<'a> CsvFile<'a> {
     pub fn rows(&self) -> impl Iterator<Item = Result<CsvRow, RowError>> + 'a {
         let text = self.text;
         let mut reader = reader(text);
-        let header_breaks = reader
-            .headers()
-            .map(|header| breaks_inside(header))
-            .unwrap_or(0);
+        let header_breaks = reader.headers().map(breaks_inside).unwrap_or(0);
         let mut lines = LineCounter::default();
         let mut previous_line = 1_u64;
         let mut previous_row = 1_i64;
