@@ -45,6 +45,7 @@ pub const DEFAULT_ACTOR: &str = "operator";
 pub struct Faults {
     after_allocate: AtomicU32,
     release: AtomicU32,
+    schedule: AtomicU32,
 }
 
 impl Faults {
@@ -59,6 +60,11 @@ impl Faults {
         self.release.store(times, Ordering::SeqCst);
     }
 
+    /// The next `times` calls to the scheduler's ScheduleJob fail as if it were down.
+    pub fn fail_schedules(&self, times: u32) {
+        self.schedule.store(times, Ordering::SeqCst);
+    }
+
     fn trip(counter: &AtomicU32) -> bool {
         counter
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
@@ -71,6 +77,15 @@ impl Faults {
         if Self::trip(&self.after_allocate) {
             return Err(Error::Unavailable(
                 "injected failure after allocation".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_schedule(&self) -> Result<(), Error> {
+        if Self::trip(&self.schedule) {
+            return Err(Error::Unavailable(
+                "injected failure of the scheduler".into(),
             ));
         }
         Ok(())
@@ -214,6 +229,7 @@ impl App {
 
     /// Schedules the release job of a time hold, keyed by the hold so it exists once.
     async fn schedule_hold_release(&self, hold_id: i64, due_at: i64) -> Result<(), Error> {
+        self.faults.check_schedule()?;
         let request = scheduler::ScheduleJobRequest {
             owner: JOB_OWNER.to_string(),
             kind: crate::jobs::RELEASE_HOLD.to_string(),

@@ -330,3 +330,34 @@ kosha_testkit::store_tests!(
     a_replacement_order_waits_for_the_return_pickup_of_the_original,
     holds_stack_and_an_order_with_nothing_allocated_is_unfulfillable_whatever_its_holds,
 );
+
+async fn a_hold_release_that_could_not_be_scheduled_is_delivered_by_the_sweep(db: TestDatabase) {
+    // Arrange: the scheduler is down when the order arrives.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 2, QcGrade::Pass).await;
+    let (dispatch_after, _) = dispatch_after_in_india(2);
+    let mut request = order("FLIPKART", "FK-OUTBOX-1", &[("FK-1", 1)]);
+    request.dispatch_after_time = Some(dispatch_after);
+    app.faults.fail_schedules(1);
+    let held = app.create(request).await;
+
+    // Act: the sweep (the recurring job, or the in-process loop) delivers the outbox.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let still_held = app.get(&held.order_id).await;
+    let delivered = app.app.deliver_outbox(&[]).await.unwrap();
+    let released = app
+        .wait_for_status(&held.order_id, api::OrderStatus::Fulfillable, 30)
+        .await;
+
+    // Assert
+    assert_eq!(held.status(), api::OrderStatus::Onhold);
+    assert_eq!(
+        still_held.status(),
+        api::OrderStatus::Onhold,
+        "no job was scheduled yet"
+    );
+    assert_eq!(delivered, 1);
+    assert!(!released.holds[0].open);
+}
+
+kosha_testkit::store_tests!(a_hold_release_that_could_not_be_scheduled_is_delivered_by_the_sweep);
