@@ -34,6 +34,10 @@ use crate::store::work::{self, OutboxKind};
 /// The job owner name the scheduler calls back.
 pub const JOB_OWNER: &str = crate::NAME;
 
+/// Deliveries of one outbox row before it is given up. At the default sweep interval of
+/// ten seconds that is about three hours of an unreachable dependency.
+const MAX_OUTBOX_ATTEMPTS: i64 = 1000;
+
 /// Actor recorded when a caller names none.
 pub const DEFAULT_ACTOR: &str = "operator";
 
@@ -210,6 +214,17 @@ impl App {
                 Err(Error::NotFound(message)) => {
                     // The order or hold is gone for good; retrying cannot help.
                     tracing::warn!(outbox_id = item.id, %message, "outbox row dropped");
+                    work::mark_delivered(&mut conn, item.id, now_micros()).await?;
+                }
+                Err(error) if item.attempts + 1 >= MAX_OUTBOX_ATTEMPTS => {
+                    // Reconcile and the hold sweep cover what this row was for.
+                    tracing::error!(
+                        outbox_id = item.id,
+                        kind = ?item.kind,
+                        %error,
+                        "outbox row given up after too many failed deliveries"
+                    );
+                    work::mark_failed(&mut conn, item.id, &error.to_string()).await?;
                     work::mark_delivered(&mut conn, item.id, now_micros()).await?;
                 }
                 Err(error) => {

@@ -354,8 +354,11 @@ impl App {
             .ok_or_else(|| Error::not_found("order", id))?;
         if rules::check_cancel(&order)? == CancelPlan::AlreadyCancelled {
             tx.commit().await?;
-            // Nothing changes; any release still owed is retried while we are here.
-            self.deliver_outbox(&[]).await.ok();
+            // Nothing changes; a release still owed by the first cancellation is retried
+            // while we are here (a failure is left to the outbox sweep and reconcile).
+            if let Err(error) = self.settle(id, false).await {
+                tracing::debug!(order_id = %id, %error, "settling a cancelled order failed");
+            }
             return Ok(CancelOutcome {
                 view: self.view(id).await?,
                 already_cancelled: true,
