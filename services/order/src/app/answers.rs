@@ -420,8 +420,7 @@ impl App {
             explained.set_blocker(api::Blocker::BulkAwaitsRetry);
             explained.explanation = format!(
                 "{} units are AVAILABLE in {pool} ({grade_name}); bulk orders take them only \
-                 when an \
-                 operator retries the order",
+                 when an operator retries the order",
                 target.available
             );
             explained.unblock.push(step(
@@ -437,8 +436,7 @@ impl App {
             explained.set_blocker(api::Blocker::OlderOrdersFirst);
             explained.explanation = format!(
                 "{} units are AVAILABLE in {pool} ({grade_name}) but older waiting orders \
-                 need {} of \
-                 them first",
+                 need {} of them first",
                 target.available, explained.needed_by_orders_ahead
             );
         } else if target.available >= missing {
@@ -532,8 +530,7 @@ impl App {
                 "",
                 format!(
                     "{other_grade_units} units of {} are QC {other}: an order served from QC \
-                     {other} \
-                     could use them; this one is served from QC {grade_name}",
+                     {other} could use them; this one is served from QC {grade_name}",
                     line.sku
                 ),
             ));
