@@ -203,6 +203,13 @@ pub struct TestApp {
     pub app: App,
     stop_tx_opt: Option<oneshot::Sender<()>>,
     task_opt: Option<JoinHandle<anyhow::Result<()>>>,
+    // Dropped with the test: their pools close their connections, so a test process
+    // running many tests never runs out of PostgreSQL connections.
+    _mounted: (
+        kosha_order::Mounted,
+        kosha_inventory::startup::Mounted,
+        kosha_scheduler::Mounted,
+    ),
     _databases: Vec<TestDatabase>,
 }
 
@@ -242,7 +249,7 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
         poll_interval_ms: 100,
         ..kosha_scheduler::Settings::default()
     };
-    let _scheduler = kosha_scheduler::mount(
+    let scheduler = kosha_scheduler::mount(
         &mut server,
         connect(scheduler_db.url.clone()).await,
         &scheduler_settings,
@@ -287,11 +294,6 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
 
     let app = order.app();
     let faults = order.faults();
-    // The mounted services stay alive for the test; their tasks end with its runtime.
-    std::mem::forget(order);
-    std::mem::forget(inventory);
-    std::mem::forget(_scheduler);
-
     let test_app = TestApp {
         orders: OrderServiceClient::new(channel.clone()),
         catalog: CatalogServiceClient::new(channel.clone()),
@@ -301,6 +303,7 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
         app,
         stop_tx_opt: Some(stop_tx),
         task_opt: Some(task),
+        _mounted: (order, inventory, scheduler),
         _databases: vec![db, catalog_db, inventory_db, scheduler_db],
     };
     test_app.seed().await;
