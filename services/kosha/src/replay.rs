@@ -293,3 +293,49 @@ async fn run_in_process(args: &ReplayArgs) -> anyhow::Result<()> {
     suite.stop().await?;
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: ReplayArgs,
+    }
+
+    fn parse(flags: &[&str]) -> ReplayArgs {
+        let mut argv = vec!["kosha-replay", "data"];
+        argv.extend_from_slice(flags);
+        Command::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn without_an_address_the_suite_is_started_here() {
+        assert_eq!(parse(&[]).endpoints().unwrap(), None);
+    }
+
+    #[test]
+    fn one_address_serves_every_service_unless_a_service_has_its_own() {
+        let args = parse(&["--addr", "127.0.0.1:7000", "--order-addr", "127.0.0.1:7003"]);
+
+        let endpoints = args.endpoints().unwrap().unwrap();
+
+        assert_eq!(endpoints.catalog, "127.0.0.1:7000");
+        assert_eq!(endpoints.order, "127.0.0.1:7003");
+        assert_eq!(endpoints.scheduler, "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn some_per_service_addresses_without_the_others_are_refused_naming_the_missing() {
+        let args = parse(&["--catalog-addr", "127.0.0.1:7001"]);
+
+        let error = args.endpoints().unwrap_err().to_string();
+
+        assert!(error.contains("--inventory-addr"), "{error}");
+        assert!(error.contains("--scheduler-addr"), "{error}");
+        assert!(!error.contains("--catalog-addr"), "{error}");
+    }
+}

@@ -12,14 +12,29 @@ use kosha_e2e::processes::{SERVICES, SeparateServices};
 use kosha_e2e::{B2B_GROUPS_IN_TESTS, real_data_dir};
 use kosha_testkit::{Store, TestDatabase, store_enabled};
 
+/// The replay of the real data with the B2B slice of the tests. For measurements,
+/// `KOSHA_E2E_B2B_GROUPS` sets the slice (`all` for the whole file).
 fn real_data_options(connector_dir: &std::path::Path) -> ReplayOptions {
     let mut options = ReplayOptions::new(real_data_dir(), connector_dir.to_path_buf());
-    options.b2b_groups_opt = Some(B2B_GROUPS_IN_TESTS);
+    options.b2b_groups_opt = match std::env::var("KOSHA_E2E_B2B_GROUPS").as_deref() {
+        Ok("all") => None,
+        Ok(groups) => Some(
+            groups
+                .parse()
+                .expect("KOSHA_E2E_B2B_GROUPS: a number or `all`"),
+        ),
+        Err(_) => Some(B2B_GROUPS_IN_TESTS),
+    };
     options
 }
 
-/// Prints what a run measured, for the test log.
+/// Prints what a run measured, for the test log, and writes the summary to the file
+/// `KOSHA_E2E_SUMMARY_DIR/<store>.txt` when that directory is set, to compare runs.
 fn print_measurements(store: &str, report: &ReplayReport, peaks: &[(&str, Option<u64>)]) {
+    if let Ok(dir) = std::env::var("KOSHA_E2E_SUMMARY_DIR") {
+        let path = std::path::Path::new(&dir).join(format!("{store}.txt"));
+        std::fs::write(&path, &report.summary).unwrap();
+    }
     eprintln!("--- replay of the real data on {store} ---");
     eprint!("{}", report.render_timings(None));
     for (process, kib) in peaks {
@@ -52,7 +67,7 @@ async fn the_real_data_replays_through_the_all_in_one_suite_on_sqlite() {
 
     // Assert
     print_measurements(
-        "SQLite (all-in-one)",
+        "sqlite",
         &report,
         &[("the test process (suite and replay)", peak_memory_kib())],
     );
@@ -92,7 +107,7 @@ async fn the_real_data_replays_through_separate_service_processes_on_postgres() 
     let report = outcome.unwrap_or_else(|error| panic!("{error:#}\n{}", services.logs()));
     let mut peaks = services.peak_memory_kib();
     peaks.push(("the test process (replay)", peak_memory_kib()));
-    print_measurements("PostgreSQL (separate processes)", &report, &peaks);
+    print_measurements("postgres", &report, &peaks);
     check_real_data_outcomes(&services.endpoints, &report, &expected).await;
 }
 
