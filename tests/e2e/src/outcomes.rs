@@ -158,7 +158,7 @@ pub async fn check_real_data_outcomes(
     channel_cancelled_orders_released_exactly_what_they_held(&suite, expected).await;
     books_balance_and_the_audit_is_clean(&suite).await;
     bulk_and_unblocked_orders_ended_as_planned(&suite, report).await;
-    lines_absent_from_the_master_end_failed_naming_the_sku(&suite, expected).await;
+    lines_absent_from_the_master_end_failed_naming_the_sku(&suite, report, expected).await;
     assert!(
         report.findings.is_empty(),
         "the replay's own checks failed: {:#?}",
@@ -197,6 +197,7 @@ async fn marketplace_fulfilled_orders_took_no_seller_stock(suite: &Suite, expect
 
 async fn lines_absent_from_the_master_end_failed_naming_the_sku(
     suite: &Suite,
+    report: &ReplayReport,
     expected: &Expectations,
 ) {
     let absent = expected.lines_absent_from_master();
@@ -207,7 +208,13 @@ async fn lines_absent_from_the_master_end_failed_naming_the_sku(
             .order_by_channel_id(&order.order_id)
             .await
             .unwrap_or_else(|| {
-                panic!("order {} (SKU `{sku}`) is not in the suite", order.order_id)
+                // A marketplace order naming an unknown SKU belongs in the failed-order
+                // report; one that is not stored at all is lost to the operator.
+                panic!(
+                    "order {} (SKU `{sku}`) is not in the suite, not even as FAILED; the \
+                     replay recorded: {:#?}",
+                    order.order_id, report.findings
+                )
             });
         let status = status_of(&stored);
         let took_stock = !suite
