@@ -5,8 +5,8 @@
 //! # How the guide is read
 //!
 //! - Every fenced block tagged `sh` is one grpcurl command. It runs under `bash -u`, so the
-//!   documented variables (`$KOSHA`, `$SKU`, …) expand as they would in an operator's shell
-//!   and an undocumented one fails the run instead of expanding to nothing.
+//!   documented variables (`$KOSHA`, `$SKU`, …) expand as they would in an operator's shell,
+//!   and one left unset fails the command instead of expanding to nothing.
 //! - Right after the block come one or more markers:
 //!   `<!-- expect: TEXT -->` — the command succeeds and its output contains TEXT;
 //!   `<!-- expect-error: TEXT -->` — the command fails and its error contains TEXT.
@@ -608,8 +608,20 @@ impl Scene {
         // Before anything the scene changes: the instant of the stock-as-of question.
         set("AS_OF", format_micros(now_micros()));
 
-        // Three SKUs with stock both in COMMON and in the MYNTRA reserve pool.
-        let skus = stocked_skus(clients, 3).await;
+        // A picked AMAZON order that Amazon has cancelled since; and a dispatched one.
+        let picked = picked_then_cancelled_on_channel(clients, connector_dir).await;
+        set("PICKED_ORDER", picked.order_id.clone());
+        set(
+            "DISPATCHED_ORDER",
+            first_order_in(clients, ord::OrderStatus::Dispatched).await,
+        );
+
+        // Three SKUs with stock both in COMMON and in the MYNTRA reserve pool. None is one
+        // the picked order holds: its cancellation gives units back, which would fill the
+        // order for recycled units before the guide asks why that order waits.
+        let held_by_picked: BTreeSet<String> =
+            picked.lines.iter().map(|line| line.sku.clone()).collect();
+        let skus = stocked_skus(clients, 3, &held_by_picked).await;
         let (sku, recycled_sku, held_sku) = (&skus[0], &skus[1], &skus[2]);
         set("SKU", sku.clone());
         set("RECYCLED_SKU", recycled_sku.clone());
@@ -622,16 +634,6 @@ impl Scene {
 
         // A FLIPKART order held until its dispatch-after time.
         set("HELD_ORDER", held_order(clients, held_sku).await);
-
-        // A picked AMAZON order that Amazon has cancelled since; and a dispatched one.
-        set(
-            "PICKED_ORDER",
-            picked_then_cancelled_on_channel(clients, connector_dir).await,
-        );
-        set(
-            "DISPATCHED_ORDER",
-            first_order_in(clients, ord::OrderStatus::Dispatched).await,
-        );
 
         // A marketplace order that failed to arrive, and its SKU no master knows.
         let failed = first_failed_order(clients).await;
@@ -671,9 +673,9 @@ impl Scene {
     }
 }
 
-/// The first `count` SKUs (in SKU order) with AVAILABLE units in the MYNTRA reserve pool
-/// and at least ten in COMMON.
-async fn stocked_skus(clients: &Clients, count: usize) -> Vec<String> {
+/// The first `count` SKUs (in SKU order), other than `excluded`, with AVAILABLE units in
+/// the MYNTRA reserve pool and at least ten in COMMON.
+async fn stocked_skus(clients: &Clients, count: usize, excluded: &BTreeSet<String>) -> Vec<String> {
     let request = inv::ListStockRequest {
         client_id: SELLER.to_string(),
         pool: MYNTRA_POOL.to_string(),
@@ -702,6 +704,7 @@ async fn stocked_skus(clients: &Clients, count: usize) -> Vec<String> {
     let in_common = available_in_common(clients, &in_reserve).await;
     let chosen: Vec<String> = in_reserve
         .into_iter()
+        .filter(|sku| !excluded.contains(sku))
         .filter(|sku| in_common.get(sku).copied().unwrap_or(0) >= 10)
         .take(count)
         .collect();
@@ -859,12 +862,12 @@ async fn create_order(
 }
 
 /// Picks the oldest FULFILLABLE seller-fulfilled AMAZON order, then has Amazon report it
-/// cancelled in the file its connector reads; nothing pulls that status yet. Returns its
-/// id.
-async fn picked_then_cancelled_on_channel(clients: &Clients, connector_dir: &Path) -> String {
+/// cancelled in the file its connector reads; nothing pulls that status yet. Returns the
+/// order as it was before the pick.
+async fn picked_then_cancelled_on_channel(clients: &Clients, connector_dir: &Path) -> ord::Order {
     let orders = search(clients, ord::OrderStatus::Fulfillable, MARKETPLACE).await;
     let order = orders
-        .iter()
+        .into_iter()
         .filter(|order| !order.marketplace_fulfilled)
         .min_by_key(|order| order_number(&order.order_id))
         .expect("the replay leaves FULFILLABLE seller-fulfilled AMAZON orders");
@@ -877,7 +880,7 @@ async fn picked_then_cancelled_on_channel(clients: &Clients, connector_dir: &Pat
         .open(&statuses)
         .unwrap_or_else(|error| panic!("open {}: {error}", statuses.display()));
     writeln!(file, "{},CANCELLED", order.channel_order_id).unwrap();
-    order.order_id.clone()
+    order
 }
 
 async fn pick(clients: &Clients, order_id: &str) {
