@@ -15,6 +15,18 @@ pub enum Bench {
         #[arg(long, default_value = "both")]
         store: String,
     },
+    /// pgbench doing every write of one allocation, against the Allocate RPC (PostgreSQL).
+    Allocate(kosha_inventory::bench::BenchArgs),
+    /// CreateOrder end to end (resolve, allocate, persist) against a pgbench script doing
+    /// every row write of that path (PostgreSQL).
+    Order {
+        /// Orders per run.
+        #[arg(long, default_value_t = 4000)]
+        orders: usize,
+        /// Concurrency levels (clients), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "8,32")]
+        clients: Vec<usize>,
+    },
     /// Scheduling throughput and due-to-run lag with many pending jobs.
     Scheduler {
         /// Jobs left pending while lag is measured.
@@ -49,6 +61,16 @@ impl Bench {
                         println!("{report}");
                     }
                 }
+            }
+            Self::Allocate(args) => kosha_inventory::bench::run_and_print(&args).await?,
+            Self::Order { orders, clients } => {
+                let options = kosha_order::bench::BenchOptions {
+                    orders,
+                    clients,
+                    ..kosha_order::bench::BenchOptions::default()
+                };
+                let report = kosha_order::bench::run(&options).await?;
+                println!("{report}");
             }
             Self::Scheduler { pending, store } => {
                 use kosha_scheduler::bench::{BenchOptions, BenchStore};
