@@ -388,11 +388,14 @@ impl App {
         channel: &str,
         lines: &[NewLine],
     ) -> Result<Resolution, Error> {
-        let marketplace_skus: BTreeSet<&str> = lines
+        // A marketplace SKU is the channel's text, not ours: one that no listing could ever
+        // hold (a stray space, say) is unknown like any other, so the order is kept as
+        // FAILED with its raw line rather than lost to a refusal.
+        let (marketplace_skus, unlistable): (BTreeSet<&str>, BTreeSet<&str>) = lines
             .iter()
             .filter(|line| !line.marketplace_sku.is_empty())
             .map(|line| line.marketplace_sku.as_str())
-            .collect();
+            .partition(|sku| kosha_runtime::validate::sku_problem(sku).is_none());
         let client_skus: BTreeSet<&str> = lines
             .iter()
             .filter(|line| line.marketplace_sku.is_empty())
@@ -419,6 +422,7 @@ impl App {
             }
             unknown_marketplace_skus = response.unknown_marketplace_skus;
         }
+        unknown_marketplace_skus.extend(unlistable.iter().map(|sku| sku.to_string()));
 
         let mut unknown_skus = Vec::new();
         if !client_skus.is_empty() {

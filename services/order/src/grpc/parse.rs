@@ -95,6 +95,9 @@ fn grade(problems: &mut Problems, value: i32) -> Grade {
     }
 }
 
+/// Longest marketplace SKU kept; longer text is not a SKU from any channel.
+const MAX_MARKETPLACE_SKU_LEN: usize = 128;
+
 fn lines(problems: &mut Problems, lines: &[api::NewOrderLine], bulk: bool) -> Vec<NewLine> {
     if lines.is_empty() {
         problems.add("lines", "an order needs at least one line");
@@ -119,11 +122,15 @@ fn lines(problems: &mut Problems, lines: &[api::NewOrderLine], bulk: bool) -> Ve
                 "bulk orders are written in client SKUs",
             );
         }
-        if !line.marketplace_sku.is_empty() {
-            problems.check(validate::sku(
-                &field("marketplace_sku"),
-                &line.marketplace_sku,
-            ));
+        // The marketplace's SKU is kept as sent (an order whose SKU no listing can match
+        // ends FAILED, not refused); only what could not be stored or shown is refused.
+        let marketplace_sku_is_unprintable = line.marketplace_sku.len() > MAX_MARKETPLACE_SKU_LEN
+            || line.marketplace_sku.chars().any(char::is_control);
+        if marketplace_sku_is_unprintable {
+            problems.add(
+                field("marketplace_sku"),
+                format!("at most {MAX_MARKETPLACE_SKU_LEN} characters, no control characters"),
+            );
         }
         if !line.sku.is_empty() {
             problems.check(validate::sku(&field("sku"), &line.sku));

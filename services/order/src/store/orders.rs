@@ -46,8 +46,10 @@ fn order_from_row(row: &AnyRow) -> Result<Order> {
         replacement_for: row.try_get("replacement_for")?,
         pool: row.try_get("pool")?,
         failure_reason: row.try_get("failure_reason")?,
+        // One SKU per line: a marketplace's SKU may hold spaces, never a line break.
         unknown_skus: unknown_skus
-            .split_whitespace()
+            .split('\n')
+            .filter(|sku| !sku.is_empty())
             .map(str::to_string)
             .collect(),
         channel_conflict: row.try_get("channel_conflict")?,
@@ -576,7 +578,7 @@ pub async fn insert(conn: &mut AnyConnection, new: &NewOrderRow<'_>) -> Result<O
     .bind(&order.replacement_for)
     .bind(&order.pool)
     .bind(&order.failure_reason)
-    .bind(order.unknown_skus.join(" "))
+    .bind(order.unknown_skus.join("\n"))
     .bind(new.fingerprint)
     .bind(new.alloc_attempts)
     .bind(i64::from(is_waiting(order)))
@@ -622,7 +624,7 @@ pub async fn save(conn: &mut AnyConnection, order: &Order, now: i64) -> Result<(
     .bind(order.status.as_str())
     .bind(&order.pool)
     .bind(&order.failure_reason)
-    .bind(order.unknown_skus.join(" "))
+    .bind(order.unknown_skus.join("\n"))
     .bind(&order.channel_conflict)
     .bind(i64::from(is_waiting(order)))
     .bind(now)

@@ -332,10 +332,47 @@ async fn block_complete_allocates_all_or_nothing_and_partial_types_take_what_is_
     assert_eq!(explained.lines[1].blocker(), api::Blocker::NoStock);
 }
 
+async fn a_marketplace_sku_no_listing_could_hold_fails_the_order_with_its_raw_line(
+    db: TestDatabase,
+) {
+    // Arrange: a real export once carried a SKU with two spaces in it.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-2", 4, QcGrade::Pass).await;
+
+    // Act
+    let failed = app
+        .create(order(
+            "AMAZON",
+            "406-1",
+            &[("AM-1", 1), ("SET397-KR-NP  -M", 1)],
+        ))
+        .await;
+    let report = app
+        .orders
+        .clone()
+        .list_failed_orders(api::ListFailedOrdersRequest {
+            client_id: CLIENT.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Assert: kept, FAILED, with the channel's text as sent and the reason.
+    assert_eq!(failed.status(), api::OrderStatus::Failed);
+    assert_eq!(failed.lines[1].marketplace_sku, "SET397-KR-NP  -M");
+    assert_eq!(report.failed_orders.len(), 1);
+    assert_eq!(
+        report.failed_orders[0].unknown_marketplace_skus,
+        vec!["SET397-KR-NP  -M".to_string()]
+    );
+}
+
 kosha_testkit::store_tests!(
     a_marketplace_order_is_allocated_on_arrival_and_a_resend_changes_nothing,
     bad_input_is_refused_with_the_field_named_and_stores_nothing,
     an_unknown_marketplace_sku_fails_the_order_until_the_listing_is_added,
+    a_marketplace_sku_no_listing_could_hold_fails_the_order_with_its_raw_line,
     orders_the_marketplace_fulfils_never_take_stock,
     two_hundred_concurrent_orders_for_fifty_units_allocate_exactly_fifty,
     the_same_order_sent_three_times_at_once_is_one_order,
