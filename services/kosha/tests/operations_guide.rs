@@ -885,6 +885,7 @@ async fn picked_then_cancelled_on_channel(clients: &Clients, connector_dir: &Pat
 
 async fn pick(clients: &Clients, order_id: &str) {
     let request = ord::PickOrderRequest {
+        lines: Vec::new(),
         order_id: order_id.to_string(),
         actor: ACTOR.to_string(),
     };

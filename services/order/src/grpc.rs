@@ -292,7 +292,15 @@ impl OrderService for OrderGrpc {
         let request = request.into_inner();
         let result = async {
             let id = order_id("order_id", &request.order_id)?;
-            let view = self.app.pick(id, &actor_or_default(&request.actor)).await?;
+            let pick_list: Vec<(i32, i64)> = request
+                .lines
+                .iter()
+                .map(|line| (line.line_no, line.quantity))
+                .collect();
+            let view = self
+                .app
+                .pick(id, &actor_or_default(&request.actor), &pick_list)
+                .await?;
             Ok(api::PickOrderResponse {
                 order: Some(convert::order(&view)),
             })

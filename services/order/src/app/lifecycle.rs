@@ -62,8 +62,14 @@ fn pick_shipment<'a>(
 // === impl App: lifecycle ===
 
 impl App {
-    /// Picks every allocated unit not yet picked.
-    pub async fn pick(&self, id: OrderId, actor: &str) -> Result<OrderView, Error> {
+    /// Picks the units of a pick list (`(line number, units)` pairs), or every allocated
+    /// unit not yet picked when the list is empty.
+    pub async fn pick(
+        &self,
+        id: OrderId,
+        actor: &str,
+        pick_list: &[(i32, i64)],
+    ) -> Result<OrderView, Error> {
         let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
@@ -74,10 +80,12 @@ impl App {
         let open_holds: Vec<_> = holds.iter().filter(|hold| hold.is_open()).collect();
         rules::check_pick(&order, &open_holds, &shipments, now)?;
 
+        let to_pick = rules::plan_pick(&order, pick_list)?;
         let mut picked_now = 0;
-        for line in &mut order.lines {
-            picked_now += line.unpicked_allocated();
-            line.picked = line.allocated();
+        for (line, units) in order.lines.iter_mut().zip(to_pick) {
+            debug_assert!(units <= line.unpicked_allocated());
+            picked_now += units;
+            line.picked += units;
         }
         let before = order.status;
         order.status = OrderStatus::Processing;

@@ -17,7 +17,7 @@
 use kosha_runtime::Error;
 
 use super::holds::Hold;
-use super::types::{FulfilmentType, Order, OrderKind, OrderStatus, Shipment};
+use super::types::{FulfilmentType, Line, Order, OrderKind, OrderStatus, Shipment};
 
 /// The status allocation and holds give an order in the allocation phase.
 ///
@@ -80,6 +80,44 @@ fn refused(order: &Order, what: &str, why: &str) -> Error {
 }
 
 /// Whether the order may be picked now.
+/// Units to pick per line (in line order) for a pick list; an empty list picks every
+/// allocated unit not yet picked. Each entry must name a line once and stay within what
+/// that line holds unpicked; nothing may end up picked at all.
+pub fn plan_pick(order: &Order, pick_list: &[(i32, i64)]) -> Result<Vec<i64>, Error> {
+    if pick_list.is_empty() {
+        return Ok(order.lines.iter().map(Line::unpicked_allocated).collect());
+    }
+
+    let mut to_pick = vec![0; order.lines.len()];
+    for (index, (line_no, units)) in pick_list.iter().enumerate() {
+        let position_opt = order.lines.iter().position(|line| line.line_no == *line_no);
+        let Some(position) = position_opt else {
+            return Err(Error::invalid(
+                format!("lines[{index}].line_no"),
+                format!("order {} has no line {line_no}", order.id),
+            ));
+        };
+        if to_pick[position] != 0 {
+            return Err(Error::invalid(
+                format!("lines[{index}].line_no"),
+                format!("line {line_no} is on the pick list twice"),
+            ));
+        }
+        let available = order.lines[position].unpicked_allocated();
+        if *units <= 0 || *units > available {
+            return Err(Error::invalid(
+                format!("lines[{index}].quantity"),
+                format!(
+                    "line {line_no} holds {available} allocated unit(s) not yet picked; \
+                     {units} cannot be picked"
+                ),
+            ));
+        }
+        to_pick[position] = *units;
+    }
+    Ok(to_pick)
+}
+
 pub fn check_pick(
     order: &Order,
     open_holds: &[&Hold],

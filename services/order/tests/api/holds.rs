@@ -45,6 +45,7 @@ async fn a_dispatch_after_hold_releases_at_its_instant(db: TestDatabase) {
         .orders
         .clone()
         .pick_order(api::PickOrderRequest {
+            lines: Vec::new(),
             order_id: held.order_id.clone(),
             actor: "picker".into(),
         })

@@ -176,6 +176,7 @@ async fn orders_the_marketplace_fulfils_never_take_stock(db: TestDatabase) {
         .orders
         .clone()
         .pick_order(api::PickOrderRequest {
+            lines: Vec::new(),
             order_id: stored.order_id.clone(),
             actor: "test".into(),
         })

@@ -8,9 +8,24 @@ use kosha_testkit::TestDatabase;
 use crate::harness::{Options, TestApp, bulk_order, order, seconds_from_now, spawn_app};
 
 async fn pick(app: &TestApp, order_id: &str) -> Result<api::Order, tonic::Status> {
+    pick_list(app, order_id, &[]).await
+}
+
+async fn pick_list(
+    app: &TestApp,
+    order_id: &str,
+    lines: &[(i32, i64)],
+) -> Result<api::Order, tonic::Status> {
     let request = api::PickOrderRequest {
         order_id: order_id.into(),
         actor: "picker".into(),
+        lines: lines
+            .iter()
+            .map(|(line_no, quantity)| api::PickLine {
+                line_no: *line_no,
+                quantity: *quantity,
+            })
+            .collect(),
     };
     app.orders
         .clone()
@@ -518,6 +533,72 @@ async fn a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked
     app.assert_audit_clean().await;
 }
 
+async fn a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it(db: TestDatabase) {
+    // Arrange: a bulk order of 10 with 7 allocated.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-5", 7, QcGrade::Pass).await;
+    let bulk = app
+        .orders
+        .clone()
+        .create_bulk_order(bulk_order("PO-P", &[("SKU-5", 10)]))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let id = kosha_order::domain::OrderId::try_parse(&bulk.order_id).unwrap();
+    app.app.allocate_existing(id, "ops", "test").await.unwrap();
+
+    // Act: bad pick lists first, then a pick list of 4, then complete.
+    let unknown_line = pick_list(&app, &bulk.order_id, &[(9, 1)])
+        .await
+        .unwrap_err();
+    let too_many = pick_list(&app, &bulk.order_id, &[(1, 8)])
+        .await
+        .unwrap_err();
+    let picked = pick_list(&app, &bulk.order_id, &[(1, 4)]).await.unwrap();
+    let completed = app
+        .orders
+        .clone()
+        .complete_order(api::CompleteOrderRequest {
+            order_id: bulk.order_id.clone(),
+            actor: "ops".into(),
+            reason: "rest not needed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    pack(&app, &bulk.order_id).await.unwrap();
+    let invoiced = invoice(&app, &bulk.order_id, "")
+        .await
+        .unwrap()
+        .order
+        .unwrap();
+
+    // Assert
+    assert_eq!(unknown_line.code(), tonic::Code::InvalidArgument);
+    assert!(
+        unknown_line.message().contains("lines[0].line_no"),
+        "{}",
+        unknown_line.message()
+    );
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert!(
+        too_many.message().contains("holds 7"),
+        "{}",
+        too_many.message()
+    );
+    assert_eq!(picked.status(), api::OrderStatus::Processing);
+    assert_eq!(
+        completed.released_quantity, 3,
+        "allocated but not on the pick list"
+    );
+    assert_eq!(completed.order.unwrap().lines[0].cancelled_quantity, 6);
+    assert_eq!(invoiced.lines[0].invoiced_quantity, 4);
+    assert_eq!(app.available("SKU-5").await, 3);
+    app.assert_audit_clean().await;
+}
+
 kosha_testkit::store_tests!(
     an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
     single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
@@ -525,4 +606,5 @@ kosha_testkit::store_tests!(
     cancelling_frees_the_allocation_exactly_once,
     a_bulk_order_is_allocated_only_by_an_operators_retry_which_runs_as_a_job,
     a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked,
+    a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it,
 );

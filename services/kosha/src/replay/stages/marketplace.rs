@@ -456,6 +456,7 @@ impl Replay<'_> {
     /// Picks every allocated unit of an order.
     pub(super) async fn pick(&mut self, order_id: &str) -> anyhow::Result<ord::Order> {
         let request = ord::PickOrderRequest {
+            lines: Vec::new(),
             order_id: order_id.to_string(),
             actor: ACTOR.to_string(),
         };
