@@ -661,7 +661,7 @@ impl Scene {
         );
         set("BLOCKED_BULK", blocked[0].clone());
         set("WAITING_BULK", partial[0].clone());
-        pick(clients, &partial[1]).await;
+        pick_part(clients, &partial[1]).await;
         set("PICKED_BULK", partial[1].clone());
 
         let missing: Vec<&&str> = Self::VARIABLES
@@ -883,9 +883,48 @@ async fn picked_then_cancelled_on_channel(clients: &Clients, connector_dir: &Pat
     order
 }
 
+/// Releases a pick list for part of what a bulk order holds: the first allocated line in
+/// full when several are allocated, else all but one unit of the only one, so completing
+/// the order has allocated units to free.
+async fn pick_part(clients: &Clients, order_id: &str) {
+    let order = clients
+        .order
+        .clone()
+        .get_order(ord::GetOrderRequest {
+            order_id: order_id.to_string(),
+        })
+        .await
+        .during(format!("GetOrder `{order_id}`"))
+        .unwrap()
+        .order
+        .expect("GetOrder answers with the order");
+    let allocated: Vec<(i32, i64)> = order
+        .lines
+        .iter()
+        .filter(|line| line.allocated_quantity > 0)
+        .map(|line| (line.line_number, line.allocated_quantity))
+        .collect();
+    let pick_list = match allocated.as_slice() {
+        [first, _, ..] => vec![*first],
+        [(line_number, units)] if *units >= 2 => vec![(*line_number, units - 1)],
+        _ => panic!("scene: bulk order {order_id} holds too little for a partial pick list"),
+    };
+    pick_lines(clients, order_id, &pick_list).await;
+}
+
 async fn pick(clients: &Clients, order_id: &str) {
+    pick_lines(clients, order_id, &[]).await;
+}
+
+async fn pick_lines(clients: &Clients, order_id: &str, pick_list: &[(i32, i64)]) {
     let request = ord::PickOrderRequest {
-        lines: Vec::new(),
+        lines: pick_list
+            .iter()
+            .map(|(line_no, quantity)| ord::PickLine {
+                line_no: *line_no,
+                quantity: *quantity,
+            })
+            .collect(),
         order_id: order_id.to_string(),
         actor: ACTOR.to_string(),
     };

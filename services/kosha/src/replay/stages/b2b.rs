@@ -100,16 +100,22 @@ impl Replay<'_> {
             bulk.allocated_first
         });
 
-        // One partly allocated order has its pick list released: it is being processed.
+        // One partly allocated order has a pick list released for about half of what it
+        // holds: it is being processed, and the rest stays allocated to it.
         let partly = bulks.iter().position(|bulk| {
-            bulk.fulfilment == "PARTIAL" && bulk.status == "PARTIALLY_FULFILLABLE"
+            bulk.fulfilment == "PARTIAL"
+                && bulk.status == "PARTIALLY_FULFILLABLE"
+                && bulk.allocated_first >= 2
         });
         if let Some(index) = partly {
-            let order = self.pick(&bulks[index].order_id).await?;
+            let order = self.get_order(&bulks[index].order_id).await?;
+            let pick_list = half_of_each_allocated_line(&order);
+            let order = self.pick_lines(&bulks[index].order_id, &pick_list).await?;
             let picked: i64 = order.lines.iter().map(|line| line.picked_quantity).sum();
+            let held: i64 = order.lines.iter().map(|line| line.allocated_quantity).sum();
             bulks[index].status = status_name(order.status);
             self.summary.line(format!(
-                "bulk order {} picked: {picked} of its {} units (all it holds); now {}",
+                "bulk order {} picked: {picked} of the {held} units it holds ({} ordered); now {}",
                 bulks[index].po_number, bulks[index].ordered, bulks[index].status
             ));
         }
@@ -591,5 +597,26 @@ impl Replay<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+/// A pick list for about half of what an order holds: half of each allocated line, rounded
+/// down, or the whole first line where halving leaves nothing (lines of one unit).
+fn half_of_each_allocated_line(order: &ord::Order) -> Vec<(i32, i64)> {
+    let allocated: Vec<(i32, i64)> = order
+        .lines
+        .iter()
+        .filter(|line| line.allocated_quantity > 0)
+        .map(|line| (line.line_number, line.allocated_quantity))
+        .collect();
+    let halves: Vec<(i32, i64)> = allocated
+        .iter()
+        .filter(|(_, units)| *units >= 2)
+        .map(|(line, units)| (*line, units / 2))
+        .collect();
+    if halves.is_empty() {
+        allocated.into_iter().take(1).collect()
+    } else {
+        halves
     }
 }

@@ -198,7 +198,13 @@ impl Replay<'_> {
         skus: &BTreeSet<String>,
     ) -> anyhow::Result<BTreeSet<String>> {
         let mut known = BTreeSet::new();
-        let skus: Vec<String> = skus.iter().cloned().collect();
+        // A marketplace's text that is no SKU at all (a stray space, say) is in no master,
+        // and the catalog refuses to look it up.
+        let skus: Vec<String> = skus
+            .iter()
+            .filter(|sku| kosha_runtime::validate::sku_problem(sku).is_none())
+            .cloned()
+            .collect();
         for chunk in skus.chunks(10_000) {
             let request = cat::BatchGetProductsRequest {
                 client_id: client_id.to_string(),

@@ -455,8 +455,24 @@ impl Replay<'_> {
 
     /// Picks every allocated unit of an order.
     pub(super) async fn pick(&mut self, order_id: &str) -> anyhow::Result<ord::Order> {
+        self.pick_lines(order_id, &[]).await
+    }
+
+    /// Picks the units of a pick list (`(line number, units)`), or every allocated unit when
+    /// the list is empty.
+    pub(super) async fn pick_lines(
+        &mut self,
+        order_id: &str,
+        pick_list: &[(i32, i64)],
+    ) -> anyhow::Result<ord::Order> {
         let request = ord::PickOrderRequest {
-            lines: Vec::new(),
+            lines: pick_list
+                .iter()
+                .map(|(line_no, quantity)| ord::PickLine {
+                    line_no: *line_no,
+                    quantity: *quantity,
+                })
+                .collect(),
             order_id: order_id.to_string(),
             actor: ACTOR.to_string(),
         };
