@@ -413,7 +413,7 @@ impl Catalog {
         client: &ClientId,
         channel: &ChannelCode,
         marketplace_skus: &[Sku],
-    ) -> Result<(Vec<Resolved>, Vec<Sku>)> {
+    ) -> Result<ResolvedListings> {
         let mut conn = self.conn().await?;
         require_client(&mut conn, client).await?;
         require_channel(&mut conn, channel).await?;
@@ -435,8 +435,37 @@ impl Catalog {
                 None => unknown.push(marketplace_sku.clone()),
             }
         }
-        Ok((resolved, unknown))
+        // Which unknown ones are no product either, so a caller can tell "add the listing"
+        // from "add the product, then the listing".
+        let mut in_master = std::collections::HashSet::new();
+        for chunk in unknown.chunks(CHUNK_ROWS) {
+            let keys: Vec<&str> = chunk.iter().map(|sku| sku.as_str()).collect();
+            for product in products::load(&mut conn, client, &keys).await? {
+                in_master.insert(product.sku.to_string());
+            }
+        }
+        let not_in_master = unknown
+            .iter()
+            .filter(|sku| !in_master.contains(sku.as_str()))
+            .cloned()
+            .collect();
+        Ok(ResolvedListings {
+            resolved,
+            unknown,
+            not_in_master,
+        })
     }
+}
+
+/// What resolving marketplace SKUs found.
+#[derive(Debug)]
+pub struct ResolvedListings {
+    /// The listings found, in the order asked.
+    pub resolved: Vec<Resolved>,
+    /// Marketplace SKUs with no listing.
+    pub unknown: Vec<Sku>,
+    /// Unknown ones that are not a product of the client's master either.
+    pub not_in_master: Vec<Sku>,
 }
 
 /// The page key of a listing: channel codes hold no line break, so it splits back apart.

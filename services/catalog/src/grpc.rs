@@ -11,7 +11,7 @@ use kosha_runtime::upload::collect;
 use kosha_runtime::{Error, Result};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::catalog::{Catalog, MAX_BATCH_SKUS, Page, split_listing_key};
+use crate::catalog::{Catalog, MAX_BATCH_SKUS, Page, ResolvedListings, split_listing_key};
 use crate::domain::master::display_name_or;
 use crate::domain::template::{CLEAR_TOKEN, header_line};
 use crate::domain::{ChannelCode, ClientId, Sku};
@@ -561,7 +561,11 @@ impl CatalogService for CatalogGrpc {
                 let client = ClientId::parse("client_id", &request.client_id)?;
                 let channel = ChannelCode::parse("channel", &request.channel)?;
                 let marketplace_skus = sku_list("marketplace_skus", &request.marketplace_skus)?;
-                let (resolved, unknown) = self
+                let ResolvedListings {
+                    resolved,
+                    unknown,
+                    not_in_master,
+                } = self
                     .catalog
                     .resolve_listings(&client, &channel, &marketplace_skus)
                     .await?;
@@ -580,6 +584,10 @@ impl CatalogService for CatalogGrpc {
                         })
                         .collect(),
                     unknown_marketplace_skus: unknown
+                        .into_iter()
+                        .map(|sku| sku.to_string())
+                        .collect(),
+                    unknown_not_in_master: not_in_master
                         .into_iter()
                         .map(|sku| sku.to_string())
                         .collect(),

@@ -218,9 +218,13 @@ async fn resolving_keeps_the_asked_order_and_reports_unknown_and_disabled(db: Te
     app.catalog.disable_product(disable).await.unwrap();
 
     // Act
-    let response = resolve(&mut app, "AMAZON", &["A-3", "A-9", "A-2", "A-1", "A-3"])
-        .await
-        .unwrap();
+    let response = resolve(
+        &mut app,
+        "AMAZON",
+        &["A-3", "A-9", "A-2", "A-1", "A-3", "K-1"],
+    )
+    .await
+    .unwrap();
     let unknown_channel = resolve(&mut app, "MYNTRA", &["A-1"]).await;
     let bad_sku = resolve(&mut app, "AMAZON", &["A-1", "#N/A"]).await;
 
@@ -240,8 +244,13 @@ async fn resolving_keeps_the_asked_order_and_reports_unknown_and_disabled(db: Te
     );
     assert_eq!(
         response.unknown_marketplace_skus,
+        ["A-9", "K-1"],
+        "A-9 is a FLIPKART listing; K-1 a product with no AMAZON listing of that name"
+    );
+    assert_eq!(
+        response.unknown_not_in_master,
         ["A-9"],
-        "A-9 is a FLIPKART listing"
+        "K-1 is a product of the master, A-9 is not"
     );
     assert_eq!(unknown_channel.unwrap_err().code(), Code::NotFound);
     assert_eq!(

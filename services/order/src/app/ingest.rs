@@ -104,6 +104,8 @@ struct Resolution {
     skus: Vec<String>,
     /// Marketplace SKUs with no listing.
     unknown_marketplace_skus: Vec<String>,
+    /// Those of them that are no product of the client's master either.
+    unknown_not_in_master: Vec<String>,
     /// Client SKUs not in the product master.
     unknown_skus: Vec<String>,
 }
@@ -111,11 +113,23 @@ struct Resolution {
 impl Resolution {
     fn failure_reason(&self, channel: &str) -> String {
         let mut reasons = Vec::new();
-        if !self.unknown_marketplace_skus.is_empty() {
+        let (not_in_master, only_unlisted): (Vec<String>, Vec<String>) = self
+            .unknown_marketplace_skus
+            .iter()
+            .cloned()
+            .partition(|sku| self.unknown_not_in_master.contains(sku));
+        if !only_unlisted.is_empty() {
             reasons.push(format!(
                 "marketplace SKU(s) {} have no listing on {channel}; add the listing (marketplace \
                  SKU -> client SKU) and retry failed orders",
-                quoted(&self.unknown_marketplace_skus)
+                quoted(&only_unlisted)
+            ));
+        }
+        if !not_in_master.is_empty() {
+            reasons.push(format!(
+                "marketplace SKU(s) {} have no listing on {channel} and are in no product \
+                 master; add the product and its listing, then retry failed orders",
+                quoted(&not_in_master)
             ));
         }
         if !self.unknown_skus.is_empty() {
@@ -404,6 +418,8 @@ impl App {
 
         let mut resolved: BTreeMap<String, String> = BTreeMap::new();
         let mut unknown_marketplace_skus = Vec::new();
+        let mut unknown_not_in_master: Vec<String> =
+            unlistable.iter().map(|sku| sku.to_string()).collect();
         if !marketplace_skus.is_empty() {
             let request = catalog::ResolveListingsRequest {
                 client_id: client_id.to_string(),
@@ -421,6 +437,7 @@ impl App {
                 resolved.insert(listing.marketplace_sku, listing.sku);
             }
             unknown_marketplace_skus = response.unknown_marketplace_skus;
+            unknown_not_in_master.extend(response.unknown_not_in_master);
         }
         unknown_marketplace_skus.extend(unlistable.iter().map(|sku| sku.to_string()));
 
@@ -458,6 +475,7 @@ impl App {
         Ok(Resolution {
             skus,
             unknown_marketplace_skus,
+            unknown_not_in_master,
             unknown_skus,
         })
     }

@@ -367,6 +367,11 @@ async fn a_marketplace_sku_no_listing_could_hold_fails_the_order_with_its_raw_li
         report.failed_orders[0].unknown_marketplace_skus,
         vec!["SET397-KR-NP  -M".to_string()]
     );
+    assert!(
+        report.failed_orders[0].reason.contains("in no product master"),
+        "{}",
+        report.failed_orders[0].reason
+    );
 }
 
 kosha_testkit::store_tests!(
