@@ -43,8 +43,11 @@ use crate::store::MIGRATIONS;
 const CLIENT: &str = "bench";
 /// Units seeded per SKU: never runs out during a run.
 const SEED_UNITS: i64 = 1_000_000_000_000_000;
-/// gRPC clients sharing one HTTP/2 connection.
-const CLIENTS_PER_CONNECTION: usize = 8;
+/// Rows of earlier allocations in every table before a run starts.
+const HISTORY_ROWS: i64 = 100_000;
+/// gRPC clients per HTTP/2 connection: each its own, as each pgbench client has its own
+/// database connection.
+const CLIENTS_PER_CONNECTION: usize = 1;
 
 /// Settings of `kosha bench allocate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -166,10 +169,16 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<CaseResult>> {
     for workload in [Workload::RandomSkus, Workload::HotSku] {
         for &clients in &args.clients {
             case += 1;
+            // Both databases alike, seeded before either run; the cluster settles before
+            // each run so that one side's cleanup does not slow the other down.
             let database = format!("bench_pgbench_{case}");
-            let url = fresh_database(&cluster, &database).await?;
-            seed(&url, args.skus).await?;
+            let pgbench_url = fresh_database(&cluster, &database).await?;
+            seed(&pgbench_url, args.skus).await?;
+            let grpc_url = fresh_database(&cluster, &format!("bench_grpc_{case}")).await?;
+            seed(&grpc_url, args.skus).await?;
             let script = write_script(&work_dir, workload, args.skus)?;
+
+            settle(&cluster).await?;
             let pgbench_figures = run_pgbench(
                 &pgbench,
                 &cluster,
@@ -179,10 +188,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<CaseResult>> {
                 clients,
                 args.seconds,
             )?;
-
-            let url = fresh_database(&cluster, &format!("bench_grpc_{case}")).await?;
-            seed(&url, args.skus).await?;
-            let grpc_figures = run_grpc(&url, workload, clients, args).await?;
+            settle(&cluster).await?;
+            let grpc_figures = run_grpc(&grpc_url, workload, clients, args).await?;
 
             let result = CaseResult {
                 workload,
@@ -207,7 +214,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<CaseResult>> {
 /// The results as a table.
 pub fn report(results: &[CaseResult]) -> String {
     let mut text = String::from(
-        "case          clients | pgbench alloc/s  p50 ms  p99 ms | gRPC alloc/s  p50 ms  p99 ms | ratio\n",
+        "case          clients | pgbench alloc/s  p50 ms  p99 ms \
+         | gRPC alloc/s  p50 ms  p99 ms | ratio\n",
     );
     for result in results {
         text.push_str(&format!(
@@ -241,15 +249,24 @@ fn write_script(dir: &Path, workload: Workload, skus: usize) -> anyhow::Result<P
 \set r random(1, 9000000000000000000)
 BEGIN;
 UPDATE stock SET available = available - :q, allocated = allocated + :q, updated_at = 1
-  WHERE client_id = 'bench' AND sku = 'SKU-' || lpad(:sku::text, 6, '0') AND pool = 'COMMON' AND grade = 1;
-INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity, consumed, released, created_at, updated_at)
-  VALUES ('bench', 'PGB:' || :client_id || ':' || :r, '1', 'SKU-' || lpad(:sku::text, 6, '0'), 'COMMON', 1, :q, 0, 0, 1, 1);
-INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state, quantity, reason, actor, reference, idempotency_key, order_ref, line_id, created_at)
-  VALUES ('bench', 'SKU-' || lpad(:sku::text, 6, '0'), 1, 'COMMON', 1, 'COMMON', 2, :q, 3, 'bench', '', 'bench-' || :client_id || '-' || :r, 'PGB:' || :client_id || ':' || :r, '1', 1);
+  WHERE client_id = 'bench' AND sku = 'SKU-' || lpad(:sku::text, 6, '0')
+  AND pool = 'COMMON' AND grade = 1;
+INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity,
+    consumed, released, created_at, updated_at)
+  VALUES ('bench', 'PGB:' || :client_id || ':' || :r, '1',
+    'SKU-' || lpad(:sku::text, 6, '0'), 'COMMON', 1, :q, 0, 0, 1, 1);
+INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state,
+    quantity, reason, actor, reference, idempotency_key, order_ref, line_id, created_at)
+  VALUES ('bench', 'SKU-' || lpad(:sku::text, 6, '0'), 1, 'COMMON', 1, 'COMMON', 2, :q, 3,
+    'bench', '', 'bench-' || :client_id || '-' || :r, 'PGB:' || :client_id || ':' || :r,
+    '1', 1);
 INSERT INTO idempotency (client_id, idem_key, method, request, response, created_at)
-  VALUES ('bench', 'bench-' || :client_id || '-' || :r, 'Allocate', decode(repeat('ab', 90), 'hex'), decode(repeat('cd', 80), 'hex'), 1);
-INSERT INTO stock_changes (txid, client_id, sku, pool, grade, available, allocated, recycle, reason, created_at)
-  VALUES (pg_current_xact_id()::text::bigint, 'bench', 'SKU-' || lpad(:sku::text, 6, '0'), 'COMMON', 1, 0, 0, 0, 3, 1);
+  VALUES ('bench', 'bench-' || :client_id || '-' || :r, 'Allocate',
+    decode(repeat('ab', 90), 'hex'), decode(repeat('cd', 80), 'hex'), 1);
+INSERT INTO stock_changes (txid, client_id, sku, pool, grade, available, allocated,
+    recycle, reason, created_at)
+  VALUES (pg_current_xact_id()::text::bigint, 'bench', 'SKU-' || lpad(:sku::text, 6, '0'),
+    'COMMON', 1, 0, 0, 0, 3, 1);
 END;
 "#
     );
@@ -440,6 +457,15 @@ async fn fresh_database(cluster: &PgCluster, name: &str) -> anyhow::Result<Strin
     Ok(cluster.url(name))
 }
 
+/// Flushes the cluster's dirty pages and gives background work a moment to finish.
+async fn settle(cluster: &PgCluster) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
+    sqlx::query("CHECKPOINT").execute(&mut admin).await?;
+    let _ = admin.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
 /// Applies the schema and gives every SKU plenty of AVAILABLE units in COMMON.
 async fn seed(url: &str, skus: usize) -> anyhow::Result<()> {
     let db = Db::connect(url, &DbOptions::default()).await?;
@@ -452,7 +478,8 @@ async fn seed(url: &str, skus: usize) -> anyhow::Result<()> {
     .execute(db.pool())
     .await?;
     sqlx::query(
-        "INSERT INTO stock (client_id, sku, pool, grade, available, allocated, recycle, updated_at) \
+        "INSERT INTO stock (client_id, sku, pool, grade, available, allocated, recycle, \
+         updated_at) \
          SELECT $1, 'SKU-' || lpad(CAST(n AS TEXT), 6, '0'), 'COMMON', 1, $2, 0, 0, 0 \
          FROM generate_series(0, $3) AS n",
     )
@@ -461,7 +488,32 @@ async fn seed(url: &str, skus: usize) -> anyhow::Result<()> {
     .bind(i64::try_from(skus).unwrap_or(i64::MAX) - 1)
     .execute(db.pool())
     .await?;
-    sqlx::query("ANALYZE").execute(db.pool()).await?;
+    // A history, as a running system has: the lookups an allocation makes then meet
+    // tables of realistic size with statistics, not empty ones whose cached plans would
+    // scan them.
+    for sql in [
+        "INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity, \
+         consumed, released, created_at, updated_at) \
+         SELECT $1, 'HISTORY:' || n, '1', 'SKU-000000', 'COMMON', 1, 0, 1, 0, 0, 0 \
+         FROM generate_series(1, $2) AS n",
+        "INSERT INTO idempotency (client_id, idem_key, method, request, response, created_at) \
+         SELECT $1, 'history-' || n, 'Allocate', decode('00', 'hex'), decode('00', 'hex'), 0 \
+         FROM generate_series(1, $2) AS n",
+        "INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state, \
+         quantity, reason, actor, reference, idempotency_key, order_ref, line_id, created_at) \
+         SELECT $1, 'SKU-000000', 1, 'COMMON', 1, 'COMMON', 2, 1, 3, 'history', '', \
+         'history-' || n, 'HISTORY:' || n, '1', 0 FROM generate_series(1, $2) AS n",
+        "INSERT INTO stock_changes (txid, client_id, sku, pool, grade, available, allocated, \
+         recycle, reason, created_at) \
+         SELECT 0, $1, 'SKU-000000', 'COMMON', 1, 0, 0, 0, 3, 0 FROM generate_series(1, $2) AS n",
+    ] {
+        sqlx::query(sql)
+            .bind(CLIENT)
+            .bind(HISTORY_ROWS)
+            .execute(db.pool())
+            .await?;
+    }
+    sqlx::query("VACUUM ANALYZE").execute(db.pool()).await?;
     db.close().await;
     Ok(())
 }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use kosha_proto::kosha::inventory::v1 as pb;
 use kosha_runtime::Error;
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -93,6 +95,9 @@ async fn work(
     max_batch: usize,
     mut stop_rx: watch::Receiver<bool>,
 ) {
+    // The worker's own connection, kept between batches; dropped after a failed batch in
+    // case the connection is what failed.
+    let mut connection_opt: Option<PoolConnection<Any>> = None;
     loop {
         // Take the first waiting request (or stop), then everything else already waiting.
         let batch = {
@@ -113,20 +118,36 @@ async fn work(
             }
             batch
         };
-        serve(&inventory, batch).await;
+        serve(&inventory, batch, &mut connection_opt).await;
     }
 }
 
 /// Serves one batch, then any request that has to run on its own.
-async fn serve(inventory: &Inventory, batch: Vec<Waiting>) {
+async fn serve(
+    inventory: &Inventory,
+    batch: Vec<Waiting>,
+    connection_opt: &mut Option<PoolConnection<Any>>,
+) {
     let (commands, replies): (Vec<AllocateCommand>, Vec<_>) = batch
         .into_iter()
         .map(|waiting| (waiting.command, waiting.reply_tx))
         .unzip();
 
-    let outcomes = match inventory.allocate_batch(&commands).await {
+    if connection_opt.is_none() {
+        *connection_opt = inventory.db().pool().acquire().await.ok();
+    }
+    let result = match connection_opt.as_mut() {
+        Some(connection) => {
+            inventory
+                .allocate_batch(Some(&mut **connection), &commands)
+                .await
+        }
+        None => inventory.allocate_batch(None, &commands).await,
+    };
+    let outcomes = match result {
         Ok(outcomes) => outcomes,
         Err(error) => {
+            *connection_opt = None;
             tracing::debug!(size = commands.len(), error = %error, "batch failed; serving alone");
             commands.iter().map(|_| BatchOutcome::RunAlone).collect()
         }

@@ -2,9 +2,11 @@
 
 use kosha_runtime::config::DEFAULT_LISTEN;
 
-/// Concurrent allocation batches per process by default. Two cores gain nothing from
-/// more; a bigger database server may want as many as it has cores.
-pub const DEFAULT_ALLOCATE_WORKERS: usize = 4;
+/// Concurrent allocation batches per process by default. One worker makes the biggest
+/// batches (the best throughput on a small machine); a second keeps allocations going while
+/// one batch waits on a row lock held by another transaction. A database server with many
+/// cores may want more.
+pub const DEFAULT_ALLOCATE_WORKERS: usize = 2;
 /// Largest batch of allocations served in one transaction by default.
 pub const DEFAULT_ALLOCATE_MAX_BATCH: usize = 64;
 /// Seconds between two rounds of outbox delivery by default (a commit that queues a job

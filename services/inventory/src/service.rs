@@ -60,7 +60,7 @@ impl Inventory {
     /// was used for another request.
     async fn replay<R: Message + Default>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         scope: &str,
         key: &IdempotencyKey,
         method: &'static str,
@@ -82,7 +82,7 @@ impl Inventory {
     #[allow(clippy::too_many_arguments)]
     async fn remember<R: Message>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         scope: &str,
         key: &IdempotencyKey,
         method: &'static str,
@@ -103,7 +103,7 @@ impl Inventory {
     /// A pool that must exist, for a write; COMMON is created on first use.
     async fn existing_pool(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         client: &ClientId,
         name: &PoolName,
         field: &str,

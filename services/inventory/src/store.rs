@@ -6,6 +6,7 @@
 //! - [`idempotency`]: the first response of every keyed request;
 //! - [`pools`]: pools, channel assignments and safety buffers;
 //! - [`allocations`]: what each order line holds;
+//! - [`batch`]: what an allocation batch reads, in one round trip on PostgreSQL;
 //! - [`ledger`]: reading transfers and stock at a past time;
 //! - [`feed`]: the change feed and why it cannot skip a change;
 //! - [`outbox`]: scheduler jobs waiting to be delivered;
@@ -13,6 +14,7 @@
 
 pub mod allocations;
 pub mod audit;
+pub mod batch;
 pub mod feed;
 pub mod idempotency;
 pub mod ledger;
@@ -23,7 +25,7 @@ pub mod stock;
 use kosha_runtime::db::Migration;
 
 /// A transaction that may write.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
 /// Most rows in one multi-row statement; keeps every statement well under the bind
 /// parameter limits of both databases.
@@ -155,6 +157,167 @@ CREATE INDEX outbox_pending ON outbox (delivered_at, next_attempt_at);
 "#,
 }];
 
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    /// Text.
+    Text(String),
+    /// Nullable text.
+    OptText(Option<String>),
+    /// An integer.
+    Int(i64),
+    /// A nullable integer.
+    OptInt(Option<i64>),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// One write statement with its values, placeholders numbered from `$1`; statements are
+/// run one by one, or on PostgreSQL merged into one round trip (see [`run_all`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    /// SQL with `$1…$n`.
+    pub sql: String,
+    /// The values of `$1…$n`, in order.
+    pub values: Vec<Value>,
+    /// Rows it must change; anything else fails the transaction.
+    pub expected_rows: Option<u64>,
+}
+
+impl Statement {
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        bind_values(sqlx::query(&self.sql), &self.values)
+    }
+}
+
+/// Binds `values` in order.
+pub(crate) fn bind_values<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    values: &[Value],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for value in values {
+        query = match value {
+            Value::Text(text) => query.bind(text.clone()),
+            Value::OptText(text) => query.bind(text.clone()),
+            Value::Int(number) => query.bind(*number),
+            Value::OptInt(number) => query.bind(*number),
+            Value::Bytes(bytes) => query.bind(bytes.clone()),
+        };
+    }
+    query
+}
+
+/// Most bind parameters in one merged statement (PostgreSQL allows 65535).
+const MAX_MERGED_PARAMETERS: usize = 60_000;
+
+/// Runs write statements in the caller's transaction. On PostgreSQL they go as one
+/// statement (each a data-modifying `WITH` part), so a transaction's writes cost one round
+/// trip however many tables they touch; SQLite runs in-process, where statements cost no
+/// round trip, and runs them one by one.
+pub(crate) async fn run_all(
+    tx: &mut Tx<'_>,
+    backend: kosha_runtime::db::Backend,
+    statements: &[Statement],
+) -> Result<(), kosha_runtime::Error> {
+    let parameters: usize = statements
+        .iter()
+        .map(|statement| statement.values.len())
+        .sum();
+    let merge = backend == kosha_runtime::db::Backend::Postgres
+        && statements.len() > 1
+        && parameters <= MAX_MERGED_PARAMETERS;
+    if !merge {
+        return run_each(tx, statements).await;
+    }
+
+    let mut sql = String::from("WITH ");
+    let mut values = Vec::with_capacity(parameters);
+    let mut counted = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        let returning = if statement.expected_rows.is_some() {
+            " RETURNING 1"
+        } else {
+            ""
+        };
+        sql.push_str(&format!(
+            "w{index} AS ({}{returning})",
+            renumber(&statement.sql, values.len())
+        ));
+        values.extend(statement.values.iter().cloned());
+        if statement.expected_rows.is_some() {
+            counted.push(index);
+        }
+    }
+    let counts: Vec<String> = counted
+        .iter()
+        .map(|index| format!("(SELECT COUNT(*) FROM w{index})"))
+        .collect();
+    sql.push_str(" SELECT ");
+    sql.push_str(&if counts.is_empty() {
+        "0".to_string()
+    } else {
+        counts.join(", ")
+    });
+    let row = bind_values(sqlx::query(&sql), &values)
+        .fetch_one(&mut **tx)
+        .await?;
+    for (position, index) in counted.iter().enumerate() {
+        use sqlx::Row as _;
+        let rows: i64 = row.try_get(position)?;
+        check_rows(&statements[*index], u64::try_from(rows).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// Runs write statements one by one.
+pub(crate) async fn run_each(
+    tx: &mut Tx<'_>,
+    statements: &[Statement],
+) -> Result<(), kosha_runtime::Error> {
+    for statement in statements {
+        let result = statement.query().execute(&mut **tx).await?;
+        check_rows(statement, result.rows_affected())?;
+    }
+    Ok(())
+}
+
+fn check_rows(statement: &Statement, rows: u64) -> Result<(), kosha_runtime::Error> {
+    match statement.expected_rows {
+        Some(expected) if expected != rows => Err(kosha_runtime::Error::Internal(anyhow::anyhow!(
+            "a write changed {rows} rows, expected {expected}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `sql` with every placeholder `$n` moved up by `offset`.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_string();
+    }
+    let mut text = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        text.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(number) => text.push_str(&(number + offset).to_string()),
+            Err(_) => text.push_str(&digits),
+        }
+    }
+    text
+}
+
 /// `($start, $start+1, …), (…)`: placeholders for `rows` rows of `columns` values,
 /// numbered from `start`.
 pub(crate) fn values_placeholders(rows: usize, columns: usize, start: usize) -> String {
@@ -206,5 +369,14 @@ mod tests {
     fn placeholders_number_rows_and_columns_in_order() {
         assert_eq!(values_placeholders(2, 3, 2), "($2, $3, $4), ($5, $6, $7)");
         assert_eq!(values_placeholders(1, 1, 1), "($1)");
+    }
+
+    #[test]
+    fn merged_statements_get_their_placeholders_moved_up() {
+        assert_eq!(
+            renumber("VALUES ($1, $2), ($10)", 5),
+            "VALUES ($6, $7), ($15)"
+        );
+        assert_eq!(renumber("x = $1", 0), "x = $1");
     }
 }

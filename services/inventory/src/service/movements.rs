@@ -355,7 +355,7 @@ impl Inventory {
     /// With `lock`, the destination is share-locked so it cannot be deleted meanwhile.
     async fn move_pools(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         client: &ClientId,
         from_pool: &PoolName,
         to_pool: &PoolName,

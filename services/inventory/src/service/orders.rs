@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use kosha_proto::kosha::inventory::v1 as pb;
 use kosha_runtime::Error;
+use kosha_runtime::db::Backend;
 use kosha_runtime::time::now_micros;
 use prost::Message as _;
 
@@ -26,7 +27,7 @@ use crate::domain::stock::{
 };
 use crate::service::{Inventory, encoded, forward_out_of_expired, retrying};
 use crate::store::allocations::{self, AllocationRow, LineKey, NewAllocation};
-use crate::store::{self, Tx, idempotency, stock};
+use crate::store::{self, Tx, batch, idempotency, stock};
 
 /// Most lines in one allocation, release or consumption.
 const MAX_LINES: usize = 1000;
@@ -108,7 +109,9 @@ impl Inventory {
     /// Allocates one request in its own transaction (no batching).
     pub async fn allocate(&self, command: &AllocateCommand) -> Result<pb::AllocateResponse, Error> {
         retrying(|| async move {
-            let mut outcomes = self.allocate_batch(std::slice::from_ref(command)).await?;
+            let mut outcomes = self
+                .allocate_batch(None, std::slice::from_ref(command))
+                .await?;
             match outcomes.pop() {
                 Some(BatchOutcome::Done(result)) => result,
                 _ => Err(Error::Internal(anyhow::anyhow!(
@@ -122,23 +125,33 @@ impl Inventory {
     /// Serves `commands` in one transaction, in order: earlier requests get stock first.
     /// The outer error means the transaction failed as a whole (nothing was written);
     /// otherwise each request has its own outcome.
+    ///
+    /// With `connection_opt`, the batch runs on that connection (a worker keeps one, which
+    /// spares the pool's check of a connection before every batch); otherwise on one from
+    /// the pool.
     pub async fn allocate_batch(
         &self,
+        connection_opt: Option<&mut sqlx::AnyConnection>,
         commands: &[AllocateCommand],
     ) -> Result<Vec<BatchOutcome>, Error> {
         let now = now_micros();
-        let mut tx = self.db().begin().await?;
+        let mut tx = match connection_opt {
+            Some(connection) => {
+                let begin = match self.db().backend() {
+                    Backend::Sqlite => "BEGIN IMMEDIATE",
+                    Backend::Postgres => "BEGIN",
+                };
+                sqlx::Connection::begin_with(connection, begin).await?
+            }
+            None => self.db().begin().await?,
+        };
         let mut outcomes: Vec<Option<BatchOutcome>> = (0..commands.len()).map(|_| None).collect();
 
-        // 1. Repeated keys answer from their first response; a key or an order line seen
-        //    earlier in this batch waits for a run of its own.
-        let keys: Vec<(String, String)> = commands
-            .iter()
-            .map(|command| (command.client.to_string(), command.key.to_string()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let records = idempotency::find_many(&mut tx, &keys).await?;
+        // 1. Everything the batch reads before deciding, in one go; then repeated keys
+        //    answer from their first response, and a key or an order line seen earlier in
+        //    this batch waits for a run of its own.
+        let mut context = batch::read(&mut tx, self.db(), &batch_keys(commands)).await?;
+        let records = &context.records;
         let mut keys_seen = HashSet::new();
         let mut lines_seen: HashSet<LineKey> = HashSet::new();
         for (index, command) in commands.iter().enumerate() {
@@ -167,7 +180,9 @@ impl Inventory {
         let pending: Vec<usize> = (0..commands.len())
             .filter(|i| outcomes[*i].is_none())
             .collect();
-        let mut pools = self.resolve_pools(&mut tx, commands, &pending, now).await?;
+        let mut pools = self
+            .resolve_pools(&mut tx, &mut context, commands, &pending, now)
+            .await?;
         let mut chosen: HashMap<usize, PoolName> = HashMap::new();
         for index in &pending {
             match pools.remove(index) {
@@ -184,12 +199,8 @@ impl Inventory {
             .into_iter()
             .filter(|i| chosen.contains_key(i))
             .collect();
-        let all_lines: Vec<LineKey> = active
-            .iter()
-            .flat_map(|index| line_keys(&commands[*index]))
-            .collect();
-        let existing = allocations::lock_lines(&mut tx, self.db(), &all_lines).await?;
-        let mut locked = stock::Locked::default();
+        let existing = &context.lines;
+        let mut locked = std::mem::take(&mut context.locked);
         let stock_keys = active.iter().flat_map(|index| {
             let command = &commands[*index];
             let pool = &chosen[index];
@@ -294,8 +305,9 @@ impl Inventory {
                 }
             }
         }
+        let mut statements = Vec::new();
         if !transfers.is_empty() {
-            stock::apply_each(
+            let (_, stock_writes) = stock::prepare(
                 &mut tx,
                 self.db(),
                 &mut locked,
@@ -304,10 +316,11 @@ impl Inventory {
                 now,
             )
             .await?;
+            statements.extend(stock_writes);
         }
-        allocations::insert(&mut tx, &new_rows, now).await?;
+        statements.extend(allocations::insert_statements(&new_rows, now));
         for row in &updated_rows {
-            allocations::update(&mut tx, row, now).await?;
+            statements.push(allocations::update_statement(row, now));
         }
 
         // 5. Responses, remembered under their keys.
@@ -342,7 +355,8 @@ impl Inventory {
                 response: response.encode_to_vec(),
             })
             .collect();
-        idempotency::insert(&mut tx, &records, now).await?;
+        statements.extend(idempotency::insert_statements(&records, now));
+        store::run_all(&mut tx, self.db().backend(), &statements).await?;
         tx.commit().await?;
 
         for (index, response) in responses {
@@ -365,52 +379,25 @@ impl Inventory {
     /// The pool each pending request allocates from, or why it cannot.
     async fn resolve_pools(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
+        context: &mut batch::Context,
         commands: &[AllocateCommand],
         pending: &[usize],
         now: i64,
     ) -> Result<HashMap<usize, Result<PoolName, Error>>, Error> {
-        // Assignments of the channels named.
-        let channels: Vec<(ClientId, ChannelCode)> = pending
+        // COMMON is created on a client's first use.
+        let clients: BTreeSet<&ClientId> = pending
             .iter()
-            .filter_map(|index| match &commands[*index].target {
-                PoolTarget::Channel(channel) => {
-                    Some((commands[*index].client.clone(), channel.clone()))
-                }
-                PoolTarget::Pool(_) => None,
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .map(|index| &commands[*index].client)
             .collect();
-        let assignments = store::pools::assignments_many(tx, &channels).await?;
-
-        // Every pool that may be needed: named, assigned, and COMMON.
-        let mut wanted: BTreeSet<(ClientId, PoolName)> = BTreeSet::new();
-        for index in pending {
-            let command = &commands[*index];
-            wanted.insert((command.client.clone(), PoolName::common()));
-            if let PoolTarget::Pool(pool) = &command.target {
-                wanted.insert((command.client.clone(), pool.clone()));
+        for client in clients {
+            let key = (client.clone(), PoolName::common());
+            if context.pools.contains_key(&key) {
+                continue;
             }
-        }
-        wanted.extend(
-            assignments
-                .iter()
-                .map(|((client, _), pool)| (client.clone(), pool.clone())),
-        );
-        let wanted: Vec<(ClientId, PoolName)> = wanted.into_iter().collect();
-        let mut records = store::pools::get_many(tx, &wanted).await?;
-        let missing_common: Vec<&ClientId> = wanted
-            .iter()
-            .filter(|(client, pool)| {
-                pool.is_common() && !records.contains_key(&(client.clone(), pool.clone()))
-            })
-            .map(|(client, _)| client)
-            .collect();
-        for client in missing_common {
             store::pools::ensure_common(&mut **tx, client, now).await?;
             if let Some(record) = store::pools::get(&mut **tx, client, &PoolName::common()).await? {
-                records.insert((client.clone(), PoolName::common()), record);
+                context.pools.insert(key, record);
             }
         }
 
@@ -419,7 +406,7 @@ impl Inventory {
             let command = &commands[*index];
             let outcome = match &command.target {
                 PoolTarget::Pool(pool) => {
-                    match records.get(&(command.client.clone(), pool.clone())) {
+                    match context.pools.get(&(command.client.clone(), pool.clone())) {
                         None => Err(Error::NotFound(format!(
                             "pool `{pool}` of client `{}` not found (pool)",
                             command.client
@@ -433,9 +420,12 @@ impl Inventory {
                     }
                 }
                 PoolTarget::Channel(channel) => {
-                    let assigned: Option<&PoolRecord> = assignments
+                    let assigned: Option<&PoolRecord> = context
+                        .assignments
                         .get(&(command.client.clone(), channel.clone()))
-                        .and_then(|pool| records.get(&(command.client.clone(), pool.clone())));
+                        .and_then(|pool| {
+                            context.pools.get(&(command.client.clone(), pool.clone()))
+                        });
                     match assigned {
                         Some(record) if record.is_serving(now) => Ok(record.name.clone()),
                         _ => Ok(PoolName::common()),
@@ -740,6 +730,55 @@ impl Inventory {
             "allocation consumed"
         );
         Ok(response)
+    }
+}
+
+/// The keys a batch reads: its idempotency keys, the pools named (and COMMON), the
+/// channels named, and its order lines.
+fn batch_keys(commands: &[AllocateCommand]) -> batch::Keys {
+    let mut idempotency = BTreeSet::new();
+    let mut pools = BTreeSet::new();
+    let mut channels = BTreeSet::new();
+    let mut lines = Vec::new();
+    let mut stock = BTreeSet::new();
+    let mut stock_by_channel = BTreeSet::new();
+    for command in commands {
+        idempotency.insert((command.client.to_string(), command.key.to_string()));
+        pools.insert((command.client.clone(), PoolName::common()));
+        match &command.target {
+            PoolTarget::Pool(pool) => {
+                pools.insert((command.client.clone(), pool.clone()));
+                for line in &command.lines {
+                    stock.insert(StockKey::new(
+                        &command.client,
+                        &line.sku,
+                        pool,
+                        command.grade,
+                    ));
+                }
+            }
+            PoolTarget::Channel(channel) => {
+                channels.insert((command.client.clone(), channel.clone()));
+                for line in &command.lines {
+                    let key = (
+                        command.client.clone(),
+                        line.sku.clone(),
+                        command.grade,
+                        channel.clone(),
+                    );
+                    stock_by_channel.insert(key);
+                }
+            }
+        }
+        lines.extend(line_keys(command));
+    }
+    batch::Keys {
+        idempotency: idempotency.into_iter().collect(),
+        pools: pools.into_iter().collect(),
+        channels: channels.into_iter().collect(),
+        lines,
+        stock: stock.into_iter().collect(),
+        stock_by_channel: stock_by_channel.into_iter().collect(),
     }
 }
 

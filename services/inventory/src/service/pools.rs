@@ -524,7 +524,7 @@ impl Inventory {
     /// Moves one expired pool's AVAILABLE units to COMMON in `tx`.
     async fn sweep_one(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         pool: &PoolRecord,
         provenance: &Provenance,
         now: i64,
@@ -638,7 +638,7 @@ pub enum ExpiryJobOutcome {
 
 /// The pool serving a channel at `now`, and the assigned pool if any.
 pub(crate) async fn serving_pool(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut Tx<'_>,
     client: &ClientId,
     channel: &ChannelCode,
     now: i64,
@@ -666,7 +666,7 @@ pub(crate) async fn serving_pool(
 
 /// Pools as the contract shows them: with channels, totals and status at `now`.
 pub(crate) async fn pool_views(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut Tx<'_>,
     client: &ClientId,
     records: Vec<PoolRecord>,
     now: i64,
@@ -703,7 +703,7 @@ pub(crate) async fn pool_views(
 
 /// Queues the scheduler job that sweeps `pool` at `expire_at`.
 async fn queue_expiry_job(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     pool: &PoolRecord,
     expire_at: i64,
     now: i64,

@@ -10,7 +10,7 @@ use sqlx::Row as _;
 
 use crate::domain::ids::{ClientId, LineId, OrderRef, PoolName, Sku};
 use crate::domain::stock::Grade;
-use crate::store::{MAX_ROWS_PER_STATEMENT, Tx, values_placeholders};
+use crate::store::{self, MAX_ROWS_PER_STATEMENT, Statement, Tx, Value, values_placeholders};
 
 const COLUMNS: &str = "id, client_id, order_ref, line_id, sku, pool, grade, quantity, consumed, \
                        released, created_at, updated_at";
@@ -69,7 +69,7 @@ pub type LineKey = (ClientId, OrderRef, LineId);
 
 /// Locks the stored allocations of `lines` (those that exist).
 pub async fn lock_lines(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     db: &Db,
     lines: &[LineKey],
 ) -> Result<HashMap<LineKey, AllocationRow>, Error> {
@@ -103,7 +103,7 @@ pub async fn lock_lines(
 
 /// Locks every stored allocation of an order, by line id.
 pub async fn lock_order(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     db: &Db,
     client: &ClientId,
     order_ref: &OrderRef,
@@ -144,7 +144,8 @@ pub struct NewAllocation<'a> {
 }
 
 /// Stores new allocations; a line stored concurrently fails the call (the caller retries).
-pub async fn insert(tx: &mut Tx, rows: &[NewAllocation<'_>], now: i64) -> Result<(), Error> {
+pub(crate) fn insert_statements(rows: &[NewAllocation<'_>], now: i64) -> Vec<Statement> {
+    let mut statements = Vec::new();
     for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity, \
@@ -166,39 +167,50 @@ pub async fn insert(tx: &mut Tx, rows: &[NewAllocation<'_>], now: i64) -> Result
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut values = vec![Value::Int(now)];
         for row in chunk {
-            query = query
-                .bind(row.client.to_string())
-                .bind(row.order_ref.to_string())
-                .bind(row.line_id.to_string())
-                .bind(row.sku.to_string())
-                .bind(row.pool.to_string())
-                .bind(row.grade.code())
-                .bind(row.quantity);
+            values.extend([
+                Value::Text(row.client.to_string()),
+                Value::Text(row.order_ref.to_string()),
+                Value::Text(row.line_id.to_string()),
+                Value::Text(row.sku.to_string()),
+                Value::Text(row.pool.to_string()),
+                Value::Int(row.grade.code()),
+                Value::Int(row.quantity),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: None,
+        });
     }
-    Ok(())
+    statements
 }
 
 /// Writes an allocation's figures, pool and grade back.
-pub async fn update(tx: &mut Tx, row: &AllocationRow, now: i64) -> Result<(), Error> {
+pub async fn update(tx: &mut Tx<'_>, row: &AllocationRow, now: i64) -> Result<(), Error> {
+    store::run_each(tx, &[update_statement(row, now)]).await
+}
+
+/// The statement of [`update`], to run together with other writes.
+pub(crate) fn update_statement(row: &AllocationRow, now: i64) -> Statement {
     debug_assert!(row.quantity >= 0 && row.consumed >= 0 && row.released >= 0);
-    sqlx::query(
-        "UPDATE allocations SET pool = $2, grade = $3, quantity = $4, consumed = $5, \
-         released = $6, updated_at = $7 WHERE id = $1",
-    )
-    .bind(row.id)
-    .bind(row.pool.as_str())
-    .bind(row.grade.code())
-    .bind(row.quantity)
-    .bind(row.consumed)
-    .bind(row.released)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Statement {
+        sql: "UPDATE allocations SET pool = $2, grade = $3, quantity = $4, consumed = $5, \
+              released = $6, updated_at = $7 WHERE id = $1"
+            .to_string(),
+        values: vec![
+            Value::Int(row.id),
+            Value::Text(row.pool.to_string()),
+            Value::Int(row.grade.code()),
+            Value::Int(row.quantity),
+            Value::Int(row.consumed),
+            Value::Int(row.released),
+            Value::Int(now),
+        ],
+        expected_rows: Some(1),
+    }
 }
 
 /// Filters of [`list`].

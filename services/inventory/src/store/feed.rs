@@ -25,7 +25,7 @@ use sqlx::Row as _;
 
 use crate::domain::ids::{ClientId, PoolName, Sku};
 use crate::domain::stock::{Grade, StockKey, Totals, TransferReason};
-use crate::store::{MAX_ROWS_PER_STATEMENT, Tx};
+use crate::store::{MAX_ROWS_PER_STATEMENT, Statement, Value};
 
 /// A position in the feed: after this entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,17 +73,18 @@ pub struct Change {
     pub created_at: i64,
 }
 
-/// Appends entries for changed rows in the caller's transaction.
-pub async fn append(
-    tx: &mut Tx,
-    db: &Db,
+/// Statements appending entries for changed rows; the transaction id is taken where the
+/// statement runs, inside the writer's transaction.
+pub(crate) fn statements(
+    backend: Backend,
     entries: &[(&StockKey, &Totals, TransferReason)],
     now: i64,
-) -> Result<(), Error> {
-    let txid_sql = match db.backend() {
+) -> Vec<Statement> {
+    let txid_sql = match backend {
         Backend::Postgres => "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)",
         Backend::Sqlite => "0",
     };
+    let mut statements = Vec::new();
     for chunk in entries.chunks(MAX_ROWS_PER_STATEMENT) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|index| {
@@ -106,21 +107,26 @@ pub async fn append(
              allocated, recycle, reason, created_at) VALUES {}",
             rows.join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut values = vec![Value::Int(now)];
         for (key, totals, reason) in chunk {
-            query = query
-                .bind(key.client.to_string())
-                .bind(key.sku.to_string())
-                .bind(key.pool.to_string())
-                .bind(key.grade.code())
-                .bind(totals.available)
-                .bind(totals.allocated)
-                .bind(totals.recycle)
-                .bind(reason.code());
+            values.extend([
+                Value::Text(key.client.to_string()),
+                Value::Text(key.sku.to_string()),
+                Value::Text(key.pool.to_string()),
+                Value::Int(key.grade.code()),
+                Value::Int(totals.available),
+                Value::Int(totals.allocated),
+                Value::Int(totals.recycle),
+                Value::Int(reason.code()),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: None,
+        });
     }
-    Ok(())
+    statements
 }
 
 /// Reads up to `limit` entries after `after`, optionally of one client, that no running

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use kosha_runtime::Error;
 use sqlx::Row as _;
 
-use crate::store::{MAX_ROWS_PER_STATEMENT, Tx, values_placeholders};
+use crate::store::{self, MAX_ROWS_PER_STATEMENT, Statement, Tx, Value, values_placeholders};
 
 /// A stored first response.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ pub async fn find(
 
 /// Reads the records of many keys, by (client, key).
 pub async fn find_many(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     keys: &[(String, String)],
 ) -> Result<HashMap<(String, String), Record>, Error> {
     let mut found = HashMap::new();
@@ -105,26 +105,37 @@ pub async fn find_many(
 }
 
 /// Stores records; fails on a key stored concurrently (the caller retries).
-pub async fn insert(tx: &mut Tx, records: &[NewRecord<'_>], now: i64) -> Result<(), Error> {
+pub async fn insert(tx: &mut Tx<'_>, records: &[NewRecord<'_>], now: i64) -> Result<(), Error> {
+    store::run_each(tx, &insert_statements(records, now)).await
+}
+
+/// The statements of [`insert`], to run together with other writes.
+pub(crate) fn insert_statements(records: &[NewRecord<'_>], now: i64) -> Vec<Statement> {
+    let mut statements = Vec::new();
     for chunk in records.chunks(MAX_ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO idempotency (client_id, idem_key, method, request, response, \
              created_at) VALUES {}",
             values_placeholders(chunk.len(), 6, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut values = Vec::with_capacity(chunk.len() * 6);
         for record in chunk {
-            query = query
-                .bind(record.client.to_string())
-                .bind(record.key.to_string())
-                .bind(record.method)
-                .bind(record.request.to_vec())
-                .bind(record.response.clone())
-                .bind(now);
+            values.extend([
+                Value::Text(record.client.to_string()),
+                Value::Text(record.key.to_string()),
+                Value::Text(record.method.to_string()),
+                Value::Bytes(record.request.to_vec()),
+                Value::Bytes(record.response.clone()),
+                Value::Int(now),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: None,
+        });
     }
-    Ok(())
+    statements
 }
 
 fn record(row: &sqlx::any::AnyRow) -> Result<Record, Error> {

@@ -31,7 +31,7 @@ pub struct OutboxRow {
 
 /// Queues a job unless one with the same key is queued already.
 pub async fn enqueue(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     dedupe_key: &str,
     kind: &str,
     payload: &[u8],

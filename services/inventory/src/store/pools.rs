@@ -48,7 +48,7 @@ pub async fn get(
 
 /// Reads many pools by (client, name).
 pub async fn get_many(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     keys: &[(ClientId, PoolName)],
 ) -> Result<HashMap<(ClientId, PoolName), PoolRecord>, Error> {
     let mut found = HashMap::new();
@@ -111,7 +111,7 @@ pub async fn expired(
 }
 
 /// Stores a new pool; `ALREADY_EXISTS` when the name is taken.
-pub async fn insert(tx: &mut Tx, pool: &PoolRecord) -> Result<(), Error> {
+pub async fn insert(tx: &mut Tx<'_>, pool: &PoolRecord) -> Result<(), Error> {
     let result = sqlx::query(
         "INSERT INTO pools (client_id, name, description, activate_at, expire_at, created_at, \
          updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -139,7 +139,7 @@ pub async fn insert(tx: &mut Tx, pool: &PoolRecord) -> Result<(), Error> {
 
 /// Changes a pool's activation and expiry times.
 pub async fn set_schedule(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     client: &ClientId,
     name: &PoolName,
     activate_at: Option<i64>,
@@ -162,7 +162,7 @@ pub async fn set_schedule(
 
 /// Deletes a pool and its channel assignments; returns the channels it served.
 pub async fn delete(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     client: &ClientId,
     name: &PoolName,
 ) -> Result<Vec<ChannelCode>, Error> {
@@ -185,7 +185,7 @@ pub async fn delete(
 
 /// Locks a pool's row for the rest of the transaction (no-op lock on SQLite).
 pub async fn lock(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     for_update: &str,
     client: &ClientId,
     name: &PoolName,
@@ -249,7 +249,7 @@ pub async fn assignment(
 
 /// The pools assigned to many channels, by (client, channel).
 pub async fn assignments_many(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     keys: &[(ClientId, ChannelCode)],
 ) -> Result<HashMap<(ClientId, ChannelCode), PoolName>, Error> {
     let mut found = HashMap::new();
@@ -278,7 +278,7 @@ pub async fn assignments_many(
 
 /// Assigns a channel to a pool, replacing any earlier assignment.
 pub async fn assign(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     client: &ClientId,
     channel: &ChannelCode,
     pool: &PoolName,
@@ -299,7 +299,11 @@ pub async fn assign(
 }
 
 /// Removes a channel's assignment.
-pub async fn unassign(tx: &mut Tx, client: &ClientId, channel: &ChannelCode) -> Result<(), Error> {
+pub async fn unassign(
+    tx: &mut Tx<'_>,
+    client: &ClientId,
+    channel: &ChannelCode,
+) -> Result<(), Error> {
     sqlx::query("DELETE FROM channel_pools WHERE client_id = $1 AND channel = $2")
         .bind(client.as_str())
         .bind(channel.as_str())
@@ -329,7 +333,7 @@ pub async fn safety_buffer(
 
 /// Sets a safety buffer (zero deletes it).
 pub async fn set_safety_buffer(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     client: &ClientId,
     channel: &ChannelCode,
     quantity: i64,

@@ -17,7 +17,7 @@ use crate::domain::ids::{ClientId, PoolName, Sku};
 use crate::domain::stock::{
     Grade, Provenance, StockKey, StockState, Totals, TransferReason, TransferSpec,
 };
-use crate::store::{MAX_ROWS_PER_STATEMENT, Tx, feed, values_placeholders};
+use crate::store::{self, MAX_ROWS_PER_STATEMENT, Statement, Tx, Value, feed, values_placeholders};
 
 /// Stock rows locked by the current transaction, with their current figures.
 #[derive(Debug, Default)]
@@ -33,6 +33,19 @@ impl Locked {
         self.rows.get(key).copied().unwrap_or_default()
     }
 
+    /// Records a row locked by another query of the transaction.
+    pub(crate) fn insert(&mut self, key: StockKey, totals: Totals) {
+        self.absent.remove(&key);
+        self.rows.insert(key, totals);
+    }
+
+    /// Records that a key was looked up under lock and has no stored row.
+    pub(crate) fn note_absent(&mut self, key: &StockKey) {
+        if !self.rows.contains_key(key) {
+            self.absent.insert(key.clone());
+        }
+    }
+
     /// Whether `key` was locked (or found absent) in this transaction.
     pub fn contains(&self, key: &StockKey) -> bool {
         self.rows.contains_key(key) || self.absent.contains(key)
@@ -41,7 +54,7 @@ impl Locked {
 
 /// Locks the stored rows of `keys` (those not locked yet) in key order and reads them.
 pub async fn lock(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     db: &Db,
     locked: &mut Locked,
     keys: impl IntoIterator<Item = StockKey>,
@@ -89,7 +102,7 @@ pub async fn lock(
 /// `FAILED_PRECONDITION`; callers check availability first and word their own errors, so
 /// this is the last guard, not the usual path.
 pub async fn apply(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     db: &Db,
     locked: &mut Locked,
     transfers: &[TransferSpec],
@@ -97,20 +110,26 @@ pub async fn apply(
     now: i64,
 ) -> Result<Vec<(StockKey, Totals)>, Error> {
     let provenances = vec![provenance; transfers.len()];
-    apply_each(tx, db, locked, transfers, &provenances, now).await
+    let (changed, statements) = prepare(tx, db, locked, transfers, &provenances, now).await?;
+    store::run_all(tx, db.backend(), &statements).await?;
+    Ok(changed)
 }
 
-/// [`apply`] for transfers of several requests at once: `provenances[i]` is written on
-/// `transfers[i]`.
-pub async fn apply_each(
-    tx: &mut Tx,
+/// The first half of [`apply`], for callers that add writes of their own to the same
+/// round trip: checks the transfers against the locked rows and sets those rows to their
+/// figures after the transfers, and returns the changed rows and the statements that make
+/// the change (stock rows, ledger, feed) for [`store::run_all`]. `provenances[i]` is
+/// written on `transfers[i]`. A row that has no stored row yet is created here at once.
+pub(crate) async fn prepare(
+    tx: &mut Tx<'_>,
     db: &Db,
     locked: &mut Locked,
     transfers: &[TransferSpec],
     provenances: &[&Provenance],
     now: i64,
-) -> Result<Vec<(StockKey, Totals)>, Error> {
+) -> Result<(Vec<(StockKey, Totals)>, Vec<Statement>), Error> {
     debug_assert_eq!(transfers.len(), provenances.len());
+
     // 1. Net change per row, and the first reason that touched it (for the feed).
     let mut deltas: BTreeMap<StockKey, (Totals, TransferReason)> = BTreeMap::new();
     for transfer in transfers {
@@ -138,7 +157,8 @@ pub async fn apply_each(
                 "stock row {key:?} changed without being locked first"
             )));
         }
-        let mut after = locked.totals(key);
+        let before = locked.totals(key);
+        let mut after = before;
         after.add(delta);
         if after.has_negative() {
             return Err(Error::FailedPrecondition(format!(
@@ -147,47 +167,20 @@ pub async fn apply_each(
                 key.sku,
                 key.grade.label(),
                 key.pool,
-                locked.totals(key).available,
-                locked.totals(key).allocated,
-                locked.totals(key).recycle
+                before.available,
+                before.allocated,
+                before.recycle
             )));
         }
         if locked.rows.contains_key(key) {
-            present.push((key.clone(), *delta));
+            present.push((key.clone(), *delta, after));
         } else {
             missing.push((key.clone(), *delta));
         }
     }
 
-    // 3. Write the rows: deltas on stored rows, upserts for new ones.
-    let mut changed: HashMap<StockKey, Totals> = HashMap::new();
-    for chunk in present.chunks(MAX_ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "UPDATE stock SET available = stock.available + d.column5, \
-             allocated = stock.allocated + d.column6, recycle = stock.recycle + d.column7, \
-             updated_at = $1 FROM (VALUES {}) AS d \
-             WHERE stock.client_id = d.column1 AND stock.sku = d.column2 \
-             AND stock.pool = d.column3 AND stock.grade = d.column4 \
-             RETURNING client_id, sku, pool, grade, available, allocated, recycle",
-            values_placeholders(chunk.len(), 7, 2)
-        );
-        let mut query = sqlx::query(&sql).bind(now);
-        for (key, delta) in chunk {
-            query = bind_delta(query, key, delta);
-        }
-        let rows = query.fetch_all(&mut **tx).await?;
-        if rows.len() != chunk.len() {
-            return Err(Error::Internal(anyhow::anyhow!(
-                "updated {} stock rows, expected {}",
-                rows.len(),
-                chunk.len()
-            )));
-        }
-        for row in rows {
-            let (key, totals) = stock_row(&row)?;
-            changed.insert(key, totals);
-        }
-    }
+    // 3. New rows are created now: a concurrent writer may create the same row, so their
+    //    figures come back from the database rather than from the lock.
     for chunk in missing.chunks(MAX_ROWS_PER_STATEMENT) {
         let rows_sql: Vec<String> = (0..chunk.len())
             .map(|index| {
@@ -214,57 +207,79 @@ pub async fn apply_each(
              RETURNING client_id, sku, pool, grade, available, allocated, recycle",
             rows_sql.join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut values = vec![Value::Int(now)];
         for (key, delta) in chunk {
-            query = bind_delta(query, key, delta);
+            delta_values(&mut values, key, delta);
         }
-        for row in query.fetch_all(&mut **tx).await? {
+        let rows = store::bind_values(sqlx::query(&sql), &values)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
             let (key, totals) = stock_row(&row)?;
-            changed.insert(key, totals);
+            locked.absent.remove(&key);
+            locked.rows.insert(key, totals);
         }
-    }
-    for (key, totals) in &changed {
-        locked.absent.remove(key);
-        locked.rows.insert(key.clone(), *totals);
     }
 
-    // 4. The ledger and the feed.
-    insert_ledger(tx, transfers, provenances, now).await?;
-    let mut after: Vec<(StockKey, Totals)> = changed.into_iter().collect();
-    after.sort_by(|a, b| a.0.cmp(&b.0));
-    let entries: Vec<(&StockKey, &Totals, TransferReason)> = after
+    // 4. Stored rows change by their deltas (the CHECK constraints refuse a negative).
+    let mut statements = Vec::new();
+    for chunk in present.chunks(MAX_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE stock SET available = stock.available + d.column5, \
+             allocated = stock.allocated + d.column6, recycle = stock.recycle + d.column7, \
+             updated_at = $1 FROM (VALUES {}) AS d \
+             WHERE stock.client_id = d.column1 AND stock.sku = d.column2 \
+             AND stock.pool = d.column3 AND stock.grade = d.column4",
+            values_placeholders(chunk.len(), 7, 2)
+        );
+        let mut values = vec![Value::Int(now)];
+        for (key, delta, _) in chunk {
+            delta_values(&mut values, key, delta);
+        }
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: Some(chunk.len() as u64),
+        });
+    }
+    for (key, _, after) in &present {
+        locked.rows.insert(key.clone(), *after);
+    }
+
+    // 5. The ledger and the feed.
+    statements.extend(ledger_statements(transfers, provenances, now));
+    let changed: Vec<(StockKey, Totals)> = deltas
+        .keys()
+        .map(|key| (key.clone(), locked.totals(key)))
+        .collect();
+    let entries: Vec<(&StockKey, &Totals, TransferReason)> = changed
         .iter()
         .map(|(key, totals)| (key, totals, deltas[key].1))
         .collect();
-    feed::append(tx, db, &entries, now).await?;
-    Ok(after)
+    statements.extend(feed::statements(db.backend(), &entries, now));
+    Ok((changed, statements))
 }
 
-fn bind_delta<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    key: &StockKey,
-    delta: &Totals,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(key.client.as_str().to_string())
-        .bind(key.sku.as_str().to_string())
-        .bind(key.pool.as_str().to_string())
-        .bind(key.grade.code())
-        .bind(delta.available)
-        .bind(delta.allocated)
-        .bind(delta.recycle)
+fn delta_values(values: &mut Vec<Value>, key: &StockKey, delta: &Totals) {
+    values.push(Value::Text(key.client.to_string()));
+    values.push(Value::Text(key.sku.to_string()));
+    values.push(Value::Text(key.pool.to_string()));
+    values.push(Value::Int(key.grade.code()));
+    values.push(Value::Int(delta.available));
+    values.push(Value::Int(delta.allocated));
+    values.push(Value::Int(delta.recycle));
 }
 
-/// Appends ledger rows for `transfers`.
-async fn insert_ledger(
-    tx: &mut Tx,
+/// Ledger rows for `transfers`.
+fn ledger_statements(
     transfers: &[TransferSpec],
     provenances: &[&Provenance],
     now: i64,
-) -> Result<(), Error> {
+) -> Vec<Statement> {
     const COLUMNS: usize = 15;
     let pairs: Vec<(&TransferSpec, &Provenance)> =
         transfers.iter().zip(provenances.iter().copied()).collect();
+    let mut statements = Vec::new();
     for chunk in pairs.chunks(MAX_ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, \
@@ -272,7 +287,7 @@ async fn insert_ledger(
              created_at) VALUES {}",
             values_placeholders(chunk.len(), COLUMNS, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut values = Vec::with_capacity(chunk.len() * COLUMNS);
         for (transfer, provenance) in chunk {
             let (order_ref, line_id) = match &transfer.order_line {
                 Some((order_ref, line_id)) => {
@@ -280,26 +295,31 @@ async fn insert_ledger(
                 }
                 None => (None, None),
             };
-            query = query
-                .bind(transfer.client.to_string())
-                .bind(transfer.sku.to_string())
-                .bind(transfer.grade.code())
-                .bind(transfer.from.as_ref().map(|side| side.pool.to_string()))
-                .bind(transfer.from.as_ref().map(|side| side.state.code()))
-                .bind(transfer.to.as_ref().map(|side| side.pool.to_string()))
-                .bind(transfer.to.as_ref().map(|side| side.state.code()))
-                .bind(transfer.quantity)
-                .bind(transfer.reason.code())
-                .bind(provenance.actor.clone())
-                .bind(provenance.reference.clone())
-                .bind(provenance.idempotency_key.clone())
-                .bind(order_ref)
-                .bind(line_id)
-                .bind(now);
+            values.extend([
+                Value::Text(transfer.client.to_string()),
+                Value::Text(transfer.sku.to_string()),
+                Value::Int(transfer.grade.code()),
+                Value::OptText(transfer.from.as_ref().map(|side| side.pool.to_string())),
+                Value::OptInt(transfer.from.as_ref().map(|side| side.state.code())),
+                Value::OptText(transfer.to.as_ref().map(|side| side.pool.to_string())),
+                Value::OptInt(transfer.to.as_ref().map(|side| side.state.code())),
+                Value::Int(transfer.quantity),
+                Value::Int(transfer.reason.code()),
+                Value::Text(provenance.actor.clone()),
+                Value::Text(provenance.reference.clone()),
+                Value::Text(provenance.idempotency_key.clone()),
+                Value::OptText(order_ref),
+                Value::OptText(line_id),
+                Value::Int(now),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: None,
+        });
     }
-    Ok(())
+    statements
 }
 
 /// Reads a stock row's key and figures.
@@ -432,7 +452,7 @@ pub async fn pool_totals(
 
 /// Locks every row of `pool` with AVAILABLE units (for the expiry sweep).
 pub async fn lock_available_in_pool(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     db: &Db,
     locked: &mut Locked,
     client: &ClientId,
