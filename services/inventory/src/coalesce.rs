@@ -26,6 +26,10 @@ use crate::domain::allocation::AllocateCommand;
 use crate::service::Inventory;
 use crate::service::orders::BatchOutcome;
 
+/// Order lines in one batch at most (a batch also stops at the configured number of
+/// requests): keeps a batch's statements well inside the database's limit on bound
+/// parameters when requests carry many lines.
+const MAX_BATCH_LINES: usize = 2000;
 /// Requests waiting beyond this many make callers wait to enqueue (back-pressure).
 const QUEUE_CAPACITY: usize = 4096;
 
@@ -109,10 +113,14 @@ async fn work(
                 },
                 _ = stop_rx.changed() => return,
             };
+            let mut lines = first.command.lines.len();
             let mut batch = vec![first];
-            while batch.len() < max_batch {
+            while batch.len() < max_batch && lines < MAX_BATCH_LINES {
                 match queue.try_recv() {
-                    Ok(waiting) => batch.push(waiting),
+                    Ok(waiting) => {
+                        lines += waiting.command.lines.len();
+                        batch.push(waiting);
+                    }
                     Err(_) => break,
                 }
             }

@@ -430,7 +430,45 @@ async fn consumption_takes_allocated_units_out_of_the_system(db: TestDatabase) {
     app.assert_books_clean().await;
 }
 
+async fn an_allocation_of_a_thousand_lines_is_served_whole(db: TestDatabase) {
+    let mut app = spawn_app(&db).await;
+    app.client
+        .receive(pb::ReceiveRequest {
+            client_id: CLIENT.into(),
+            reference: "GRN-BIG".into(),
+            lines: (0..1000)
+                .map(|n| pb::ReceiveLine {
+                    sku: format!("BIG-{n}"),
+                    grade: PASS,
+                    quantity: 2,
+                })
+                .collect(),
+            idempotency_key: key(),
+            actor: "test".into(),
+        })
+        .await
+        .unwrap();
+    let line_ids: Vec<String> = (0..1000).map(|n| n.to_string()).collect();
+    let skus: Vec<String> = (0..1000).map(|n| format!("BIG-{n}")).collect();
+    let lines: Vec<(&str, &str, i64)> = line_ids
+        .iter()
+        .zip(&skus)
+        .map(|(line, sku)| (line.as_str(), sku.as_str(), 1))
+        .collect();
+
+    let response = app
+        .allocate("B2B:BIG", "COMMON", AllOrNothing, &lines)
+        .await
+        .unwrap();
+
+    assert!(response.fully_allocated);
+    assert_eq!(response.lines.len(), 1000);
+    assert_eq!(app.totals("BIG-999", "COMMON", PASS).await, (1, 1, 0));
+    app.assert_books_clean().await;
+}
+
 kosha_testkit::store_tests!(
+    an_allocation_of_a_thousand_lines_is_served_whole,
     allocation_takes_available_units_and_a_retry_never_allocates_twice,
     all_or_nothing_allocates_nothing_when_a_line_is_short,
     top_up_fills_a_partial_line_only_when_asked,
