@@ -160,7 +160,9 @@ pub async fn set_schedule(
     Ok(())
 }
 
-/// Deletes a pool and its channel assignments; returns the channels it served.
+/// Deletes a pool and its channel assignments; returns the channels it served. The ledger
+/// keeps the pool's name: a pool created later under the same name continues its (empty)
+/// stock rows and shows the old transfers in its history.
 pub async fn delete(
     tx: &mut Tx<'_>,
     client: &ClientId,

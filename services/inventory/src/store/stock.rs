@@ -14,9 +14,7 @@ use kosha_runtime::{Db, Error};
 use sqlx::Row as _;
 
 use crate::domain::ids::{ClientId, PoolName, Sku};
-use crate::domain::stock::{
-    Grade, Provenance, StockKey, StockState, Totals, TransferReason, TransferSpec,
-};
+use crate::domain::stock::{Grade, Provenance, StockKey, Totals, TransferReason, TransferSpec};
 use crate::store::{self, MAX_ROWS_PER_STATEMENT, Statement, Tx, Value, feed, values_placeholders};
 
 /// Stock rows locked by the current transaction, with their current figures.
@@ -475,9 +473,4 @@ pub async fn lock_available_in_pool(
         keys.push(key);
     }
     Ok(keys)
-}
-
-/// Reads the state named by a stored `(pool, state)` pair as a side, for messages.
-pub fn describe(pool: &PoolName, state: StockState) -> String {
-    format!("{pool}/{}", state.label())
 }

@@ -238,8 +238,7 @@ async fn pool_expiry_jobs_survive_a_down_scheduler_and_a_restart(db: TestDatabas
     assert_eq!(job.due_time, Some(to_timestamp(expire_at)));
     let payload = pb::PoolExpiryJob::decode(job.payload.as_slice()).unwrap();
     assert_eq!(payload.pool, "DIWALI");
-    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
-        .fetch_one(app.db.pool())
+    let pending = kosha_inventory::store::outbox::pending(&app.db)
         .await
         .unwrap();
     assert_eq!(pending, 0);
