@@ -513,7 +513,94 @@ async fn audit_finds_a_tampered_bucket_and_names_its_transfers(db: TestDatabase)
     app.assert_books_clean().await;
 }
 
+async fn bad_reads_and_settings_name_the_field(db: TestDatabase) {
+    let mut app = spawn_app(&db).await;
+    let mut c = app.client.clone();
+
+    let sweep_pool_alone = c
+        .sweep_expired_pools(pb::SweepExpiredPoolsRequest {
+            pool: "SALE".into(),
+            idempotency_key: key(),
+            actor: "ops".into(),
+            ..Default::default()
+        })
+        .await;
+    let availability_bad_channel = c
+        .get_channel_availability(pb::GetChannelAvailabilityRequest {
+            client_id: CLIENT.into(),
+            channel: "amazon".into(),
+            skus: vec!["A".into()],
+        })
+        .await;
+    let serving_no_channel = c
+        .get_serving_pool(pb::GetServingPoolRequest {
+            client_id: CLIENT.into(),
+            channel: String::new(),
+        })
+        .await;
+    let buffer_too_big = c
+        .set_safety_buffer(pb::SetSafetyBufferRequest {
+            client_id: CLIENT.into(),
+            channel: "AMAZON".into(),
+            quantity: 1_000_000_001,
+            idempotency_key: key(),
+            actor: "ops".into(),
+        })
+        .await;
+    let allocations_bad_token = c
+        .list_allocations(pb::ListAllocationsRequest {
+            client_id: CLIENT.into(),
+            page_token: "not-hex".into(),
+            ..Default::default()
+        })
+        .await;
+    let ledger_bad_sku = c
+        .list_ledger(pb::ListLedgerRequest {
+            client_id: CLIENT.into(),
+            sku: "a b".into(),
+            ..Default::default()
+        })
+        .await;
+    let as_of_bad_grade = c
+        .get_stock_as_of(pb::GetStockAsOfRequest {
+            client_id: CLIENT.into(),
+            sku: "A".into(),
+            grade: 7,
+            as_of_time: Some(to_timestamp(now_micros())),
+            ..Default::default()
+        })
+        .await;
+    let explain_zero = c
+        .explain_availability(pb::ExplainAvailabilityRequest {
+            client_id: CLIENT.into(),
+            sku: "A".into(),
+            pool: "COMMON".into(),
+            grade: PASS,
+            quantity: 0,
+            ..Default::default()
+        })
+        .await;
+    let feed_bad_size = c
+        .list_stock_changes(pb::ListStockChangesRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await;
+
+    assert_error(sweep_pool_alone, Code::InvalidArgument, "client_id");
+    assert_error(availability_bad_channel, Code::InvalidArgument, "channel");
+    assert_error(serving_no_channel, Code::InvalidArgument, "channel");
+    assert_error(buffer_too_big, Code::InvalidArgument, "quantity");
+    assert_error(allocations_bad_token, Code::InvalidArgument, "page_token");
+    assert_error(ledger_bad_sku, Code::InvalidArgument, "sku");
+    assert_error(as_of_bad_grade, Code::InvalidArgument, "grade");
+    assert_error(explain_zero, Code::InvalidArgument, "quantity");
+    assert_error(feed_bad_size, Code::InvalidArgument, "page_size");
+    app.assert_books_clean().await;
+}
+
 kosha_testkit::store_tests!(
+    bad_reads_and_settings_name_the_field,
     stock_is_read_by_sku_pool_and_grade_and_listed_by_page,
     channel_availability_subtracts_the_safety_buffer_never_below_zero,
     allocations_are_listed_by_order_by_sku_and_open_ones,
