@@ -368,7 +368,9 @@ async fn a_marketplace_sku_no_listing_could_hold_fails_the_order_with_its_raw_li
         vec!["SET397-KR-NP  -M".to_string()]
     );
     assert!(
-        report.failed_orders[0].reason.contains("in no product master"),
+        report.failed_orders[0]
+            .reason
+            .contains("in no product master"),
         "{}",
         report.failed_orders[0].reason
     );
