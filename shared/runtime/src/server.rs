@@ -13,6 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -170,7 +171,16 @@ impl Server {
 
         // Serve until told to stop; the stop signal is ours, sent after the health flip.
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let incoming = TcpListenerStream::new(listener);
+        // gRPC sends small frames and waits for the answer: Nagle's algorithm would hold
+        // each one back for the peer's delayed ACK (tens of milliseconds), so it is off on
+        // every accepted connection, as it is on our clients.
+        let incoming = TcpListenerStream::new(listener).map(|accepted| {
+            accepted.inspect(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            })
+        });
         let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         }));
