@@ -25,27 +25,21 @@ pub struct Remedy {
 impl Remedy {
     /// As the contract's message, with a sentence for operators.
     pub fn to_proto(&self, target: &PoolName) -> pb::Remedy {
+        let units = units(self.quantity);
         let description = match self.kind {
             pb::RemedyKind::MakeLive => {
-                format!(
-                    "make {} units live from RECYCLE in `{target}`",
-                    self.quantity
-                )
+                format!("make {units} live from RECYCLE in `{target}`")
             }
             pb::RemedyKind::Move => {
-                format!(
-                    "move {} units from `{}` to `{target}`",
-                    self.quantity, self.from_pool
-                )
+                format!("move {units} from `{}` to `{target}`", self.from_pool)
             }
             pb::RemedyKind::MakeLiveAndMove => format!(
-                "make {} units live in `{}`, then move them to `{target}`",
-                self.quantity, self.from_pool
+                "make {units} live in `{}`, then move them to `{target}`",
+                self.from_pool
             ),
-            _ => format!(
-                "receive {} new units (GRN), then move them to `{target}`",
-                self.quantity
-            ),
+            // A goods receipt lands in COMMON, so only a reserve pool needs a move after it.
+            _ if target.is_common() => format!("receive {units} (GRN)"),
+            _ => format!("receive {units} (GRN), then move them to `{target}`"),
         };
         pb::Remedy {
             kind: self.kind as i32,
@@ -53,6 +47,15 @@ impl Remedy {
             quantity: self.quantity,
             description,
         }
+    }
+}
+
+/// "1 unit", "3 units".
+fn units(quantity: i64) -> String {
+    if quantity == 1 {
+        "1 unit".to_string()
+    } else {
+        format!("{quantity} units")
     }
 }
 
