@@ -165,6 +165,24 @@ mod tests {
     }
 
     #[test]
+    fn a_receipt_is_moved_on_only_when_the_target_is_a_reserve_pool() {
+        let receipt = Remedy {
+            kind: pb::RemedyKind::Receive,
+            from_pool: String::new(),
+            quantity: 1,
+        };
+
+        let into_common = receipt.to_proto(&PoolName::common()).description;
+        let into_reserve = receipt.to_proto(&pool("MYNTRA")).description;
+
+        assert_eq!(into_common, "receive 1 unit (GRN)");
+        assert_eq!(
+            into_reserve,
+            "receive 1 unit (GRN), then move them to `MYNTRA`"
+        );
+    }
+
+    #[test]
     fn recycle_in_the_target_comes_first_then_one_covering_pool() {
         let others = vec![(pool("BIG"), totals(50, 0)), (pool("SMALL"), totals(4, 0))];
 
