@@ -30,7 +30,8 @@ pub fn sku_problem(sku: &str) -> Option<String> {
         .find(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(*c)))
     {
         return Some(format!(
-            "`{sku}` is not a valid SKU: `{bad}` is not allowed (letters, digits, `-`, `_`, `.`, `/`)"
+            "`{sku}` is not a valid SKU: `{bad}` is not allowed \
+             (letters, digits, `-`, `_`, `.`, `/`)"
         ));
     }
     None

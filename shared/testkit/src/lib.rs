@@ -241,12 +241,18 @@ macro_rules! store_tests {
     };
 }
 
-/// The team's real input data: `KOSHA_SHARED_DATA` when set, else `../shared/data` beside
-/// the repository (where developers and CI have it).
+/// The team's real input data: `KOSHA_SHARED_DATA` when set, else the `data` folder of the
+/// team's `shared` directory, which developers and CI keep next to the checkout.
 pub fn shared_data_dir() -> std::path::PathBuf {
     if let Ok(dir) = std::env::var("KOSHA_SHARED_DATA") {
         return dir.into();
     }
     let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.join("../../../shared/data")
+    // From `shared/testkit` up to the checkout, then beside it.
+    manifest_dir
+        .join("..")
+        .join("..")
+        .join("..")
+        .join("shared")
+        .join("data")
 }

@@ -109,8 +109,7 @@ async fn a_dispatch_after_hold_releases_at_its_instant(db: TestDatabase) {
 
 /// The same release, with the process in India's time zone: nothing may shift it.
 #[test]
-fn a_dispatch_after_hold_releases_at_the_same_instant_with_the_process_in_asia_kolkata_on_sqlite_or_postgres()
- {
+fn a_hold_releases_at_its_instant_in_asia_kolkata_on_sqlite_or_postgres() {
     // Arrange
     let test_binary = std::env::current_exe().unwrap();
     let store = if kosha_testkit::store_enabled(kosha_testkit::Store::Sqlite) {
