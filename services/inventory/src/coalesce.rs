@@ -12,11 +12,20 @@
 //! exactly as a single request does, so any number of replicas (each with its own
 //! workers) stay correct. A batch that fails as a whole (it lost a race with another
 //! replica on an order line or an idempotency key) is re-run request by request.
+//!
+//! On PostgreSQL a batch first tries the compare-and-set way
+//! ([`Inventory::allocate_batch_compared`]): two round trips and no transaction held open,
+//! instead of four. Where batches race for the same stock rows (a hot SKU, with several
+//! workers or replicas) that way keeps losing, so a SKU whose batch lost is served the
+//! locked way for a while: those batches queue on the row lock instead of redoing work.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kosha_proto::kosha::inventory::v1 as pb;
 use kosha_runtime::Error;
+use kosha_runtime::db::Backend;
 use sqlx::Any;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -32,6 +41,57 @@ use crate::service::orders::BatchOutcome;
 const MAX_BATCH_LINES: usize = 2000;
 /// Requests waiting beyond this many make callers wait to enqueue (back-pressure).
 const QUEUE_CAPACITY: usize = 4096;
+/// How long a SKU whose compare-and-set batch lost is served the locked way.
+const CONTENDED_FOR: Duration = Duration::from_secs(2);
+/// SKUs remembered as contended before expired ones are swept out.
+const CONTENDED_SWEEP_AT: usize = 4096;
+
+/// SKUs (by client) whose batches recently lost a compare-and-set race, until when.
+#[derive(Debug, Default)]
+struct Contended {
+    until: std::sync::Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl Contended {
+    /// Whether any line of `commands` is on a contended SKU.
+    fn touches(&self, commands: &[AllocateCommand]) -> bool {
+        let until = self
+            .until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if until.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        commands.iter().any(|command| {
+            command.lines.iter().any(|line| {
+                until
+                    .get(&(command.client.to_string(), line.sku.to_string()))
+                    .is_some_and(|deadline| *deadline > now)
+            })
+        })
+    }
+
+    /// Marks every SKU of `commands` contended.
+    fn note(&self, commands: &[AllocateCommand]) {
+        let mut until = self
+            .until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if until.len() >= CONTENDED_SWEEP_AT {
+            until.retain(|_, deadline| *deadline > now);
+        }
+        for command in commands {
+            for line in &command.lines {
+                until.insert(
+                    (command.client.to_string(), line.sku.to_string()),
+                    now + CONTENDED_FOR,
+                );
+            }
+        }
+    }
+}
 
 /// One waiting request and where its answer goes.
 struct Waiting {
@@ -57,11 +117,13 @@ impl Coalescer {
         let (queue_tx, queue_rx) = mpsc::channel(QUEUE_CAPACITY);
         let queue_rx = Arc::new(Mutex::new(queue_rx));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let contended = Arc::new(Contended::default());
         let tasks = (0..workers.max(1))
             .map(|_| {
                 tokio::spawn(work(
                     inventory.clone(),
                     queue_rx.clone(),
+                    contended.clone(),
                     max_batch.max(1),
                     stop_rx.clone(),
                 ))
@@ -96,6 +158,7 @@ impl Workers {
 async fn work(
     inventory: Inventory,
     queue_rx: Arc<Mutex<mpsc::Receiver<Waiting>>>,
+    contended: Arc<Contended>,
     max_batch: usize,
     mut stop_rx: watch::Receiver<bool>,
 ) {
@@ -126,13 +189,14 @@ async fn work(
             }
             batch
         };
-        serve(&inventory, batch, &mut connection_opt).await;
+        serve(&inventory, &contended, batch, &mut connection_opt).await;
     }
 }
 
 /// Serves one batch, then any request that has to run on its own.
 async fn serve(
     inventory: &Inventory,
+    contended: &Contended,
     batch: Vec<Waiting>,
     connection_opt: &mut Option<PoolConnection<Any>>,
 ) {
@@ -146,9 +210,27 @@ async fn serve(
     }
     let result = match connection_opt.as_mut() {
         Some(connection) => {
-            inventory
-                .allocate_batch(Some(&mut **connection), &commands)
-                .await
+            let compare =
+                inventory.db().backend() == Backend::Postgres && !contended.touches(&commands);
+            let compared = if compare {
+                inventory
+                    .allocate_batch_compared(&mut **connection, &commands)
+                    .await
+            } else {
+                Ok(None)
+            };
+            match compared {
+                Ok(Some(outcomes)) => Ok(outcomes),
+                Ok(None) => {
+                    if compare {
+                        contended.note(&commands);
+                    }
+                    inventory
+                        .allocate_batch(Some(&mut **connection), &commands)
+                        .await
+                }
+                Err(error) => Err(error),
+            }
         }
         None => inventory.allocate_batch(None, &commands).await,
     };

@@ -219,57 +219,150 @@ pub(crate) async fn run_all(
     backend: kosha_runtime::db::Backend,
     statements: &[Statement],
 ) -> Result<(), kosha_runtime::Error> {
-    let parameters: usize = statements
-        .iter()
-        .map(|statement| statement.values.len())
-        .sum();
     let merge = backend == kosha_runtime::db::Backend::Postgres
         && statements.len() > 1
-        && parameters <= MAX_MERGED_PARAMETERS;
+        && parameter_count(statements) <= MAX_MERGED_PARAMETERS;
     if !merge {
         return run_each(tx, statements).await;
     }
 
-    let mut sql = String::from("WITH ");
-    let mut values = Vec::with_capacity(parameters);
-    let mut counted = Vec::new();
-    for (index, statement) in statements.iter().enumerate() {
-        if index > 0 {
-            sql.push_str(", ");
-        }
-        let returning = if statement.expected_rows.is_some() {
-            " RETURNING 1"
-        } else {
-            ""
-        };
-        sql.push_str(&format!(
-            "w{index} AS ({}{returning})",
-            renumber(&statement.sql, values.len())
-        ));
-        values.extend(statement.values.iter().cloned());
-        if statement.expected_rows.is_some() {
-            counted.push(index);
-        }
-    }
-    let counts: Vec<String> = counted
-        .iter()
-        .map(|index| format!("(SELECT COUNT(*) FROM w{index})"))
-        .collect();
+    let merged = Merged::new(statements);
+    let mut sql = merged.sql;
     sql.push_str(" SELECT ");
+    let counts: Vec<String> = merged
+        .counted
+        .iter()
+        .map(|index| count_of(*index))
+        .collect();
     sql.push_str(&if counts.is_empty() {
         "0".to_string()
     } else {
         counts.join(", ")
     });
-    let row = bind_values(sqlx::query(&sql), &values)
+    let row = bind_values(sqlx::query(&sql), &merged.values)
         .fetch_one(&mut **tx)
         .await?;
-    for (position, index) in counted.iter().enumerate() {
+    for (position, index) in merged.counted.iter().enumerate() {
         use sqlx::Row as _;
         let rows: i64 = row.try_get(position)?;
         check_rows(&statements[*index], u64::try_from(rows).unwrap_or_default())?;
     }
     Ok(())
+}
+
+/// How a compared write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compared {
+    /// Committed: every row still held what was read.
+    Written,
+    /// Nothing was written: a row had changed since it was read, a key was taken meanwhile,
+    /// or the writes are too many for one statement.
+    Conflict,
+}
+
+/// PostgreSQL only: runs write statements as one statement outside any transaction, so
+/// they commit together in one round trip, and only if every statement with an expected
+/// row count changes exactly that many rows. The statements compare what they change with
+/// what was read (see [`stock::prepare_compared`]); a count that differs means something
+/// changed in between, and the whole statement is undone.
+///
+/// The undoing is a deliberate division by zero in the statement's last part, the one way
+/// a single statement can refuse to commit after its own writes; its SQLSTATE (22012), a
+/// unique key taken meanwhile (23505) and a refused negative (23514) all come back as
+/// [`Compared::Conflict`]. Any other failure is an error.
+pub(crate) async fn run_compared(
+    connection: &mut sqlx::AnyConnection,
+    statements: &[Statement],
+) -> Result<Compared, kosha_runtime::Error> {
+    if statements.is_empty() {
+        return Ok(Compared::Written);
+    }
+    if parameter_count(statements) > MAX_MERGED_PARAMETERS {
+        return Ok(Compared::Conflict);
+    }
+    let merged = Merged::new(statements);
+    let checks: Vec<String> = merged
+        .counted
+        .iter()
+        .map(|index| {
+            let expected = statements[*index].expected_rows.unwrap_or_default();
+            format!("{} = {expected}", count_of(*index))
+        })
+        .collect();
+    let mut sql = merged.sql;
+    if checks.is_empty() {
+        sql.push_str(" SELECT 1");
+    } else {
+        sql.push_str(&format!(
+            " SELECT 1 / (CASE WHEN {} THEN 1 ELSE 0 END)",
+            checks.join(" AND ")
+        ));
+    }
+    match bind_values(sqlx::query(&sql), &merged.values)
+        .fetch_one(&mut *connection)
+        .await
+    {
+        Ok(_) => Ok(Compared::Written),
+        Err(error) => {
+            let code = error
+                .as_database_error()
+                .and_then(|database| database.code())
+                .map(|code| code.into_owned());
+            match code.as_deref() {
+                Some("22012" | "23505" | "23514") => Ok(Compared::Conflict),
+                _ => Err(error.into()),
+            }
+        }
+    }
+}
+
+/// Statements joined as the parts `w0, w1, …` of one `WITH` (without its final `SELECT`),
+/// placeholders renumbered to follow on.
+struct Merged {
+    sql: String,
+    values: Vec<Value>,
+    /// Parts with an expected row count; they return one row per changed row.
+    counted: Vec<usize>,
+}
+
+impl Merged {
+    fn new(statements: &[Statement]) -> Self {
+        let mut sql = String::from("WITH ");
+        let mut values = Vec::with_capacity(parameter_count(statements));
+        let mut counted = Vec::new();
+        for (index, statement) in statements.iter().enumerate() {
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            let returning = if statement.expected_rows.is_some() {
+                counted.push(index);
+                " RETURNING 1"
+            } else {
+                ""
+            };
+            sql.push_str(&format!(
+                "w{index} AS ({}{returning})",
+                renumber(&statement.sql, values.len())
+            ));
+            values.extend(statement.values.iter().cloned());
+        }
+        Self {
+            sql,
+            values,
+            counted,
+        }
+    }
+}
+
+fn parameter_count(statements: &[Statement]) -> usize {
+    statements
+        .iter()
+        .map(|statement| statement.values.len())
+        .sum()
+}
+
+fn count_of(index: usize) -> String {
+    format!("(SELECT COUNT(*) FROM w{index})")
 }
 
 /// Runs write statements one by one.

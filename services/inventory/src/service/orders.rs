@@ -27,7 +27,7 @@ use crate::domain::stock::{
 };
 use crate::service::{Inventory, encoded, forward_out_of_expired, retrying};
 use crate::store::allocations::{self, AllocationRow, LineKey, NewAllocation};
-use crate::store::{self, Tx, batch, idempotency, stock};
+use crate::store::{self, Compared, Statement, batch, idempotency, stock};
 
 /// Most lines in one allocation, release or consumption.
 const MAX_LINES: usize = 1000;
@@ -42,6 +42,43 @@ pub enum BatchOutcome {
     /// It repeats an idempotency key or an order line of an earlier request of the same
     /// batch; run it on its own after the batch, so it sees the earlier one committed.
     RunAlone,
+}
+
+/// How a batch read what it decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// In its transaction, with the order lines and stock rows locked until it commits.
+    Locked,
+    /// Outside any transaction, without locks; the writes compare before they change.
+    Unlocked,
+}
+
+/// A decided batch: the answers so far, the answers its writes make true, and the writes.
+struct Decision {
+    outcomes: Vec<Option<BatchOutcome>>,
+    responses: Vec<(usize, pb::AllocateResponse)>,
+    statements: Vec<Statement>,
+}
+
+impl Decision {
+    /// Every request's outcome, once the writes are committed.
+    fn finish(mut self, commands: &[AllocateCommand]) -> Vec<BatchOutcome> {
+        for (index, response) in self.responses {
+            let command = &commands[index];
+            tracing::debug!(
+                client = %command.client,
+                order_ref = %command.order_ref,
+                pool = %response.pool,
+                fully_allocated = response.fully_allocated,
+                "allocated"
+            );
+            self.outcomes[index] = Some(BatchOutcome::Done(Ok(response)));
+        }
+        self.outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(BatchOutcome::RunAlone))
+            .collect()
+    }
 }
 
 /// Checks an allocation request.
@@ -145,12 +182,67 @@ impl Inventory {
             }
             None => self.db().begin().await?,
         };
+        let mut context = batch::read(&mut tx, self.db(), &batch_keys(commands)).await?;
+        let decision = self
+            .decide(&mut tx, Reads::Locked, &mut context, commands, now)
+            .await?
+            .ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("a batch under lock asked for a lock"))
+            })?;
+        store::run_all(&mut tx, self.db().backend(), &decision.statements).await?;
+        tx.commit().await?;
+        Ok(decision.finish(commands))
+    }
+
+    /// PostgreSQL only: serves `commands` like [`Self::allocate_batch`] in two round trips
+    /// instead of four, with no transaction kept open: it reads without locks, decides,
+    /// and writes everything in one statement that changes each stock row only if the row
+    /// still holds the figures read (see [`crate::store::run_compared`]). Two batches (or
+    /// replicas) racing for a row cannot both win: the loser's statement undoes itself.
+    ///
+    /// `None` when nothing was written and the batch has to go the locked way: a row
+    /// changed since it was read, or the batch needs what only a transaction does (an
+    /// order line that already holds units, a client's first COMMON pool, a new stock
+    /// row, a batch too large for one statement).
+    pub async fn allocate_batch_compared(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        commands: &[AllocateCommand],
+    ) -> Result<Option<Vec<BatchOutcome>>, Error> {
+        debug_assert_eq!(self.db().backend(), Backend::Postgres);
+        let now = now_micros();
+        let mut context = batch::read_unlocked(connection, &batch_keys(commands)).await?;
+        // Topping up or repeating a line changes its row in place, which takes its lock.
+        if !context.lines.is_empty() {
+            return Ok(None);
+        }
+        let Some(decision) = self
+            .decide(connection, Reads::Unlocked, &mut context, commands, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match store::run_compared(connection, &decision.statements).await? {
+            Compared::Written => Ok(Some(decision.finish(commands))),
+            Compared::Conflict => Ok(None),
+        }
+    }
+
+    /// Decides a batch from what was read (`context`) and returns its writes and answers;
+    /// `None` when, with `Reads::Unlocked`, the batch must go the locked way instead.
+    async fn decide(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        reads: Reads,
+        context: &mut batch::Context,
+        commands: &[AllocateCommand],
+        now: i64,
+    ) -> Result<Option<Decision>, Error> {
         let mut outcomes: Vec<Option<BatchOutcome>> = (0..commands.len()).map(|_| None).collect();
 
-        // 1. Everything the batch reads before deciding, in one go; then repeated keys
-        //    answer from their first response, and a key or an order line seen earlier in
-        //    this batch waits for a run of its own.
-        let mut context = batch::read(&mut tx, self.db(), &batch_keys(commands)).await?;
+        // 1. Repeated keys answer from their first response (a stored response never
+        //    changes, so this holds however it was read), and a key or an order line seen
+        //    earlier in this batch waits for a run of its own.
         let records = &context.records;
         let mut keys_seen = HashSet::new();
         let mut lines_seen: HashSet<LineKey> = HashSet::new();
@@ -180,9 +272,12 @@ impl Inventory {
         let pending: Vec<usize> = (0..commands.len())
             .filter(|i| outcomes[*i].is_none())
             .collect();
-        let mut pools = self
-            .resolve_pools(&mut tx, &mut context, commands, &pending, now)
-            .await?;
+        let Some(mut pools) = self
+            .resolve_pools(&mut *connection, reads, context, commands, &pending, now)
+            .await?
+        else {
+            return Ok(None);
+        };
         let mut chosen: HashMap<usize, PoolName> = HashMap::new();
         for index in &pending {
             match pools.remove(index) {
@@ -209,13 +304,19 @@ impl Inventory {
                 .iter()
                 .map(move |line| StockKey::new(&command.client, &line.sku, pool, command.grade))
         });
-        stock::lock(
-            &mut tx,
-            self.db(),
-            &mut locked,
-            stock_keys.collect::<Vec<_>>(),
-        )
-        .await?;
+        let stock_keys: Vec<StockKey> = stock_keys.collect();
+        match reads {
+            Reads::Locked => {
+                stock::lock(&mut *connection, self.db(), &mut locked, stock_keys).await?
+            }
+            // Every row a batch allocates from was read with it, but for a channel whose
+            // pool stopped serving since: that batch goes the locked way.
+            Reads::Unlocked => {
+                if stock_keys.iter().any(|key| !locked.contains(key)) {
+                    return Ok(None);
+                }
+            }
+        }
         let mut available: HashMap<StockKey, i64> = HashMap::new();
         let mut plans = Vec::with_capacity(active.len());
         for index in &active {
@@ -306,17 +407,32 @@ impl Inventory {
             }
         }
         let mut statements = Vec::new();
-        if !transfers.is_empty() {
-            let (_, stock_writes) = stock::prepare(
-                &mut tx,
-                self.db(),
-                &mut locked,
-                &transfers,
-                &transfer_provenances,
-                now,
-            )
-            .await?;
-            statements.extend(stock_writes);
+        match reads {
+            Reads::Locked if !transfers.is_empty() => {
+                let (_, stock_writes) = stock::prepare(
+                    &mut *connection,
+                    self.db(),
+                    &mut locked,
+                    &transfers,
+                    &transfer_provenances,
+                    now,
+                )
+                .await?;
+                statements.extend(stock_writes);
+            }
+            Reads::Locked => {}
+            Reads::Unlocked => {
+                match stock::prepare_compared(
+                    self.db().backend(),
+                    &mut locked,
+                    &transfers,
+                    &transfer_provenances,
+                    now,
+                )? {
+                    Some((_, stock_writes)) => statements.extend(stock_writes),
+                    None => return Ok(None),
+                }
+            }
         }
         statements.extend(allocations::insert_statements(&new_rows, now));
         for row in &updated_rows {
@@ -356,36 +472,25 @@ impl Inventory {
             })
             .collect();
         statements.extend(idempotency::insert_statements(&records, now));
-        store::run_all(&mut tx, self.db().backend(), &statements).await?;
-        tx.commit().await?;
-
-        for (index, response) in responses {
-            let command = &commands[index];
-            tracing::debug!(
-                client = %command.client,
-                order_ref = %command.order_ref,
-                pool = %response.pool,
-                fully_allocated = response.fully_allocated,
-                "allocated"
-            );
-            outcomes[index] = Some(BatchOutcome::Done(Ok(response)));
-        }
-        Ok(outcomes
-            .into_iter()
-            .map(|outcome| outcome.unwrap_or(BatchOutcome::RunAlone))
-            .collect())
+        Ok(Some(Decision {
+            outcomes,
+            responses,
+            statements,
+        }))
     }
 
     /// The pool each pending request allocates from, or why it cannot.
+    /// `None` when, with `Reads::Unlocked`, a client has no COMMON pool yet.
     async fn resolve_pools(
         &self,
-        tx: &mut Tx<'_>,
+        connection: &mut sqlx::AnyConnection,
+        reads: Reads,
         context: &mut batch::Context,
         commands: &[AllocateCommand],
         pending: &[usize],
         now: i64,
-    ) -> Result<HashMap<usize, Result<PoolName, Error>>, Error> {
-        // COMMON is created on a client's first use.
+    ) -> Result<Option<HashMap<usize, Result<PoolName, Error>>>, Error> {
+        // COMMON is created on a client's first use, in a transaction.
         let clients: BTreeSet<&ClientId> = pending
             .iter()
             .map(|index| &commands[*index].client)
@@ -395,8 +500,13 @@ impl Inventory {
             if context.pools.contains_key(&key) {
                 continue;
             }
-            store::pools::ensure_common(&mut **tx, client, now).await?;
-            if let Some(record) = store::pools::get(&mut **tx, client, &PoolName::common()).await? {
+            if reads == Reads::Unlocked {
+                return Ok(None);
+            }
+            store::pools::ensure_common(&mut *connection, client, now).await?;
+            if let Some(record) =
+                store::pools::get(&mut *connection, client, &PoolName::common()).await?
+            {
                 context.pools.insert(key, record);
             }
         }
@@ -434,7 +544,7 @@ impl Inventory {
             };
             resolved.insert(*index, outcome);
         }
-        Ok(resolved)
+        Ok(Some(resolved))
     }
 
     /// Gives back what an order (or some of its lines) holds.

@@ -55,12 +55,30 @@ pub struct Context {
     pub locked: stock::Locked,
 }
 
-/// Reads the context of a batch.
+/// Reads the context of a batch in its transaction, locking the order lines and stock rows.
 pub async fn read(tx: &mut Tx<'_>, db: &Db, keys: &Keys) -> Result<Context, Error> {
     if db.backend() == Backend::Sqlite {
         return read_one_by_one(tx, db, keys).await;
     }
+    read_union(&mut **tx, keys, " FOR UPDATE").await
+}
 
+/// PostgreSQL only: the same reads outside any transaction, locking nothing, for a batch
+/// written by compare-and-set (see [`crate::store::run_compared`]). The stock figures in
+/// [`Context::locked`] are then those read, not locked ones.
+pub async fn read_unlocked(
+    connection: &mut sqlx::AnyConnection,
+    keys: &Keys,
+) -> Result<Context, Error> {
+    read_union(connection, keys, "").await
+}
+
+/// The reads as one `UNION ALL` statement; `for_update` locks the lines and stock rows.
+async fn read_union(
+    connection: &mut sqlx::AnyConnection,
+    keys: &Keys,
+    for_update: &str,
+) -> Result<Context, Error> {
     // One statement: each part a branch of the union, the same columns in every branch
     // (t* text, n* integers, b* bytes), tagged by `part`.
     const ALLOCATION: &str = "id, client_id, order_ref, line_id, sku, pool, grade, quantity, \
@@ -144,7 +162,7 @@ pub async fn read(tx: &mut Tx<'_>, db: &Db, keys: &Keys) -> Result<Context, Erro
     let bytes = "CAST(NULL AS BYTEA)";
     let sql = format!(
         "WITH locked AS (SELECT {ALLOCATION} FROM allocations \
-           WHERE (client_id, order_ref, line_id) IN {lines} ORDER BY id FOR UPDATE), \
+           WHERE (client_id, order_ref, line_id) IN {lines} ORDER BY id{for_update}), \
          stock_locked AS (SELECT client_id, sku, pool, grade, available, allocated, recycle \
            FROM stock WHERE (client_id, sku, pool, grade) IN ( \
              SELECT column1, column2, column3, CAST(column4 AS BIGINT) FROM {stock_named} AS n \
@@ -152,7 +170,7 @@ pub async fn read(tx: &mut Tx<'_>, db: &Db, keys: &Keys) -> Result<Context, Erro
              SELECT v.column1, v.column2, COALESCE(cp.pool, 'COMMON'), CAST(v.column3 AS BIGINT) \
              FROM {stock_by_channel} AS v LEFT JOIN channel_pools cp \
                ON cp.client_id = v.column1 AND cp.channel = v.column4) \
-           ORDER BY client_id, sku, pool, grade FOR UPDATE) \
+           ORDER BY client_id, sku, pool, grade{for_update}) \
          SELECT 1 AS part, client_id AS t1, idem_key AS t2, method AS t3, {text} AS t4, \
            {text} AS t5, {int} AS n1, {int} AS n2, {int} AS n3, {int} AS n4, {int} AS n5, \
            {int} AS n6, {int} AS n7, request AS b1, response AS b2 \
@@ -175,7 +193,7 @@ pub async fn read(tx: &mut Tx<'_>, db: &Db, keys: &Keys) -> Result<Context, Erro
            {int}, {int}, {int}, {bytes}, {bytes} FROM stock_locked"
     );
     let rows = bind_values(sqlx::query(&sql), &values)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *connection)
         .await?;
 
     let mut context = Context::default();

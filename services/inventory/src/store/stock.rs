@@ -52,7 +52,7 @@ impl Locked {
 
 /// Locks the stored rows of `keys` (those not locked yet) in key order and reads them.
 pub async fn lock(
-    tx: &mut Tx<'_>,
+    connection: &mut sqlx::AnyConnection,
     db: &Db,
     locked: &mut Locked,
     keys: impl IntoIterator<Item = StockKey>,
@@ -78,7 +78,7 @@ pub async fn lock(
                 .bind(key.pool.as_str())
                 .bind(key.grade.code());
         }
-        let rows = query.fetch_all(&mut **tx).await?;
+        let rows = query.fetch_all(&mut *connection).await?;
         for row in rows {
             let (key, totals) = stock_row(&row)?;
             locked.rows.insert(key, totals);
@@ -119,7 +119,7 @@ pub async fn apply(
 /// the change (stock rows, ledger, feed) for [`store::run_all`]. `provenances[i]` is
 /// written on `transfers[i]`. A row that has no stored row yet is created here at once.
 pub(crate) async fn prepare(
-    tx: &mut Tx<'_>,
+    connection: &mut sqlx::AnyConnection,
     db: &Db,
     locked: &mut Locked,
     transfers: &[TransferSpec],
@@ -127,58 +127,11 @@ pub(crate) async fn prepare(
     now: i64,
 ) -> Result<(Vec<(StockKey, Totals)>, Vec<Statement>), Error> {
     debug_assert_eq!(transfers.len(), provenances.len());
+    let deltas = net_changes(transfers);
+    let (present, missing) = checked_rows(locked, &deltas)?;
 
-    // 1. Net change per row, and the first reason that touched it (for the feed).
-    let mut deltas: BTreeMap<StockKey, (Totals, TransferReason)> = BTreeMap::new();
-    for transfer in transfers {
-        debug_assert!(transfer.quantity > 0, "transfers move a positive quantity");
-        if let (Some(key), Some(side)) = (transfer.from_key(), &transfer.from) {
-            let entry = deltas
-                .entry(key)
-                .or_insert((Totals::default(), transfer.reason));
-            *entry.0.get_mut(side.state) -= transfer.quantity;
-        }
-        if let (Some(key), Some(side)) = (transfer.to_key(), &transfer.to) {
-            let entry = deltas
-                .entry(key)
-                .or_insert((Totals::default(), transfer.reason));
-            *entry.0.get_mut(side.state) += transfer.quantity;
-        }
-    }
-
-    // 2. Check every row against its locked figures.
-    let mut present = Vec::new();
-    let mut missing = Vec::new();
-    for (key, (delta, _)) in &deltas {
-        if !locked.contains(key) {
-            return Err(Error::Internal(anyhow::anyhow!(
-                "stock row {key:?} changed without being locked first"
-            )));
-        }
-        let before = locked.totals(key);
-        let mut after = before;
-        after.add(delta);
-        if after.has_negative() {
-            return Err(Error::FailedPrecondition(format!(
-                "not enough stock of SKU `{}` grade {} in pool `{}`: it has {} available, {} \
-                 allocated, {} in recycle",
-                key.sku,
-                key.grade.label(),
-                key.pool,
-                before.available,
-                before.allocated,
-                before.recycle
-            )));
-        }
-        if locked.rows.contains_key(key) {
-            present.push((key.clone(), *delta, after));
-        } else {
-            missing.push((key.clone(), *delta));
-        }
-    }
-
-    // 3. New rows are created now: a concurrent writer may create the same row, so their
-    //    figures come back from the database rather than from the lock.
+    // New rows are created now: a concurrent writer may create the same row, so their
+    // figures come back from the database rather than from the lock.
     for chunk in missing.chunks(MAX_ROWS_PER_STATEMENT) {
         let rows_sql: Vec<String> = (0..chunk.len())
             .map(|index| {
@@ -210,7 +163,7 @@ pub(crate) async fn prepare(
             delta_values(&mut values, key, delta);
         }
         let rows = store::bind_values(sqlx::query(&sql), &values)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *connection)
             .await?;
         for row in rows {
             let (key, totals) = stock_row(&row)?;
@@ -219,7 +172,7 @@ pub(crate) async fn prepare(
         }
     }
 
-    // 4. Stored rows change by their deltas (the CHECK constraints refuse a negative).
+    // Stored rows change by their deltas (the CHECK constraints refuse a negative).
     let mut statements = Vec::new();
     for chunk in present.chunks(MAX_ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -243,8 +196,167 @@ pub(crate) async fn prepare(
     for (key, _, after) in &present {
         locked.rows.insert(key.clone(), *after);
     }
+    let changed = trail(
+        db.backend(),
+        locked,
+        &deltas,
+        transfers,
+        provenances,
+        now,
+        &mut statements,
+    );
+    Ok((changed, statements))
+}
 
-    // 5. The ledger and the feed.
+/// [`prepare`] for rows that were read without locks, outside any transaction, for
+/// [`store::run_compared`]: every row read (changed by the transfers or only looked at)
+/// is updated only if it still holds the figures read, so the statements change nothing
+/// unless the decision made from those figures still stands when they run. A row only
+/// looked at gets a zero change, which keeps it as it is but still compares and locks it.
+///
+/// `None` when a transfer touches a key with no stored row: creating rows is left to
+/// [`prepare`] in a transaction.
+pub(crate) fn prepare_compared(
+    backend: kosha_runtime::db::Backend,
+    read: &mut Locked,
+    transfers: &[TransferSpec],
+    provenances: &[&Provenance],
+    now: i64,
+) -> Result<Option<(Vec<(StockKey, Totals)>, Vec<Statement>)>, Error> {
+    debug_assert_eq!(transfers.len(), provenances.len());
+    let deltas = net_changes(transfers);
+    let (_, missing) = checked_rows(read, &deltas)?;
+    if !missing.is_empty() {
+        return Ok(None);
+    }
+
+    // Every row read, in key order (the order the update takes their locks in).
+    let rows: Vec<(StockKey, Totals, Totals)> = read
+        .rows
+        .iter()
+        .map(|(key, before)| {
+            let delta = deltas.get(key).map(|(delta, _)| *delta).unwrap_or_default();
+            (key.clone(), *before, delta)
+        })
+        .collect();
+    let mut statements = Vec::new();
+    for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE stock SET available = stock.available + d.column5, \
+             allocated = stock.allocated + d.column6, recycle = stock.recycle + d.column7, \
+             updated_at = CASE WHEN d.column5 = 0 AND d.column6 = 0 AND d.column7 = 0 \
+               THEN stock.updated_at ELSE $1 END \
+             FROM (VALUES {}) AS d \
+             WHERE stock.client_id = d.column1 AND stock.sku = d.column2 \
+             AND stock.pool = d.column3 AND stock.grade = d.column4 \
+             AND stock.available = d.column8 AND stock.allocated = d.column9 \
+             AND stock.recycle = d.column10",
+            values_placeholders(chunk.len(), 10, 2)
+        );
+        let mut values = vec![Value::Int(now)];
+        for (key, before, delta) in chunk {
+            delta_values(&mut values, key, delta);
+            values.push(Value::Int(before.available));
+            values.push(Value::Int(before.allocated));
+            values.push(Value::Int(before.recycle));
+        }
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: Some(chunk.len() as u64),
+        });
+    }
+    for (key, before, delta) in rows {
+        let mut after = before;
+        after.add(&delta);
+        read.rows.insert(key, after);
+    }
+    let changed = trail(
+        backend,
+        read,
+        &deltas,
+        transfers,
+        provenances,
+        now,
+        &mut statements,
+    );
+    Ok(Some((changed, statements)))
+}
+
+/// Net change per row, and the first reason that touched it (for the feed).
+fn net_changes(transfers: &[TransferSpec]) -> BTreeMap<StockKey, (Totals, TransferReason)> {
+    let mut deltas: BTreeMap<StockKey, (Totals, TransferReason)> = BTreeMap::new();
+    for transfer in transfers {
+        debug_assert!(transfer.quantity > 0, "transfers move a positive quantity");
+        if let (Some(key), Some(side)) = (transfer.from_key(), &transfer.from) {
+            let entry = deltas
+                .entry(key)
+                .or_insert((Totals::default(), transfer.reason));
+            *entry.0.get_mut(side.state) -= transfer.quantity;
+        }
+        if let (Some(key), Some(side)) = (transfer.to_key(), &transfer.to) {
+            let entry = deltas
+                .entry(key)
+                .or_insert((Totals::default(), transfer.reason));
+            *entry.0.get_mut(side.state) += transfer.quantity;
+        }
+    }
+    deltas
+}
+
+/// A stored row with its change and its figures after it.
+type PresentRow = (StockKey, Totals, Totals);
+
+/// Checks every changed row against its locked (or read) figures; splits the rows into
+/// stored ones, with their figures after the change, and keys with no stored row yet.
+#[allow(clippy::type_complexity)]
+fn checked_rows(
+    locked: &Locked,
+    deltas: &BTreeMap<StockKey, (Totals, TransferReason)>,
+) -> Result<(Vec<PresentRow>, Vec<(StockKey, Totals)>), Error> {
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for (key, (delta, _)) in deltas {
+        if !locked.contains(key) {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "stock row {key:?} changed without being locked first"
+            )));
+        }
+        let before = locked.totals(key);
+        let mut after = before;
+        after.add(delta);
+        if after.has_negative() {
+            return Err(Error::FailedPrecondition(format!(
+                "not enough stock of SKU `{}` grade {} in pool `{}`: it has {} available, {} \
+                 allocated, {} in recycle",
+                key.sku,
+                key.grade.label(),
+                key.pool,
+                before.available,
+                before.allocated,
+                before.recycle
+            )));
+        }
+        if locked.rows.contains_key(key) {
+            present.push((key.clone(), *delta, after));
+        } else {
+            missing.push((key.clone(), *delta));
+        }
+    }
+    Ok((present, missing))
+}
+
+/// Appends the ledger rows of `transfers` and the change-feed entries of the changed rows
+/// to `statements`; returns the changed rows with their figures after the change.
+fn trail(
+    backend: kosha_runtime::db::Backend,
+    locked: &Locked,
+    deltas: &BTreeMap<StockKey, (Totals, TransferReason)>,
+    transfers: &[TransferSpec],
+    provenances: &[&Provenance],
+    now: i64,
+    statements: &mut Vec<Statement>,
+) -> Vec<(StockKey, Totals)> {
     statements.extend(ledger_statements(transfers, provenances, now));
     let changed: Vec<(StockKey, Totals)> = deltas
         .keys()
@@ -254,8 +366,8 @@ pub(crate) async fn prepare(
         .iter()
         .map(|(key, totals)| (key, totals, deltas[key].1))
         .collect();
-    statements.extend(feed::statements(db.backend(), &entries, now));
-    Ok((changed, statements))
+    statements.extend(feed::statements(backend, &entries, now));
+    changed
 }
 
 fn delta_values(values: &mut Vec<Value>, key: &StockKey, delta: &Totals) {
