@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kosha_proto::kosha::inventory::v1 as pb;
@@ -28,7 +29,7 @@ use kosha_runtime::Error;
 use kosha_runtime::db::Backend;
 use sqlx::Any;
 use sqlx::pool::PoolConnection;
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::domain::allocation::AllocateCommand;
@@ -41,6 +42,8 @@ use crate::service::orders::BatchOutcome;
 const MAX_BATCH_LINES: usize = 2000;
 /// Requests waiting beyond this many make callers wait to enqueue (back-pressure).
 const QUEUE_CAPACITY: usize = 4096;
+/// Longest a request waits for a batch to fill while another batch is being served.
+const MAX_GATHER: Duration = Duration::from_millis(2);
 /// How long a SKU whose compare-and-set batch lost is served the locked way.
 const CONTENDED_FOR: Duration = Duration::from_secs(2);
 /// SKUs remembered as contended before expired ones are swept out.
@@ -118,12 +121,14 @@ impl Coalescer {
         let queue_rx = Arc::new(Mutex::new(queue_rx));
         let (stop_tx, stop_rx) = watch::channel(false);
         let contended = Arc::new(Contended::default());
+        let in_flight = Arc::new(InFlight::default());
         let tasks = (0..workers.max(1))
             .map(|_| {
                 tokio::spawn(work(
                     inventory.clone(),
                     queue_rx.clone(),
                     contended.clone(),
+                    in_flight.clone(),
                     max_batch.max(1),
                     stop_rx.clone(),
                 ))
@@ -154,11 +159,21 @@ impl Workers {
     }
 }
 
+/// Batches being served by the workers.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Requests in the batches being served.
+    requests: AtomicUsize,
+    /// Notified whenever a batch has been served.
+    served: Notify,
+}
+
 /// One worker: take what is waiting, serve it, repeat.
 async fn work(
     inventory: Inventory,
     queue_rx: Arc<Mutex<mpsc::Receiver<Waiting>>>,
     contended: Arc<Contended>,
+    in_flight: Arc<InFlight>,
     max_batch: usize,
     mut stop_rx: watch::Receiver<bool>,
 ) {
@@ -166,7 +181,6 @@ async fn work(
     // case the connection is what failed.
     let mut connection_opt: Option<PoolConnection<Any>> = None;
     loop {
-        // Take the first waiting request (or stop), then everything else already waiting.
         let batch = {
             let mut queue = queue_rx.lock().await;
             let first = tokio::select! {
@@ -176,20 +190,60 @@ async fn work(
                 },
                 _ = stop_rx.changed() => return,
             };
-            let mut lines = first.command.lines.len();
-            let mut batch = vec![first];
-            while batch.len() < max_batch && lines < MAX_BATCH_LINES {
-                match queue.try_recv() {
-                    Ok(waiting) => {
-                        lines += waiting.command.lines.len();
-                        batch.push(waiting);
-                    }
-                    Err(_) => break,
-                }
-            }
-            batch
+            gather(&mut queue, first, &in_flight, max_batch).await
         };
+        let size = batch.len();
+        in_flight.requests.fetch_add(size, Ordering::AcqRel);
         serve(&inventory, &contended, batch, &mut connection_opt).await;
+        in_flight.requests.fetch_sub(size, Ordering::AcqRel);
+        in_flight.served.notify_waiters();
+    }
+}
+
+/// The batch that starts with `first`: everything already waiting, and, while another
+/// batch is being served, more as they arrive until this one is as large as the batches in
+/// flight or one of them has been served.
+///
+/// Waiting there is what keeps batches large under load: a worker that took whatever was
+/// waiting would, with every other worker busy, start batches of one or two requests, and
+/// a batch costs the database nearly as much as a request. A request never waits while no
+/// batch is being served, and never longer than [`MAX_GATHER`].
+async fn gather(
+    queue: &mut mpsc::Receiver<Waiting>,
+    first: Waiting,
+    in_flight: &InFlight,
+    max_batch: usize,
+) -> Vec<Waiting> {
+    let deadline = tokio::time::Instant::now() + MAX_GATHER;
+    let mut lines = first.command.lines.len();
+    let mut batch = vec![first];
+    loop {
+        while batch.len() < max_batch && lines < MAX_BATCH_LINES {
+            match queue.try_recv() {
+                Ok(waiting) => {
+                    lines += waiting.command.lines.len();
+                    batch.push(waiting);
+                }
+                Err(_) => break,
+            }
+        }
+        // Registered before the count is read, so a batch served in between still wakes us.
+        let served = in_flight.served.notified();
+        let target = in_flight.requests.load(Ordering::Acquire).min(max_batch);
+        if batch.len() >= target || lines >= MAX_BATCH_LINES {
+            return batch;
+        }
+        tokio::select! {
+            waiting = queue.recv() => match waiting {
+                Some(waiting) => {
+                    lines += waiting.command.lines.len();
+                    batch.push(waiting);
+                }
+                None => return batch,
+            },
+            _ = served => return batch,
+            _ = tokio::time::sleep_until(deadline) => return batch,
+        }
     }
 }
 
