@@ -80,7 +80,8 @@ async fn read_union(
     for_update: &str,
 ) -> Result<Context, Error> {
     // One statement: each part a branch of the union, the same columns in every branch
-    // (t* text, n* integers, b* bytes), tagged by `part`.
+    // (t* text, n* integers, b* bytes, named in every branch since any may come first),
+    // tagged by `part`.
     const ALLOCATION: &str = "id, client_id, order_ref, line_id, sku, pool, grade, quantity, \
                               consumed, released, created_at, updated_at";
     let mut values: Vec<Value> = Vec::new();
@@ -160,38 +161,79 @@ async fn read_union(
     let text = "CAST(NULL AS TEXT)";
     let int = "CAST(NULL AS BIGINT)";
     let bytes = "CAST(NULL AS BYTEA)";
-    let sql = format!(
-        "WITH locked AS (SELECT {ALLOCATION} FROM allocations \
-           WHERE (client_id, order_ref, line_id) IN {lines} ORDER BY id{for_update}), \
-         stock_locked AS (SELECT client_id, sku, pool, grade, available, allocated, recycle \
-           FROM stock WHERE (client_id, sku, pool, grade) IN ( \
-             SELECT column1, column2, column3, CAST(column4 AS BIGINT) FROM {stock_named} AS n \
-             UNION ALL \
-             SELECT v.column1, v.column2, COALESCE(cp.pool, 'COMMON'), CAST(v.column3 AS BIGINT) \
+    // Parts with no keys are left out rather than matched against an empty list: a
+    // statement's cost on the server grows with its plan, not only with its rows.
+    let mut ctes = vec![format!(
+        "locked AS (SELECT {ALLOCATION} FROM allocations \
+           WHERE (client_id, order_ref, line_id) IN {lines} ORDER BY id{for_update})"
+    )];
+    let mut stock_sources = Vec::new();
+    if !keys.stock.is_empty() {
+        stock_sources.push(format!(
+            "SELECT column1, column2, column3, CAST(column4 AS BIGINT) FROM {stock_named} AS n"
+        ));
+    }
+    if !keys.stock_by_channel.is_empty() {
+        stock_sources.push(format!(
+            "SELECT v.column1, v.column2, COALESCE(cp.pool, 'COMMON'), CAST(v.column3 AS BIGINT) \
              FROM {stock_by_channel} AS v LEFT JOIN channel_pools cp \
-               ON cp.client_id = v.column1 AND cp.channel = v.column4) \
-           ORDER BY client_id, sku, pool, grade{for_update}) \
-         SELECT 1 AS part, client_id AS t1, idem_key AS t2, method AS t3, {text} AS t4, \
-           {text} AS t5, {int} AS n1, {int} AS n2, {int} AS n3, {int} AS n4, {int} AS n5, \
-           {int} AS n6, {int} AS n7, request AS b1, response AS b2 \
-           FROM idempotency WHERE (client_id, idem_key) IN {records} \
-         UNION ALL \
-         SELECT 2, p.client_id, p.name, p.description, {text}, {text}, p.activate_at, \
-           p.expire_at, p.created_at, p.updated_at, {int}, {int}, {int}, {bytes}, {bytes} \
-           FROM pools p WHERE (p.client_id, p.name) IN {named_pools} \
-           OR (p.client_id, p.name) IN (SELECT client_id, pool FROM channel_pools \
-             WHERE (client_id, channel) IN {channels}) \
-         UNION ALL \
-         SELECT 3, client_id, channel, pool, {text}, {text}, {int}, {int}, {int}, {int}, \
-           {int}, {int}, {int}, {bytes}, {bytes} \
-           FROM channel_pools WHERE (client_id, channel) IN {channels} \
-         UNION ALL \
-         SELECT 4, client_id, order_ref, line_id, sku, pool, id, grade, quantity, consumed, \
-           released, created_at, updated_at, {bytes}, {bytes} FROM locked \
-         UNION ALL \
-         SELECT 5, client_id, sku, pool, {text}, {text}, grade, available, allocated, recycle, \
-           {int}, {int}, {int}, {bytes}, {bytes} FROM stock_locked"
-    );
+               ON cp.client_id = v.column1 AND cp.channel = v.column4"
+        ));
+    }
+    if !stock_sources.is_empty() {
+        ctes.push(format!(
+            "stock_locked AS (SELECT client_id, sku, pool, grade, available, allocated, \
+               recycle FROM stock WHERE (client_id, sku, pool, grade) IN ({}) \
+             ORDER BY client_id, sku, pool, grade{for_update})",
+            stock_sources.join(" UNION ALL ")
+        ));
+    }
+    let mut parts = Vec::new();
+    if !keys.idempotency.is_empty() {
+        parts.push(format!(
+            "SELECT 1 AS part, client_id AS t1, idem_key AS t2, method AS t3, {text} AS t4, \
+               {text} AS t5, {int} AS n1, {int} AS n2, {int} AS n3, {int} AS n4, {int} AS n5, \
+               {int} AS n6, {int} AS n7, request AS b1, response AS b2 \
+             FROM idempotency WHERE (client_id, idem_key) IN {records}"
+        ));
+    }
+    let assigned_pools = if keys.channels.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " OR (p.client_id, p.name) IN (SELECT client_id, pool FROM channel_pools \
+               WHERE (client_id, channel) IN {channels})"
+        )
+    };
+    parts.push(format!(
+        "SELECT 2 AS part, p.client_id AS t1, p.name AS t2, p.description AS t3, {text} AS t4, \
+           {text} AS t5, p.activate_at AS n1, p.expire_at AS n2, p.created_at AS n3, \
+           p.updated_at AS n4, {int} AS n5, {int} AS n6, {int} AS n7, {bytes} AS b1, \
+           {bytes} AS b2 \
+         FROM pools p WHERE (p.client_id, p.name) IN {named_pools}{assigned_pools}"
+    ));
+    if !keys.channels.is_empty() {
+        parts.push(format!(
+            "SELECT 3 AS part, client_id AS t1, channel AS t2, pool AS t3, {text} AS t4, \
+               {text} AS t5, {int} AS n1, {int} AS n2, {int} AS n3, {int} AS n4, {int} AS n5, \
+               {int} AS n6, {int} AS n7, {bytes} AS b1, {bytes} AS b2 \
+             FROM channel_pools WHERE (client_id, channel) IN {channels}"
+        ));
+    }
+    parts.push(format!(
+        "SELECT 4 AS part, client_id AS t1, order_ref AS t2, line_id AS t3, sku AS t4, \
+           pool AS t5, id AS n1, grade AS n2, quantity AS n3, consumed AS n4, released AS n5, \
+           created_at AS n6, updated_at AS n7, {bytes} AS b1, {bytes} AS b2 FROM locked"
+    ));
+    if !stock_sources.is_empty() {
+        parts.push(format!(
+            "SELECT 5 AS part, client_id AS t1, sku AS t2, pool AS t3, {text} AS t4, \
+               {text} AS t5, grade AS n1, available AS n2, allocated AS n3, recycle AS n4, \
+               {int} AS n5, {int} AS n6, {int} AS n7, {bytes} AS b1, {bytes} AS b2 \
+             FROM stock_locked"
+        ));
+    }
+    let sql = format!("WITH {} {}", ctes.join(", "), parts.join(" UNION ALL "));
     let rows = bind_values(sqlx::query(&sql), &values)
         .fetch_all(&mut *connection)
         .await?;
