@@ -472,4 +472,108 @@ mod tests {
         );
         assert_eq!(renumber("x = $1", 0), "x = $1");
     }
+
+    /// A compared write commits whole while every row holds what was read, and writes
+    /// nothing at all (no stock change, no ledger row, no feed entry) once one has changed.
+    #[tokio::test]
+    async fn a_compared_write_commits_whole_or_not_at_all_on_postgres() {
+        use crate::domain::ids::{ClientId, PoolName, Sku};
+        use crate::domain::stock::{
+            Grade, Provenance, Side, StockKey, StockState, Totals, TransferReason, TransferSpec,
+        };
+        use sqlx::Row as _;
+
+        let Some(test_db) =
+            kosha_testkit::TestDatabase::create(kosha_testkit::Store::Postgres).await
+        else {
+            return;
+        };
+        let db = kosha_runtime::Db::connect(&test_db.url, &Default::default())
+            .await
+            .unwrap();
+        db.migrate(crate::NAME, MIGRATIONS).await.unwrap();
+        sqlx::query(
+            "INSERT INTO stock (client_id, sku, pool, grade, available, allocated, recycle, \
+             updated_at) VALUES ('acme', 'A', 'COMMON', 1, 5, 0, 0, 0)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let client = ClientId::from_stored("acme".to_string());
+        let sku = Sku::from_stored("A".to_string());
+        let pool = PoolName::common();
+        let grade = Grade::from_code(1).unwrap();
+        let key = StockKey::new(&client, &sku, &pool, grade);
+        let side = |state| {
+            Some(Side {
+                pool: pool.clone(),
+                state,
+            })
+        };
+        let transfer = TransferSpec {
+            client: client.clone(),
+            sku: sku.clone(),
+            grade,
+            from: side(StockState::Available),
+            to: side(StockState::Allocated),
+            quantity: 2,
+            reason: TransferReason::Allocate,
+            order_line: None,
+        };
+        let provenance = Provenance {
+            actor: "test".to_string(),
+            reference: String::new(),
+            idempotency_key: "k".to_string(),
+        };
+        let write_after_reading = |available: i64| {
+            let mut read = stock::Locked::default();
+            read.insert(
+                key.clone(),
+                Totals {
+                    available,
+                    allocated: 0,
+                    recycle: 0,
+                },
+            );
+            let (_, statements) = stock::prepare_compared(
+                db.backend(),
+                &mut read,
+                std::slice::from_ref(&transfer),
+                &[&provenance],
+                1,
+            )
+            .unwrap()
+            .unwrap();
+            statements
+        };
+        let figures = || async {
+            let row = sqlx::query(
+                "SELECT (SELECT available FROM stock), (SELECT allocated FROM stock), \
+                 (SELECT COUNT(*) FROM ledger), (SELECT COUNT(*) FROM stock_changes)",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+            (0..4).map(|i| row.get::<i64, _>(i)).collect::<Vec<i64>>()
+        };
+        let mut connection = db.pool().acquire().await.unwrap();
+
+        // Read at 5; another writer takes one unit before the write runs.
+        let stale = write_after_reading(5);
+        sqlx::query("UPDATE stock SET available = 4")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let outcome = run_compared(&mut connection, &stale).await.unwrap();
+
+        assert_eq!(outcome, Compared::Conflict);
+        assert_eq!(figures().await, vec![4, 0, 0, 0], "nothing written");
+
+        // Read again at 4: the same write now commits, all of it.
+        let fresh = write_after_reading(4);
+        let outcome = run_compared(&mut connection, &fresh).await.unwrap();
+
+        assert_eq!(outcome, Compared::Written);
+        assert_eq!(figures().await, vec![2, 2, 1, 1]);
+    }
 }
