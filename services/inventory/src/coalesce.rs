@@ -268,7 +268,7 @@ async fn serve(
                 inventory.db().backend() == Backend::Postgres && !contended.touches(&commands);
             let compared = if compare {
                 inventory
-                    .allocate_batch_compared(&mut **connection, &commands)
+                    .allocate_batch_compared(connection, &commands)
                     .await
             } else {
                 Ok(None)

@@ -60,7 +60,7 @@ pub async fn read(tx: &mut Tx<'_>, db: &Db, keys: &Keys) -> Result<Context, Erro
     if db.backend() == Backend::Sqlite {
         return read_one_by_one(tx, db, keys).await;
     }
-    read_union(&mut **tx, keys, " FOR UPDATE").await
+    read_union(tx, keys, " FOR UPDATE").await
 }
 
 /// PostgreSQL only: the same reads outside any transaction, locking nothing, for a batch

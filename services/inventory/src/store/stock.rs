@@ -125,7 +125,7 @@ pub(crate) async fn prepare(
     transfers: &[TransferSpec],
     provenances: &[&Provenance],
     now: i64,
-) -> Result<(Vec<(StockKey, Totals)>, Vec<Statement>), Error> {
+) -> Result<Prepared, Error> {
     debug_assert_eq!(transfers.len(), provenances.len());
     let deltas = net_changes(transfers);
     let (present, missing) = checked_rows(locked, &deltas)?;
@@ -222,7 +222,7 @@ pub(crate) fn prepare_compared(
     transfers: &[TransferSpec],
     provenances: &[&Provenance],
     now: i64,
-) -> Result<Option<(Vec<(StockKey, Totals)>, Vec<Statement>)>, Error> {
+) -> Result<Option<Prepared>, Error> {
     debug_assert_eq!(transfers.len(), provenances.len());
     let deltas = net_changes(transfers);
     let (_, missing) = checked_rows(read, &deltas)?;
@@ -304,16 +304,20 @@ fn net_changes(transfers: &[TransferSpec]) -> BTreeMap<StockKey, (Totals, Transf
     deltas
 }
 
+/// The rows a write changes, with their figures after it, and the statements that make it.
+pub(crate) type Prepared = (Vec<(StockKey, Totals)>, Vec<Statement>);
+
 /// A stored row with its change and its figures after it.
 type PresentRow = (StockKey, Totals, Totals);
+/// A key with no stored row yet, with its change.
+type MissingRow = (StockKey, Totals);
 
 /// Checks every changed row against its locked (or read) figures; splits the rows into
 /// stored ones, with their figures after the change, and keys with no stored row yet.
-#[allow(clippy::type_complexity)]
 fn checked_rows(
     locked: &Locked,
     deltas: &BTreeMap<StockKey, (Totals, TransferReason)>,
-) -> Result<(Vec<PresentRow>, Vec<(StockKey, Totals)>), Error> {
+) -> Result<(Vec<PresentRow>, Vec<MissingRow>), Error> {
     let mut present = Vec::new();
     let mut missing = Vec::new();
     for (key, (delta, _)) in deltas {
