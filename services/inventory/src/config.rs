@@ -2,10 +2,11 @@
 
 use kosha_runtime::config::DEFAULT_LISTEN;
 
-/// Concurrent allocation batches per process by default. One worker makes the biggest
-/// batches (the best throughput on a small machine); a second keeps allocations going while
-/// one batch waits on a row lock held by another transaction. A database server with many
-/// cores may want more.
+/// Concurrent allocation batches per process by default. Two let one batch be decided
+/// while the other is written, and a worker that starts while the other is busy lets its
+/// batch fill to the same size first, so batches stay large; a second worker also keeps
+/// allocations going while one batch waits on a row lock held by another transaction. A
+/// database server with many cores may want more.
 pub const DEFAULT_ALLOCATE_WORKERS: usize = 2;
 /// Largest batch of allocations served in one transaction by default.
 pub const DEFAULT_ALLOCATE_MAX_BATCH: usize = 64;
