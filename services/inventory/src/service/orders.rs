@@ -211,7 +211,13 @@ impl Inventory {
     ) -> Result<Option<Vec<BatchOutcome>>, Error> {
         debug_assert_eq!(self.db().backend(), Backend::Postgres);
         let now = now_micros();
-        let mut context = batch::read_unlocked(connection, &batch_keys(commands)).await?;
+        // Stored responses are not read: every request the write answers also stores its
+        // response there, so a repeated key collides with the stored one, which undoes the
+        // write, and the batch goes the locked way, which replays it. A request refused
+        // outright stores nothing, so a batch with a refusal goes the locked way too.
+        let mut keys = batch_keys(commands);
+        keys.idempotency.clear();
+        let mut context = batch::read_unlocked(connection, &keys).await?;
         // Topping up or repeating a line changes its row in place, which takes its lock.
         if !context.lines.is_empty() {
             return Ok(None);
@@ -222,6 +228,13 @@ impl Inventory {
         else {
             return Ok(None);
         };
+        let refused = decision
+            .outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, Some(BatchOutcome::Done(Err(_)))));
+        if refused {
+            return Ok(None);
+        }
         match store::run_compared(connection, &decision.statements).await? {
             Compared::Written => Ok(Some(decision.finish(commands))),
             Compared::Conflict => Ok(None),

@@ -163,10 +163,13 @@ async fn read_union(
     let bytes = "CAST(NULL AS BYTEA)";
     // Parts with no keys are left out rather than matched against an empty list: a
     // statement's cost on the server grows with its plan, not only with its rows.
-    let mut ctes = vec![format!(
-        "locked AS (SELECT {ALLOCATION} FROM allocations \
-           WHERE (client_id, order_ref, line_id) IN {lines} ORDER BY id{for_update})"
-    )];
+    let mut ctes = Vec::new();
+    if !keys.lines.is_empty() {
+        ctes.push(format!(
+            "locked AS (SELECT {ALLOCATION} FROM allocations \
+               WHERE (client_id, order_ref, line_id) IN {lines} ORDER BY id{for_update})"
+        ));
+    }
     let mut stock_sources = Vec::new();
     if !keys.stock.is_empty() {
         stock_sources.push(format!(
@@ -220,11 +223,13 @@ async fn read_union(
              FROM channel_pools WHERE (client_id, channel) IN {channels}"
         ));
     }
-    parts.push(format!(
-        "SELECT 4 AS part, client_id AS t1, order_ref AS t2, line_id AS t3, sku AS t4, \
+    if !keys.lines.is_empty() {
+        parts.push(format!(
+            "SELECT 4 AS part, client_id AS t1, order_ref AS t2, line_id AS t3, sku AS t4, \
            pool AS t5, id AS n1, grade AS n2, quantity AS n3, consumed AS n4, released AS n5, \
            created_at AS n6, updated_at AS n7, {bytes} AS b1, {bytes} AS b2 FROM locked"
-    ));
+        ));
+    }
     if !stock_sources.is_empty() {
         parts.push(format!(
             "SELECT 5 AS part, client_id AS t1, sku AS t2, pool AS t3, {text} AS t4, \
@@ -233,7 +238,12 @@ async fn read_union(
              FROM stock_locked"
         ));
     }
-    let sql = format!("WITH {} {}", ctes.join(", "), parts.join(" UNION ALL "));
+    let with = if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {} ", ctes.join(", "))
+    };
+    let sql = format!("{with}{}", parts.join(" UNION ALL "));
     let rows = bind_values(sqlx::query(&sql), &values)
         .fetch_all(&mut *connection)
         .await?;
