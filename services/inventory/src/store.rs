@@ -334,9 +334,14 @@ impl Merged {
             if index > 0 {
                 sql.push_str(", ");
             }
+            // A write returns a row per row it changed; a read part counts what it finds.
             let returning = if statement.expected_rows.is_some() {
                 counted.push(index);
-                " RETURNING 1"
+                if statement.sql.starts_with("SELECT") {
+                    ""
+                } else {
+                    " RETURNING 1"
+                }
             } else {
                 ""
             };

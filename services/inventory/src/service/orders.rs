@@ -211,18 +211,20 @@ impl Inventory {
     ) -> Result<Option<Vec<BatchOutcome>>, Error> {
         debug_assert_eq!(self.db().backend(), Backend::Postgres);
         let now = now_micros();
-        // Stored responses are not read: every request the write answers also stores its
-        // response there, so a repeated key collides with the stored one, which undoes the
-        // write, and the batch goes the locked way, which replays it. A request refused
-        // outright stores nothing, so a batch with a refusal goes the locked way too.
+        // Neither stored responses nor earlier allocations of the lines are read; the write
+        // is undone instead when either exists, and the batch goes the locked way, which
+        // replays a repeated key and tops up or answers for a line that holds units. Both
+        // are rare next to first allocations, and reading them costs every batch.
+        // - Every request the write answers stores its response in the same write, so a
+        //   repeated key collides with the stored one. A request refused outright stores
+        //   nothing, so a batch with a refusal goes the locked way at once.
+        // - A line the write allocates to is inserted, so a stored line collides; a line
+        //   it leaves short gets a part that expects no stored allocation.
         let mut keys = batch_keys(commands);
         keys.idempotency.clear();
+        keys.lines.clear();
         let mut context = batch::read_unlocked(connection, &keys).await?;
-        // Topping up or repeating a line changes its row in place, which takes its lock.
-        if !context.lines.is_empty() {
-            return Ok(None);
-        }
-        let Some(decision) = self
+        let Some(mut decision) = self
             .decide(connection, Reads::Unlocked, &mut context, commands, now)
             .await?
         else {
@@ -235,6 +237,27 @@ impl Inventory {
         if refused {
             return Ok(None);
         }
+        let untouched: Vec<LineKey> = decision
+            .responses
+            .iter()
+            .flat_map(|(index, response)| {
+                let command = &commands[*index];
+                response
+                    .lines
+                    .iter()
+                    .filter(|result| result.allocated_now == 0)
+                    .map(|result| {
+                        (
+                            command.client.clone(),
+                            command.order_ref.clone(),
+                            LineId::from_stored(result.line_id.clone()),
+                        )
+                    })
+            })
+            .collect();
+        decision
+            .statements
+            .extend(allocations::absent_statements(&untouched));
         match store::run_compared(connection, &decision.statements).await? {
             Compared::Written => Ok(Some(decision.finish(commands))),
             Compared::Conflict => Ok(None),

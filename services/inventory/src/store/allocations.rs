@@ -193,6 +193,35 @@ pub async fn update(tx: &mut Tx<'_>, row: &AllocationRow, now: i64) -> Result<()
     store::run_each(tx, &[update_statement(row, now)]).await
 }
 
+/// For a write by compare-and-set: a part that finds the stored allocations of `lines` and
+/// expects none, so the write is undone when one of them already exists. (A line the write
+/// inserts needs no such part: the insert itself collides.)
+pub(crate) fn absent_statements(lines: &[LineKey]) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    for chunk in lines.chunks(MAX_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT 1 FROM allocations WHERE (client_id, order_ref, line_id) IN (VALUES {})",
+            values_placeholders(chunk.len(), 3, 1)
+        );
+        let values = chunk
+            .iter()
+            .flat_map(|(client, order_ref, line_id)| {
+                [
+                    Value::Text(client.to_string()),
+                    Value::Text(order_ref.to_string()),
+                    Value::Text(line_id.to_string()),
+                ]
+            })
+            .collect();
+        statements.push(Statement {
+            sql,
+            values,
+            expected_rows: Some(0),
+        });
+    }
+    statements
+}
+
 /// The statement of [`update`], to run together with other writes.
 pub(crate) fn update_statement(row: &AllocationRow, now: i64) -> Statement {
     debug_assert!(row.quantity >= 0 && row.consumed >= 0 && row.released >= 0);
