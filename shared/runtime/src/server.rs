@@ -156,18 +156,26 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let layers = tower::ServiceBuilder::new().layer(GrpcTraceLayer).layer(
-            tower::limit::GlobalConcurrencyLimitLayer::new(options.concurrency_limit),
-        );
+        // One limit for network and in-process calls alike.
+        let concurrency_limit =
+            tower::limit::GlobalConcurrencyLimitLayer::new(options.concurrency_limit);
+        let layers = tower::ServiceBuilder::new()
+            .layer(GrpcTraceLayer)
+            .layer(concurrency_limit.clone());
         let mut routes = routes;
         routes.add_service(health_service);
         routes.add_service(reflection_v1);
         routes.add_service(reflection_v1alpha);
+        let routes = routes.routes();
+        let in_process = tower::ServiceBuilder::new()
+            .layer(GrpcTraceLayer)
+            .layer(concurrency_limit)
+            .service(routes.clone());
         let router = tonic::transport::Server::builder()
             .timeout(options.request_timeout)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(layers)
-            .add_routes(routes.routes());
+            .add_routes(routes);
 
         // Serve until told to stop; the stop signal is ours, sent after the health flip.
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -184,6 +192,12 @@ impl Server {
         let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         }));
+        // Clients in this process that name this address reach the routes directly.
+        let in_process_registration = crate::client::register_local(
+            local_address,
+            tower::util::BoxCloneSyncService::new(in_process),
+            options.request_timeout,
+        );
         tracing::info!(address = %local_address, services = ?service_names, "serving gRPC");
 
         health.set_service_status("", ServingStatus::Serving).await;
@@ -211,6 +225,7 @@ impl Server {
         tracing::info!(address = %local_address, "shutting down: reporting NOT_SERVING");
         set_health(&health, &service_names, ServingStatus::NotServing).await;
         tokio::time::sleep(options.shutdown_delay).await;
+        drop(in_process_registration);
         let _ = stop_tx.send(());
         match tokio::time::timeout(options.drain_deadline, &mut serving).await {
             Ok(Ok(outcome)) => outcome?,

@@ -289,27 +289,13 @@ impl App {
         Ok((tried, changes))
     }
 
-    /// Before a new order takes stock, lets older orders waiting for the same SKUs in
-    /// the same pool retry, when the pool has any of those SKUs AVAILABLE.
-    pub(crate) async fn serve_waiting_orders_first(&self, order: &Order) -> Result<(), Error> {
-        let skus: Vec<String> = order
-            .lines
-            .iter()
-            .filter(|line| !line.sku.is_empty())
-            .map(|line| line.sku.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let any_waiting = {
-            let mut conn = self.db.pool().acquire().await?;
-            !orders::waiting(&mut conn, &order.client_id, Some(order.grade), "", &skus)
-                .await?
-                .is_empty()
-        };
-        if !any_waiting {
-            return Ok(());
-        }
-
+    /// Before a new order takes stock, lets older orders waiting for the same SKUs (the
+    /// caller found some) retry, when the serving pool has any of those SKUs AVAILABLE.
+    pub(crate) async fn serve_waiting_orders_first(
+        &self,
+        order: &Order,
+        skus: &[String],
+    ) -> Result<(), Error> {
         let serving = self
             .clients
             .inventory
@@ -327,7 +313,7 @@ impl App {
             .clone()
             .get_stock(inv::GetStockRequest {
                 client_id: order.client_id.clone(),
-                skus: skus.clone(),
+                skus: skus.to_vec(),
                 pool: pool.clone(),
                 grade: qc_grade(order.grade) as i32,
             })
@@ -346,7 +332,7 @@ impl App {
             &order.client_id,
             Some(order.grade),
             &pool,
-            &skus,
+            skus,
             "arrival of a newer order",
         )
         .await?;

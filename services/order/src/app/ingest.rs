@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kosha_proto::kosha::catalog::v1 as catalog;
-use kosha_runtime::db::is_unique_violation;
+use kosha_runtime::db::{Backend, is_unique_violation};
 use kosha_runtime::time::now_micros;
 use kosha_runtime::{Error, time::format_micros};
 
@@ -168,19 +168,49 @@ impl App {
         )
     )]
     pub async fn create_order(&self, new: NewOrder) -> Result<(OrderView, bool), Error> {
-        // A resend of a known order returns it and changes nothing.
         let fingerprint = new.fingerprint();
-        if let Some(view) = self.existing(&new, &fingerprint).await? {
-            return Ok((view, false));
-        }
 
         // The channel decides which kind of order it may send.
         self.check_channel_kind(&new).await?;
 
-        // Resolve SKUs in one catalog call; unknown ones make the order FAILED.
-        let resolution = self
+        // Resolve SKUs in one catalog call; unknown ones make the order FAILED. A resend
+        // of a stored order is still answered while the catalog cannot be reached.
+        let resolution = match self
             .resolve(&new.client_id, &new.channel, &new.lines)
-            .await?;
+            .await
+        {
+            Ok(resolution) => resolution,
+            Err(error) => {
+                return match self.existing(&new, &fingerprint).await? {
+                    Some(view) => Ok((view, false)),
+                    None => Err(error),
+                };
+            }
+        };
+
+        // One read answers a resend of a known order (returned, nothing changed) and finds
+        // older orders waiting for the same SKUs.
+        let skus: Vec<String> = resolution
+            .skus
+            .iter()
+            .filter(|sku| !sku.is_empty())
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let check = {
+            let mut conn = self.db.pool().acquire().await?;
+            orders::arrival_check(
+                &mut conn,
+                (&new.client_id, &new.channel, &new.channel_order_id),
+                new.grade,
+                &skus,
+            )
+            .await?
+        };
+        if let Some((id, stored_fingerprint)) = check.existing_opt {
+            return Ok((self.known(&new, &fingerprint, id, &stored_fingerprint).await?, false));
+        }
         if new.kind == OrderKind::Bulk && !resolution.is_complete() {
             let violations = new
                 .lines
@@ -219,7 +249,9 @@ impl App {
         let mut alloc_attempts = 0;
         let mut allocation_note = String::new();
         if order.status == OrderStatus::Created && order.allocates_automatically() {
-            if let Err(error) = self.serve_waiting_orders_first(&order).await {
+            if check.any_waiting
+                && let Err(error) = self.serve_waiting_orders_first(&order, &skus).await
+            {
                 tracing::warn!(%error, "retrying older waiting orders before a new one failed");
             }
             alloc_attempts = 1;
@@ -240,30 +272,7 @@ impl App {
             }
         }
 
-        // Store the order, its holds, history and pending hold releases in one transaction.
-        let mut tx = self.db.begin().await?;
-        let row = NewOrderRow {
-            order: &order,
-            fingerprint: &fingerprint,
-            alloc_attempts,
-            now,
-        };
-        let id = match orders::insert(&mut tx, &row).await {
-            Ok(id) => id,
-            Err(error) if is_unique_violation(&error) => {
-                // A concurrent request for the same order won; answer with its order.
-                drop(tx);
-                return match self.existing(&new, &fingerprint).await? {
-                    Some(view) => Ok((view, false)),
-                    None => Err(Error::Aborted(
-                        "a concurrent create of this order failed; retry".into(),
-                    )),
-                };
-            }
-            Err(error) => return Err(error.into()),
-        };
-        order.id = id;
-        let hold_ids = orders::insert_holds(&mut tx, id, &holds, now).await?;
+        // Store the order, its holds, history and pending hold releases together.
         let arrival_status = if order.status == OrderStatus::Failed {
             OrderStatus::Failed
         } else {
@@ -276,39 +285,39 @@ impl App {
             ),
             _ => format!("received from {}", order.channel),
         };
-        if order.status == arrival_status {
-            orders::add_history(
-                &mut tx,
-                id,
-                now,
-                &new.actor,
-                None,
-                arrival_status,
-                &arrival_reason,
-            )
-            .await?;
-        } else {
-            let reason = describe_holds(&allocation_note, &holds);
-            orders::add_arrival_history(
-                &mut tx,
-                id,
-                now,
-                &new.actor,
-                (arrival_status, &arrival_reason),
-                (order.status, &reason),
-            )
-            .await?;
+        let mut history = vec![orders::HistoryEntry {
+            from_opt: None,
+            to: arrival_status,
+            reason: arrival_reason,
+        }];
+        if order.status != arrival_status {
+            history.push(orders::HistoryEntry {
+                from_opt: Some(arrival_status),
+                to: order.status,
+                reason: describe_holds(&allocation_note, &holds),
+            });
         }
-        let mut outbox_ids = Vec::new();
-        for (hold, hold_id) in holds.iter().zip(&hold_ids) {
-            if let (HoldKind::Time, Some(due)) = (hold.kind, hold.release_after_opt) {
-                outbox_ids.push(
-                    work::enqueue(&mut tx, OutboxKind::ScheduleHoldRelease, *hold_id, due, now)
-                        .await?,
-                );
-            }
-        }
-        tx.commit().await?;
+        let row = NewOrderRow {
+            order: &order,
+            fingerprint: &fingerprint,
+            alloc_attempts,
+            now,
+        };
+        let (id, hold_ids, outbox_ids) =
+            match self.store_arrival(&row, &new.actor, &history, &holds).await {
+                Ok(stored) => stored,
+                Err(error) if is_unique_violation(&error) => {
+                    // A concurrent request for the same order won; answer with its order.
+                    return match self.existing(&new, &fingerprint).await? {
+                        Some(view) => Ok((view, false)),
+                        None => Err(Error::Aborted(
+                            "a concurrent create of this order failed; retry".into(),
+                        )),
+                    };
+                }
+                Err(error) => return Err(error.into()),
+            };
+        order.id = id;
         tracing::info!(order_id = %id, status = %order.status, "order taken in");
 
         // Deliver after commit; a failure stays in the outbox for the sweep.
@@ -360,9 +369,24 @@ impl App {
             )
             .await?
         };
-        let Some((id, stored_fingerprint)) = found else {
-            return Ok(None);
-        };
+        match found {
+            Some((id, stored_fingerprint)) => Ok(Some(
+                self.known(new, fingerprint, id, &stored_fingerprint)
+                    .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored order a request names by its natural key, when the request matches it;
+    /// a different request under the same key is refused.
+    async fn known(
+        &self,
+        new: &NewOrder,
+        fingerprint: &str,
+        id: OrderId,
+        stored_fingerprint: &str,
+    ) -> Result<OrderView, Error> {
         if stored_fingerprint != fingerprint {
             return Err(Error::AlreadyExists(format!(
                 "order `{}` of {} for client `{}` exists as {id} with different lines or \
@@ -370,7 +394,56 @@ impl App {
                 new.channel_order_id, new.channel, new.client_id
             )));
         }
-        Ok(Some(self.view(id).await?))
+        self.view(id).await
+    }
+
+    /// Stores a new order with its history, holds and pending hold releases; returns its
+    /// id, the hold ids and the outbox entries to deliver. On PostgreSQL an order without
+    /// holds is one statement that commits on its own; otherwise one transaction.
+    async fn store_arrival(
+        &self,
+        row: &NewOrderRow<'_>,
+        actor: &str,
+        history: &[orders::HistoryEntry],
+        holds: &[NewHold],
+    ) -> Result<(OrderId, Vec<i64>, Vec<i64>), sqlx::Error> {
+        if holds.is_empty() && self.db.backend() == Backend::Postgres {
+            let mut conn = self.db.pool().acquire().await?;
+            let id = orders::insert_arrival(&mut conn, row, actor, history).await?;
+            return Ok((id, Vec::new(), Vec::new()));
+        }
+        let mut tx = self.db.begin().await?;
+        let id = orders::insert(&mut tx, row).await?;
+        let hold_ids = orders::insert_holds(&mut tx, id, holds, row.now).await?;
+        for entry in history {
+            orders::add_history(
+                &mut tx,
+                id,
+                row.now,
+                actor,
+                entry.from_opt,
+                entry.to,
+                &entry.reason,
+            )
+            .await?;
+        }
+        let mut outbox_ids = Vec::new();
+        for (hold, hold_id) in holds.iter().zip(&hold_ids) {
+            if let (HoldKind::Time, Some(due)) = (hold.kind, hold.release_after_opt) {
+                outbox_ids.push(
+                    work::enqueue(
+                        &mut tx,
+                        OutboxKind::ScheduleHoldRelease,
+                        *hold_id,
+                        due,
+                        row.now,
+                    )
+                    .await?,
+                );
+            }
+        }
+        tx.commit().await?;
+        Ok((id, hold_ids, outbox_ids))
     }
 
     async fn check_channel_kind(&self, new: &NewOrder) -> Result<(), Error> {

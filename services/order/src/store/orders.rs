@@ -116,6 +116,60 @@ pub async fn find_by_natural_key(
     }
 }
 
+/// What a new order's arrival learns in one read: the stored order with its natural
+/// key (id and request fingerprint), and whether an older marketplace order of the client
+/// and grade waits for any of `skus` (never, when `skus` is empty).
+#[derive(Debug, Default)]
+pub struct ArrivalCheck {
+    pub existing_opt: Option<(OrderId, String)>,
+    pub any_waiting: bool,
+}
+
+/// Reads what [`ArrivalCheck`] holds with one statement: a resend is answered and a new
+/// order finds older waiting ones without two round trips to the database.
+pub async fn arrival_check(
+    conn: &mut AnyConnection,
+    natural_key: (&str, &str, &str),
+    grade: Grade,
+    skus: &[String],
+) -> Result<ArrivalCheck> {
+    let (client_id, channel, channel_order_id) = natural_key;
+    let mut sql = String::from(
+        "SELECT id, fingerprint, CAST(0 AS BIGINT) AS waiting FROM orders \
+         WHERE client_id = $1 AND channel = $2 AND channel_order_id = $3",
+    );
+    if !skus.is_empty() {
+        let placeholders: Vec<String> = (0..skus.len()).map(|i| format!("${}", i + 5)).collect();
+        sql.push_str(&format!(
+            " UNION ALL SELECT * FROM (SELECT o.id, o.fingerprint, CAST(1 AS BIGINT) \
+               FROM orders o WHERE o.waiting = 1 AND o.client_id = $1 AND o.grade = $4 \
+               AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id \
+               AND l.quantity - l.cancelled - l.held - l.invoiced > 0 AND l.sku IN ({})) \
+               LIMIT 1) AS older",
+            placeholders.join(", ")
+        ));
+    }
+    let mut query = sqlx::query(&sql)
+        .bind(client_id)
+        .bind(channel)
+        .bind(channel_order_id);
+    if !skus.is_empty() {
+        query = query.bind(grade.as_str());
+        for sku in skus {
+            query = query.bind(sku.as_str());
+        }
+    }
+    let mut check = ArrivalCheck::default();
+    for row in query.fetch_all(&mut *conn).await? {
+        if row.try_get::<i64, _>("waiting")? == 1 {
+            check.any_waiting = true;
+        } else {
+            check.existing_opt = Some((OrderId(row.try_get("id")?), row.try_get("fingerprint")?));
+        }
+    }
+    Ok(check)
+}
+
 /// Reads an order with its lines.
 pub async fn load(conn: &mut AnyConnection, id: OrderId) -> Result<Option<Order>> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
@@ -546,56 +600,54 @@ pub struct NewOrderRow<'a> {
     pub now: i64,
 }
 
-/// Inserts an order and its lines; the unique natural key makes a concurrent duplicate
-/// fail with a unique violation, which the caller turns into "return the existing one".
-pub async fn insert(conn: &mut AnyConnection, new: &NewOrderRow<'_>) -> Result<OrderId> {
-    let order = new.order;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO orders (client_id, channel, channel_order_id, channel_order_id_lc, \
-         parent_order_id, parent_order_id_lc, kind, status, fulfilment, grade, \
-         marketplace_fulfilled, priority, order_time, dispatch_by, start_processing, \
-         dispatch_after, replacement_for, pool, failure_reason, unknown_skus, channel_conflict, \
-         fingerprint, alloc_attempts, waiting, created_at, updated_at) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-          $20, '', $21, $22, $23, $24, $24) RETURNING id",
-    )
-    .bind(&order.client_id)
-    .bind(&order.channel)
-    .bind(&order.channel_order_id)
-    .bind(order.channel_order_id.to_lowercase())
-    .bind(&order.parent_order_id)
-    .bind(order.parent_order_id.to_lowercase())
-    .bind(order.kind.as_str())
-    .bind(order.status.as_str())
-    .bind(order.fulfilment.as_str())
-    .bind(order.grade.as_str())
-    .bind(i64::from(order.marketplace_fulfilled))
-    .bind(i64::from(order.priority))
-    .bind(order.order_time)
-    .bind(order.dispatch_by_opt)
-    .bind(order.start_processing_opt)
-    .bind(order.dispatch_after_opt)
-    .bind(&order.replacement_for)
-    .bind(&order.pool)
-    .bind(&order.failure_reason)
-    .bind(order.unknown_skus.join("\n"))
-    .bind(new.fingerprint)
-    .bind(new.alloc_attempts)
-    .bind(i64::from(is_waiting(order)))
-    .bind(new.now)
-    .fetch_one(&mut *conn)
-    .await?;
+/// The columns an order is inserted with, and their values: 24 parameters from `$1`.
+const ORDER_INSERT: &str = "INSERT INTO orders (client_id, channel, channel_order_id, \
+    channel_order_id_lc, parent_order_id, parent_order_id_lc, kind, status, fulfilment, grade, \
+    marketplace_fulfilled, priority, order_time, dispatch_by, start_processing, dispatch_after, \
+    replacement_for, pool, failure_reason, unknown_skus, channel_conflict, fingerprint, \
+    alloc_attempts, waiting, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+    $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, '', $21, $22, $23, $24, $24) \
+    RETURNING id";
 
-    for line in &order.lines {
-        sqlx::query(
-            "INSERT INTO order_lines (order_id, line_no, marketplace_sku, sku, quantity, \
-             price_paise, cancelled, held, picked, packed, invoiced, dispatched) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(id)
+/// Parameters an order insert takes.
+const ORDER_INSERT_PARAMETERS: usize = 24;
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_order<'q>(query: AnyQuery<'q>, new: &'q NewOrderRow<'_>) -> AnyQuery<'q> {
+    let order = new.order;
+    query
+        .bind(order.client_id.as_str())
+        .bind(order.channel.as_str())
+        .bind(order.channel_order_id.as_str())
+        .bind(order.channel_order_id.to_lowercase())
+        .bind(order.parent_order_id.as_str())
+        .bind(order.parent_order_id.to_lowercase())
+        .bind(order.kind.as_str())
+        .bind(order.status.as_str())
+        .bind(order.fulfilment.as_str())
+        .bind(order.grade.as_str())
+        .bind(i64::from(order.marketplace_fulfilled))
+        .bind(i64::from(order.priority))
+        .bind(order.order_time)
+        .bind(order.dispatch_by_opt)
+        .bind(order.start_processing_opt)
+        .bind(order.dispatch_after_opt)
+        .bind(order.replacement_for.as_str())
+        .bind(order.pool.as_str())
+        .bind(order.failure_reason.as_str())
+        .bind(order.unknown_skus.join("\n"))
+        .bind(new.fingerprint)
+        .bind(new.alloc_attempts)
+        .bind(i64::from(is_waiting(order)))
+        .bind(new.now)
+}
+
+fn bind_line<'q>(query: AnyQuery<'q>, line: &'q Line) -> AnyQuery<'q> {
+    query
         .bind(i64::from(line.line_no))
-        .bind(&line.marketplace_sku)
-        .bind(&line.sku)
+        .bind(line.marketplace_sku.as_str())
+        .bind(line.sku.as_str())
         .bind(line.quantity)
         .bind(line.price_paise_opt)
         .bind(line.cancelled)
@@ -604,9 +656,130 @@ pub async fn insert(conn: &mut AnyConnection, new: &NewOrderRow<'_>) -> Result<O
         .bind(line.packed)
         .bind(line.invoiced)
         .bind(line.dispatched)
-        .execute(&mut *conn)
-        .await?;
+}
+
+/// The line columns after `order_id`, with the types their parameters are cast to.
+const LINE_COLUMNS: [(&str, &str); 11] = [
+    ("line_no", "BIGINT"),
+    ("marketplace_sku", "TEXT"),
+    ("sku", "TEXT"),
+    ("quantity", "BIGINT"),
+    ("price_paise", "BIGINT"),
+    ("cancelled", "BIGINT"),
+    ("held", "BIGINT"),
+    ("picked", "BIGINT"),
+    ("packed", "BIGINT"),
+    ("invoiced", "BIGINT"),
+    ("dispatched", "BIGINT"),
+];
+
+/// Inserts an order and its lines; the unique natural key makes a concurrent duplicate
+/// fail with a unique violation, which the caller turns into "return the existing one".
+pub async fn insert(conn: &mut AnyConnection, new: &NewOrderRow<'_>) -> Result<OrderId> {
+    let id: i64 = bind_order(sqlx::query(ORDER_INSERT), new)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let columns: Vec<&str> = LINE_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let sql = format!(
+        "INSERT INTO order_lines (order_id, {}) VALUES ($1, {})",
+        columns.join(", "),
+        (2..=LINE_COLUMNS.len() + 1)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for line in &new.order.lines {
+        bind_line(sqlx::query(&sql).bind(id), line)
+            .execute(&mut *conn)
+            .await?;
     }
+    Ok(OrderId(id))
+}
+
+/// One entry of an order's status history.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub from_opt: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub reason: String,
+}
+
+/// Inserts a new order with its lines and its first history entries as one PostgreSQL
+/// statement, which commits on its own: the order is stored whole or not at all, with one
+/// round trip instead of a transaction of five. A duplicate natural key fails it with a
+/// unique violation, as [`insert`] does. PostgreSQL only: SQLite has no data-modifying
+/// `WITH`.
+pub async fn insert_arrival(
+    conn: &mut AnyConnection,
+    new: &NewOrderRow<'_>,
+    actor: &str,
+    history: &[HistoryEntry],
+) -> Result<OrderId> {
+    let mut next = ORDER_INSERT_PARAMETERS;
+    let mut placeholder = |cast: &str| {
+        next += 1;
+        format!("CAST(${next} AS {cast})")
+    };
+    let mut sql = format!("WITH o AS ({ORDER_INSERT})");
+    let lines = &new.order.lines;
+    if !lines.is_empty() {
+        let rows: Vec<String> = lines
+            .iter()
+            .map(|_| {
+                let values: Vec<String> = LINE_COLUMNS
+                    .iter()
+                    .map(|(_, cast)| placeholder(cast))
+                    .collect();
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        let columns: Vec<&str> = LINE_COLUMNS.iter().map(|(name, _)| *name).collect();
+        let columns = columns.join(", ");
+        sql.push_str(&format!(
+            ", l AS (INSERT INTO order_lines (order_id, {columns}) SELECT o.id, v.* FROM o, \
+             (VALUES {}) AS v ({columns}))",
+            rows.join(", ")
+        ));
+    }
+    if !history.is_empty() {
+        let actor = placeholder("TEXT");
+        let rows: Vec<String> = history
+            .iter()
+            .enumerate()
+            .map(|(n, _)| {
+                format!(
+                    "({n}, {}, {}, {})",
+                    placeholder("TEXT"),
+                    placeholder("TEXT"),
+                    placeholder("TEXT")
+                )
+            })
+            .collect();
+        // Entries are numbered so their ids keep the order they happened in.
+        sql.push_str(&format!(
+            ", h AS (INSERT INTO order_history (order_id, at, actor, from_status, to_status, \
+             reason) SELECT o.id, $24, {actor}, v.from_status, v.to_status, v.reason FROM o, \
+             (VALUES {}) AS v (n, from_status, to_status, reason) ORDER BY v.n)",
+            rows.join(", ")
+        ));
+    }
+    sql.push_str(" SELECT id FROM o");
+
+    let mut query = bind_order(sqlx::query(&sql), new);
+    for line in lines {
+        query = bind_line(query, line);
+    }
+    if !history.is_empty() {
+        query = query.bind(actor);
+        for entry in history {
+            query = query
+                .bind(entry.from_opt.map(OrderStatus::as_str).unwrap_or_default())
+                .bind(entry.to.as_str())
+                .bind(entry.reason.as_str());
+        }
+    }
+    let id: i64 = query.fetch_one(&mut *conn).await?.try_get(0)?;
     Ok(OrderId(id))
 }
 
