@@ -14,6 +14,7 @@ pub mod allocate;
 pub mod answers;
 pub mod holds;
 pub mod ingest;
+mod intake;
 pub mod lifecycle;
 pub mod reconcile;
 pub mod sync;
@@ -134,6 +135,7 @@ pub struct App {
     pub(crate) config: Arc<OrderConfig>,
     pub(crate) clients: Clients,
     pub(crate) faults: Arc<Faults>,
+    pub(crate) intake: Arc<intake::Intake>,
 }
 
 impl App {
@@ -144,6 +146,7 @@ impl App {
             config: Arc::new(config),
             clients,
             faults: Arc::new(Faults::default()),
+            intake: Arc::default(),
         }
     }
 

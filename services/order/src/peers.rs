@@ -69,7 +69,7 @@ impl PeerArgs {
 #[derive(Clone)]
 pub enum Connector {
     /// A `ChannelConnector` server.
-    Grpc(ChannelConnectorClient<TracedChannel>),
+    Grpc(Box<ChannelConnectorClient<TracedChannel>>),
     /// Files under a directory.
     Dir(Arc<FileConnector>),
 }
@@ -81,7 +81,7 @@ impl Connector {
         request: channel::FetchOrdersRequest,
     ) -> Result<channel::FetchOrdersResponse, Error> {
         let response = match self {
-            Self::Grpc(client) => client.clone().fetch_orders(request).await?,
+            Self::Grpc(client) => client.as_ref().clone().fetch_orders(request).await?,
             Self::Dir(files) => files.fetch_orders(tonic::Request::new(request)).await?,
         };
         Ok(response.into_inner())
@@ -93,7 +93,13 @@ impl Connector {
         request: channel::FetchOrderStatusesRequest,
     ) -> Result<channel::FetchOrderStatusesResponse, Error> {
         let response = match self {
-            Self::Grpc(client) => client.clone().fetch_order_statuses(request).await?,
+            Self::Grpc(client) => {
+                client
+                    .as_ref()
+                    .clone()
+                    .fetch_order_statuses(request)
+                    .await?
+            }
             Self::Dir(files) => {
                 files
                     .fetch_order_statuses(tonic::Request::new(request))
@@ -109,7 +115,7 @@ impl Connector {
         request: channel::PushAvailabilityRequest,
     ) -> Result<channel::PushAvailabilityResponse, Error> {
         let response = match self {
-            Self::Grpc(client) => client.clone().push_availability(request).await?,
+            Self::Grpc(client) => client.as_ref().clone().push_availability(request).await?,
             Self::Dir(files) => {
                 files
                     .push_availability(tonic::Request::new(request))
@@ -146,10 +152,10 @@ impl Clients {
         let mut connector_clients = BTreeMap::new();
         for (channel_code, address) in connectors {
             let connector = match address {
-                ConnectorAddress::Grpc(address) => Connector::Grpc(
+                ConnectorAddress::Grpc(address) => Connector::Grpc(Box::new(
                     ChannelConnectorClient::new(connect_lazy(address)?)
                         .max_decoding_message_size(max_message_bytes),
-                ),
+                )),
                 ConnectorAddress::Dir(path) => Connector::Dir(Arc::new(FileConnector::new(path))),
             };
             connector_clients.insert(channel_code.clone(), connector);

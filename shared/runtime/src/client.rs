@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ struct LocalServer {
 }
 
 /// The servers of this process that are serving, by listening address.
-static LOCAL_SERVERS: RwLock<Vec<LocalServer>> = RwLock::new(Vec::new());
+static LOCAL_SERVERS: RwLock<Vec<Arc<LocalServer>>> = RwLock::new(Vec::new());
 
 /// Keeps a server reachable in-process until dropped.
 pub(crate) struct LocalRegistration {
@@ -91,11 +91,11 @@ pub(crate) fn register_local(
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     servers.retain(|server| server.address != address);
-    servers.push(LocalServer {
+    servers.push(Arc::new(LocalServer {
         address,
         service,
         request_timeout,
-    });
+    }));
     LocalRegistration { address }
 }
 
@@ -111,7 +111,7 @@ impl Drop for LocalRegistration {
 /// The server of this process a client of `target` would reach over the network: the one
 /// bound to that address, or one bound to every interface on its port when the target is
 /// a loopback address.
-fn local_server(target: SocketAddr) -> Option<LocalServer> {
+fn local_server(target: SocketAddr) -> Option<Arc<LocalServer>> {
     if !IN_PROCESS_CALLS.load(Ordering::Relaxed) {
         return None;
     }
@@ -156,7 +156,7 @@ pub struct PeerChannel {
 #[derive(Clone)]
 enum Route {
     Undecided,
-    Local(LocalServer),
+    Local(Arc<LocalServer>),
     Network,
 }
 
@@ -183,7 +183,7 @@ impl Service<http::Request<Body>> for PeerChannel {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match std::mem::replace(&mut self.route, Route::Undecided) {
             Route::Local(server) => Box::pin(async move {
-                let answer = server.service.oneshot(request);
+                let answer = server.service.clone().oneshot(request);
                 match tokio::time::timeout(server.request_timeout, answer).await {
                     Ok(Ok(response)) => Ok(response),
                     Ok(Err(never)) => match never {},
@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn addresses_are_read_from_service_uris() {
         let uri: http::Uri = "http://127.0.0.1:5051".parse().unwrap();
-        assert_eq!(socket_address(&uri), Some("127.0.0.1:5051".parse().unwrap()));
+        assert_eq!(
+            socket_address(&uri),
+            Some("127.0.0.1:5051".parse().unwrap())
+        );
         let uri: http::Uri = "http://localhost:80".parse().unwrap();
         assert_eq!(socket_address(&uri), Some("127.0.0.1:80".parse().unwrap()));
         let uri: http::Uri = "http://[::1]:9".parse().unwrap();

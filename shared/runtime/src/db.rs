@@ -49,6 +49,9 @@ impl Backend {
     }
 }
 
+/// How long a pooled connection may sit idle and still be used without a ping first.
+const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -105,6 +108,20 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // A connection is pinged before use only when it sat idle for a while: one
+            // used moments ago is alive, and pinging it would add a round trip to every
+            // statement. A server restart or a dropped link still shows in the ping of
+            // the next idle connection, which is then replaced; one that breaks within the
+            // window fails its statement, which reports UNAVAILABLE for a retry.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < TRUSTED_IDLE {
+                        return Ok(true);
+                    }
+                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

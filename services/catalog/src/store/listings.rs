@@ -151,9 +151,12 @@ pub async fn resolve(
         return Ok(Vec::new());
     }
     let mut binder = Binder::new(conn);
+    // The product is looked up per listing through its key: a join may be planned as a
+    // scan of the client's whole product master, which costs more with every product. A
+    // listing whose product is gone reads -1 and counts as unknown.
     let sql = format!(
-        "SELECT l.marketplace_sku, l.sku, p.active FROM listings l \
-         JOIN products p ON p.client_id = l.client_id AND p.sku = l.sku \
+        "SELECT l.marketplace_sku, l.sku, COALESCE((SELECT p.active FROM products p \
+         WHERE p.client_id = l.client_id AND p.sku = l.sku), -1) AS active FROM listings l \
          WHERE l.client_id = {} AND l.channel = {} AND l.marketplace_sku IN ({})",
         binder.next(),
         binder.next(),
@@ -168,6 +171,9 @@ pub async fn resolve(
     let mut resolved = Vec::new();
     for row in query.fetch_all(conn).await? {
         let active: i64 = row.try_get("active")?;
+        if active < 0 {
+            continue;
+        }
         resolved.push(Resolved {
             marketplace_sku: Sku::from_stored(row.try_get("marketplace_sku")?),
             sku: Sku::from_stored(row.try_get("sku")?),

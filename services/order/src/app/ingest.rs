@@ -1,20 +1,15 @@
 //! Taking orders in: marketplace orders (resolved, allocated on arrival) and bulk orders.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use kosha_proto::kosha::catalog::v1 as catalog;
-use kosha_runtime::db::{Backend, is_unique_violation};
 use kosha_runtime::time::now_micros;
 use kosha_runtime::{Error, time::format_micros};
 
 use super::{App, OrderView};
 use crate::domain::holds::NewHold;
-use crate::domain::rules::allocation_status;
-use crate::domain::{
-    FulfilmentType, Grade, Hold, HoldKind, Line, Order, OrderId, OrderKind, OrderStatus,
-};
-use crate::store::orders::{self, NewOrderRow};
-use crate::store::work::{self, OutboxKind};
+use crate::domain::{FulfilmentType, Grade, Line, Order, OrderId, OrderKind, OrderStatus};
+use crate::store::orders;
 
 /// One line of an order being taken in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,9 +94,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The outcome of resolving an order's SKUs.
-struct Resolution {
+pub(super) struct Resolution {
     /// Client SKU per line, in line order (empty where unresolved).
-    skus: Vec<String>,
+    pub(super) skus: Vec<String>,
     /// Marketplace SKUs with no listing.
     unknown_marketplace_skus: Vec<String>,
     /// Those of them that are no product of the client's master either.
@@ -141,8 +136,57 @@ impl Resolution {
         reasons.join("; ")
     }
 
-    fn is_complete(&self) -> bool {
+    pub(super) fn is_complete(&self) -> bool {
         self.unknown_marketplace_skus.is_empty() && self.unknown_skus.is_empty()
+    }
+
+    /// The part of a resolution of several orders' lines (concatenated) that belongs to
+    /// `new`, whose lines start at `offset`.
+    pub(super) fn part(&self, new: &NewOrder, offset: usize) -> Resolution {
+        let marketplace_skus: HashSet<&str> = new
+            .lines
+            .iter()
+            .filter(|line| !line.marketplace_sku.is_empty())
+            .map(|line| line.marketplace_sku.as_str())
+            .collect();
+        let client_skus: HashSet<&str> = new
+            .lines
+            .iter()
+            .filter(|line| line.marketplace_sku.is_empty())
+            .map(|line| line.sku.as_str())
+            .collect();
+        let within = |skus: &[String], own: &HashSet<&str>| -> Vec<String> {
+            skus.iter()
+                .filter(|sku| own.contains(sku.as_str()))
+                .cloned()
+                .collect()
+        };
+        Resolution {
+            skus: self.skus[offset..offset + new.lines.len()].to_vec(),
+            unknown_marketplace_skus: within(&self.unknown_marketplace_skus, &marketplace_skus),
+            unknown_not_in_master: within(&self.unknown_not_in_master, &marketplace_skus),
+            unknown_skus: within(&self.unknown_skus, &client_skus),
+        }
+    }
+
+    /// The refusal of a bulk order that names SKUs outside the product master.
+    pub(super) fn unknown_skus_error(&self, new: &NewOrder) -> Error {
+        let violations = new
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| self.unknown_skus.contains(&line.sku))
+            .map(|(index, line)| {
+                kosha_runtime::error::FieldViolation::new(
+                    format!("lines[{index}].sku"),
+                    format!(
+                        "SKU `{}` is not in the product master of `{}`",
+                        line.sku, new.client_id
+                    ),
+                )
+            })
+            .collect();
+        Error::invalid_many("some SKUs are not in the product master", violations)
     }
 }
 
@@ -168,193 +212,11 @@ impl App {
         )
     )]
     pub async fn create_order(&self, new: NewOrder) -> Result<(OrderView, bool), Error> {
-        let fingerprint = new.fingerprint();
-
-        // The channel decides which kind of order it may send.
-        self.check_channel_kind(&new).await?;
-
-        // Resolve SKUs in one catalog call; unknown ones make the order FAILED. A resend
-        // of a stored order is still answered while the catalog cannot be reached.
-        let resolution = match self
-            .resolve(&new.client_id, &new.channel, &new.lines)
-            .await
-        {
-            Ok(resolution) => resolution,
-            Err(error) => {
-                return match self.existing(&new, &fingerprint).await? {
-                    Some(view) => Ok((view, false)),
-                    None => Err(error),
-                };
-            }
-        };
-
-        // One read answers a resend of a known order (returned, nothing changed) and finds
-        // older orders waiting for the same SKUs.
-        let skus: Vec<String> = resolution
-            .skus
-            .iter()
-            .filter(|sku| !sku.is_empty())
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let check = {
-            let mut conn = self.db.pool().acquire().await?;
-            orders::arrival_check(
-                &mut conn,
-                (&new.client_id, &new.channel, &new.channel_order_id),
-                new.grade,
-                &skus,
-            )
-            .await?
-        };
-        if let Some((id, stored_fingerprint)) = check.existing_opt {
-            return Ok((self.known(&new, &fingerprint, id, &stored_fingerprint).await?, false));
-        }
-        if new.kind == OrderKind::Bulk && !resolution.is_complete() {
-            let violations = new
-                .lines
-                .iter()
-                .enumerate()
-                .filter(|(_, line)| resolution.unknown_skus.contains(&line.sku))
-                .map(|(index, line)| {
-                    kosha_runtime::error::FieldViolation::new(
-                        format!("lines[{index}].sku"),
-                        format!(
-                            "SKU `{}` is not in the product master of `{}`",
-                            line.sku, new.client_id
-                        ),
-                    )
-                })
-                .collect();
-            return Err(Error::invalid_many(
-                "some SKUs are not in the product master",
-                violations,
-            ));
-        }
-        let now = now_micros();
-        let mut order = self.new_order(&new, &resolution, now);
-        let holds = if new.kind == OrderKind::Marketplace {
-            self.config.hold_rules.holds_for(
-                &new.channel,
-                new.dispatch_after_opt,
-                &new.replacement_for,
-                now,
-            )
-        } else {
-            Vec::new()
-        };
-
-        // Marketplace orders take stock on arrival, after older orders waiting for it.
-        let mut alloc_attempts = 0;
-        let mut allocation_note = String::new();
-        if order.status == OrderStatus::Created && order.allocates_automatically() {
-            if check.any_waiting
-                && let Err(error) = self.serve_waiting_orders_first(&order, &skus).await
-            {
-                tracing::warn!(%error, "retrying older waiting orders before a new one failed");
-            }
-            alloc_attempts = 1;
-            match self.allocate_call(&order, 1).await {
-                Ok(Some(response)) => {
-                    self.faults.check_after_allocate()?;
-                    allocation_note = super::allocate::apply_allocation(&mut order, &response);
-                    order.status = allocation_status(&order, !holds.is_empty());
-                }
-                Ok(None) => {}
-                Err(error @ (Error::Unavailable(_) | Error::Aborted(_))) => {
-                    // Record the order anyway; the waiting-order retry allocates it later.
-                    tracing::warn!(%error, "allocation on arrival failed; the order stays CREATED");
-                    allocation_note =
-                        format!("allocation on arrival failed ({error}); it is retried");
-                }
-                Err(error) => return Err(error),
-            }
-        }
-
-        // Store the order, its holds, history and pending hold releases together.
-        let arrival_status = if order.status == OrderStatus::Failed {
-            OrderStatus::Failed
-        } else {
-            OrderStatus::Created
-        };
-        let arrival_reason = match order.status {
-            OrderStatus::Failed => format!(
-                "received from {}; failed: {}",
-                order.channel, order.failure_reason
-            ),
-            _ => format!("received from {}", order.channel),
-        };
-        let mut history = vec![orders::HistoryEntry {
-            from_opt: None,
-            to: arrival_status,
-            reason: arrival_reason,
-        }];
-        if order.status != arrival_status {
-            history.push(orders::HistoryEntry {
-                from_opt: Some(arrival_status),
-                to: order.status,
-                reason: describe_holds(&allocation_note, &holds),
-            });
-        }
-        let row = NewOrderRow {
-            order: &order,
-            fingerprint: &fingerprint,
-            alloc_attempts,
-            now,
-        };
-        let (id, hold_ids, outbox_ids) =
-            match self.store_arrival(&row, &new.actor, &history, &holds).await {
-                Ok(stored) => stored,
-                Err(error) if is_unique_violation(&error) => {
-                    // A concurrent request for the same order won; answer with its order.
-                    return match self.existing(&new, &fingerprint).await? {
-                        Some(view) => Ok((view, false)),
-                        None => Err(Error::Aborted(
-                            "a concurrent create of this order failed; retry".into(),
-                        )),
-                    };
-                }
-                Err(error) => return Err(error.into()),
-            };
-        order.id = id;
-        tracing::info!(order_id = %id, status = %order.status, "order taken in");
-
-        // Deliver after commit; a failure stays in the outbox for the sweep.
-        if !outbox_ids.is_empty()
-            && let Err(error) = self.deliver_outbox(&outbox_ids).await
-        {
-            tracing::warn!(%error, "hold release scheduling deferred to the sweep");
-        }
-        // The stored order is what we hold in memory: answer without reading it back.
-        let holds = holds
-            .into_iter()
-            .zip(hold_ids)
-            .map(|(hold, hold_id)| Hold {
-                id: hold_id,
-                kind: hold.kind,
-                release_after_opt: hold.release_after_opt,
-                event: hold.event,
-                event_ref: hold.event_ref,
-                reason: hold.reason,
-                created_at: now,
-                released_at_opt: None,
-                released_by: String::new(),
-                release_reason: String::new(),
-            })
-            .collect();
-        Ok((
-            OrderView {
-                order,
-                holds,
-                shipments: Vec::new(),
-            },
-            true,
-        ))
+        self.take_in(new).await
     }
 
     /// The stored order with this natural key, if the request matches it.
-    async fn existing(
+    pub(super) async fn existing(
         &self,
         new: &NewOrder,
         fingerprint: &str,
@@ -380,7 +242,7 @@ impl App {
 
     /// The stored order a request names by its natural key, when the request matches it;
     /// a different request under the same key is refused.
-    async fn known(
+    pub(super) async fn known(
         &self,
         new: &NewOrder,
         fingerprint: &str,
@@ -397,56 +259,7 @@ impl App {
         self.view(id).await
     }
 
-    /// Stores a new order with its history, holds and pending hold releases; returns its
-    /// id, the hold ids and the outbox entries to deliver. On PostgreSQL an order without
-    /// holds is one statement that commits on its own; otherwise one transaction.
-    async fn store_arrival(
-        &self,
-        row: &NewOrderRow<'_>,
-        actor: &str,
-        history: &[orders::HistoryEntry],
-        holds: &[NewHold],
-    ) -> Result<(OrderId, Vec<i64>, Vec<i64>), sqlx::Error> {
-        if holds.is_empty() && self.db.backend() == Backend::Postgres {
-            let mut conn = self.db.pool().acquire().await?;
-            let id = orders::insert_arrival(&mut conn, row, actor, history).await?;
-            return Ok((id, Vec::new(), Vec::new()));
-        }
-        let mut tx = self.db.begin().await?;
-        let id = orders::insert(&mut tx, row).await?;
-        let hold_ids = orders::insert_holds(&mut tx, id, holds, row.now).await?;
-        for entry in history {
-            orders::add_history(
-                &mut tx,
-                id,
-                row.now,
-                actor,
-                entry.from_opt,
-                entry.to,
-                &entry.reason,
-            )
-            .await?;
-        }
-        let mut outbox_ids = Vec::new();
-        for (hold, hold_id) in holds.iter().zip(&hold_ids) {
-            if let (HoldKind::Time, Some(due)) = (hold.kind, hold.release_after_opt) {
-                outbox_ids.push(
-                    work::enqueue(
-                        &mut tx,
-                        OutboxKind::ScheduleHoldRelease,
-                        *hold_id,
-                        due,
-                        row.now,
-                    )
-                    .await?,
-                );
-            }
-        }
-        tx.commit().await?;
-        Ok((id, hold_ids, outbox_ids))
-    }
-
-    async fn check_channel_kind(&self, new: &NewOrder) -> Result<(), Error> {
+    pub(super) async fn check_channel_kind(&self, new: &NewOrder) -> Result<(), Error> {
         let kind = self.clients.channel_kind(&new.channel, "channel").await?;
         match (new.kind, kind) {
             (OrderKind::Marketplace, catalog::ChannelKind::B2b) => Err(Error::invalid(
@@ -469,7 +282,7 @@ impl App {
 
     /// Resolves marketplace SKUs through the channel's listings (one call) and checks
     /// client SKUs against the product master (one call).
-    async fn resolve(
+    pub(super) async fn resolve(
         &self,
         client_id: &str,
         channel: &str,
@@ -553,7 +366,7 @@ impl App {
         })
     }
 
-    fn new_order(&self, new: &NewOrder, resolution: &Resolution, now: i64) -> Order {
+    pub(super) fn new_order(&self, new: &NewOrder, resolution: &Resolution, now: i64) -> Order {
         let lines = new
             .lines
             .iter()
@@ -691,7 +504,7 @@ impl App {
 }
 
 /// The history reason of the first allocation, naming any holds placed.
-fn describe_holds(allocation_note: &str, holds: &[NewHold]) -> String {
+pub(super) fn describe_holds(allocation_note: &str, holds: &[NewHold]) -> String {
     if holds.is_empty() {
         return allocation_note.to_string();
     }

@@ -600,7 +600,7 @@ pub struct NewOrderRow<'a> {
     pub now: i64,
 }
 
-/// The columns an order is inserted with, and their values: 24 parameters from `$1`.
+/// The columns an order is inserted with, and their values: 24 parameters.
 const ORDER_INSERT: &str = "INSERT INTO orders (client_id, channel, channel_order_id, \
     channel_order_id_lc, parent_order_id, parent_order_id_lc, kind, status, fulfilment, grade, \
     marketplace_fulfilled, priority, order_time, dispatch_by, start_processing, dispatch_after, \
@@ -608,9 +608,6 @@ const ORDER_INSERT: &str = "INSERT INTO orders (client_id, channel, channel_orde
     alloc_attempts, waiting, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, '', $21, $22, $23, $24, $24) \
     RETURNING id";
-
-/// Parameters an order insert takes.
-const ORDER_INSERT_PARAMETERS: usize = 24;
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
@@ -705,82 +702,255 @@ pub struct HistoryEntry {
     pub reason: String,
 }
 
-/// Inserts a new order with its lines and its first history entries as one PostgreSQL
-/// statement, which commits on its own: the order is stored whole or not at all, with one
-/// round trip instead of a transaction of five. A duplicate natural key fails it with a
-/// unique violation, as [`insert`] does. PostgreSQL only: SQLite has no data-modifying
-/// `WITH`.
-pub async fn insert_arrival(
-    conn: &mut AnyConnection,
-    new: &NewOrderRow<'_>,
-    actor: &str,
-    history: &[HistoryEntry],
-) -> Result<OrderId> {
-    let mut next = ORDER_INSERT_PARAMETERS;
-    let mut placeholder = |cast: &str| {
-        next += 1;
-        format!("CAST(${next} AS {cast})")
-    };
-    let mut sql = format!("WITH o AS ({ORDER_INSERT})");
-    let lines = &new.order.lines;
-    if !lines.is_empty() {
-        let rows: Vec<String> = lines
-            .iter()
-            .map(|_| {
-                let values: Vec<String> = LINE_COLUMNS
-                    .iter()
-                    .map(|(_, cast)| placeholder(cast))
-                    .collect();
-                format!("({})", values.join(", "))
-            })
-            .collect();
-        let columns: Vec<&str> = LINE_COLUMNS.iter().map(|(name, _)| *name).collect();
-        let columns = columns.join(", ");
-        sql.push_str(&format!(
-            ", l AS (INSERT INTO order_lines (order_id, {columns}) SELECT o.id, v.* FROM o, \
-             (VALUES {}) AS v ({columns}))",
-            rows.join(", ")
-        ));
-    }
-    if !history.is_empty() {
-        let actor = placeholder("TEXT");
-        let rows: Vec<String> = history
-            .iter()
-            .enumerate()
-            .map(|(n, _)| {
-                format!(
-                    "({n}, {}, {}, {})",
-                    placeholder("TEXT"),
-                    placeholder("TEXT"),
-                    placeholder("TEXT")
-                )
-            })
-            .collect();
-        // Entries are numbered so their ids keep the order they happened in.
-        sql.push_str(&format!(
-            ", h AS (INSERT INTO order_history (order_id, at, actor, from_status, to_status, \
-             reason) SELECT o.id, $24, {actor}, v.from_status, v.to_status, v.reason FROM o, \
-             (VALUES {}) AS v (n, from_status, to_status, reason) ORDER BY v.n)",
-            rows.join(", ")
-        ));
-    }
-    sql.push_str(" SELECT id FROM o");
+/// A new order with its first history entries, as [`insert_arrivals`] stores it.
+pub struct NewArrival<'a> {
+    pub row: NewOrderRow<'a>,
+    pub actor: &'a str,
+    pub history: &'a [HistoryEntry],
+}
 
-    let mut query = bind_order(sqlx::query(&sql), new);
-    for line in lines {
-        query = bind_line(query, line);
-    }
-    if !history.is_empty() {
-        query = query.bind(actor);
-        for entry in history {
-            query = query
-                .bind(entry.from_opt.map(OrderStatus::as_str).unwrap_or_default())
-                .bind(entry.to.as_str())
-                .bind(entry.reason.as_str());
+/// Inserts new orders with their lines and first history entries as one PostgreSQL
+/// statement, which commits on its own: every order is stored whole, or none is. One round
+/// trip replaces a transaction of five per order, and the statement's text is the same
+/// for any number of orders (the rows travel as three JSON parameters), so its plan is
+/// prepared once. Ids are given in the order of `arrivals` and returned in that order. A
+/// natural key stored already fails the whole statement with a unique violation.
+/// PostgreSQL only: SQLite has no data-modifying `WITH`.
+pub async fn insert_arrivals(
+    conn: &mut AnyConnection,
+    arrivals: &[NewArrival<'_>],
+) -> Result<Vec<OrderId>> {
+    const SQL: &str = "WITH v AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS v (\
+          n BIGINT, client_id TEXT, channel TEXT, channel_order_id TEXT, \
+          channel_order_id_lc TEXT, parent_order_id TEXT, parent_order_id_lc TEXT, kind TEXT, \
+          status TEXT, fulfilment TEXT, grade TEXT, marketplace_fulfilled BIGINT, \
+          priority BIGINT, order_time BIGINT, dispatch_by BIGINT, start_processing BIGINT, \
+          dispatch_after BIGINT, replacement_for TEXT, pool TEXT, failure_reason TEXT, \
+          unknown_skus TEXT, fingerprint TEXT, alloc_attempts BIGINT, waiting BIGINT, \
+          created_at BIGINT)), \
+        o AS (INSERT INTO orders (client_id, channel, channel_order_id, channel_order_id_lc, \
+          parent_order_id, parent_order_id_lc, kind, status, fulfilment, grade, \
+          marketplace_fulfilled, priority, order_time, dispatch_by, start_processing, \
+          dispatch_after, replacement_for, pool, failure_reason, unknown_skus, \
+          channel_conflict, fingerprint, alloc_attempts, waiting, created_at, updated_at) \
+          SELECT client_id, channel, channel_order_id, channel_order_id_lc, parent_order_id, \
+          parent_order_id_lc, kind, status, fulfilment, grade, marketplace_fulfilled, \
+          priority, order_time, dispatch_by, start_processing, dispatch_after, \
+          replacement_for, pool, failure_reason, unknown_skus, '', fingerprint, \
+          alloc_attempts, waiting, created_at, created_at FROM v ORDER BY n \
+          RETURNING id, client_id, channel, channel_order_id), \
+        lv AS (SELECT * FROM json_to_recordset(CAST($2 AS json)) AS lv (client_id TEXT, \
+          channel TEXT, channel_order_id TEXT, line_no BIGINT, marketplace_sku TEXT, \
+          sku TEXT, quantity BIGINT, price_paise BIGINT, cancelled BIGINT, held BIGINT, \
+          picked BIGINT, packed BIGINT, invoiced BIGINT, dispatched BIGINT)), \
+        l AS (INSERT INTO order_lines (order_id, line_no, marketplace_sku, sku, quantity, \
+          price_paise, cancelled, held, picked, packed, invoiced, dispatched) \
+          SELECT o.id, lv.line_no, lv.marketplace_sku, lv.sku, lv.quantity, lv.price_paise, \
+          lv.cancelled, lv.held, lv.picked, lv.packed, lv.invoiced, lv.dispatched \
+          FROM lv JOIN o USING (client_id, channel, channel_order_id)), \
+        hv AS (SELECT * FROM json_to_recordset(CAST($3 AS json)) AS hv (n BIGINT, \
+          client_id TEXT, channel TEXT, channel_order_id TEXT, at BIGINT, actor TEXT, \
+          from_status TEXT, to_status TEXT, reason TEXT)), \
+        h AS (INSERT INTO order_history (order_id, at, actor, from_status, to_status, \
+          reason) SELECT o.id, hv.at, hv.actor, hv.from_status, hv.to_status, hv.reason \
+          FROM hv JOIN o USING (client_id, channel, channel_order_id) ORDER BY hv.n) \
+        SELECT id, client_id, channel, channel_order_id FROM o";
+
+    let mut orders = Vec::with_capacity(arrivals.len());
+    let mut lines = Vec::new();
+    let mut history = Vec::new();
+    for (n, arrival) in arrivals.iter().enumerate() {
+        let order = arrival.row.order;
+        let key = (&order.client_id, &order.channel, &order.channel_order_id);
+        orders.push(serde_json::json!({
+            "n": n,
+            "client_id": key.0,
+            "channel": key.1,
+            "channel_order_id": key.2,
+            "channel_order_id_lc": order.channel_order_id.to_lowercase(),
+            "parent_order_id": order.parent_order_id,
+            "parent_order_id_lc": order.parent_order_id.to_lowercase(),
+            "kind": order.kind.as_str(),
+            "status": order.status.as_str(),
+            "fulfilment": order.fulfilment.as_str(),
+            "grade": order.grade.as_str(),
+            "marketplace_fulfilled": i64::from(order.marketplace_fulfilled),
+            "priority": i64::from(order.priority),
+            "order_time": order.order_time,
+            "dispatch_by": order.dispatch_by_opt,
+            "start_processing": order.start_processing_opt,
+            "dispatch_after": order.dispatch_after_opt,
+            "replacement_for": order.replacement_for,
+            "pool": order.pool,
+            "failure_reason": order.failure_reason,
+            "unknown_skus": order.unknown_skus.join("\n"),
+            "fingerprint": arrival.row.fingerprint,
+            "alloc_attempts": arrival.row.alloc_attempts,
+            "waiting": i64::from(is_waiting(order)),
+            "created_at": arrival.row.now,
+        }));
+        for line in &order.lines {
+            lines.push(serde_json::json!({
+                "client_id": key.0,
+                "channel": key.1,
+                "channel_order_id": key.2,
+                "line_no": line.line_no,
+                "marketplace_sku": line.marketplace_sku,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "price_paise": line.price_paise_opt,
+                "cancelled": line.cancelled,
+                "held": line.held,
+                "picked": line.picked,
+                "packed": line.packed,
+                "invoiced": line.invoiced,
+                "dispatched": line.dispatched,
+            }));
+        }
+        for entry in arrival.history {
+            // Numbered so the ids keep the order the entries happened in.
+            history.push(serde_json::json!({
+                "n": history.len(),
+                "client_id": key.0,
+                "channel": key.1,
+                "channel_order_id": key.2,
+                "at": arrival.row.now,
+                "actor": arrival.actor,
+                "from_status": entry.from_opt.map(OrderStatus::as_str).unwrap_or_default(),
+                "to_status": entry.to.as_str(),
+                "reason": entry.reason,
+            }));
         }
     }
-    let id: i64 = query.fetch_one(&mut *conn).await?.try_get(0)?;
-    Ok(OrderId(id))
+    let rows = sqlx::query(SQL)
+        .bind(serde_json::Value::Array(orders).to_string())
+        .bind(serde_json::Value::Array(lines).to_string())
+        .bind(serde_json::Value::Array(history).to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut ids = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let key: (String, String, String) = (
+            row.try_get("client_id")?,
+            row.try_get("channel")?,
+            row.try_get("channel_order_id")?,
+        );
+        ids.insert(key, OrderId(row.try_get("id")?));
+    }
+    arrivals
+        .iter()
+        .map(|arrival| {
+            let order = arrival.row.order;
+            let key = (
+                order.client_id.clone(),
+                order.channel.clone(),
+                order.channel_order_id.clone(),
+            );
+            ids.get(&key).copied().ok_or_else(|| {
+                sqlx::Error::Protocol(format!(
+                    "order `{}` was not returned by its insert",
+                    order.channel_order_id
+                ))
+            })
+        })
+        .collect()
+}
+
+/// What [`arrival_checks`] looks up for one new order.
+pub struct ArrivalQuery<'a> {
+    /// Client, channel and channel order id.
+    pub natural_key: (&'a str, &'a str, &'a str),
+    pub grade: Grade,
+    /// The order's client SKUs.
+    pub skus: &'a [String],
+}
+
+/// [`arrival_check`] for many new orders in one PostgreSQL statement whose text does not
+/// depend on how many orders it checks.
+pub async fn arrival_checks(
+    conn: &mut AnyConnection,
+    queries: &[ArrivalQuery<'_>],
+) -> Result<Vec<ArrivalCheck>> {
+    // Each key is looked up through the natural key's index (the LIMIT keeps the planner
+    // from turning the lookups into a scan of every order: it cannot tell how few keys
+    // the JSON holds).
+    const SQL: &str = "WITH k AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS k (\
+          client_id TEXT, channel TEXT, channel_order_id TEXT)), \
+        w AS (SELECT DISTINCT * FROM json_to_recordset(CAST($2 AS json)) AS w (\
+          client_id TEXT, grade TEXT, sku TEXT)) \
+        SELECT 0 AS part, k.client_id AS a, k.channel AS b, k.channel_order_id AS c, \
+          o.fingerprint AS d, o.id FROM k CROSS JOIN LATERAL (SELECT id, fingerprint \
+          FROM orders WHERE client_id = k.client_id AND channel = k.channel \
+          AND channel_order_id = k.channel_order_id LIMIT 1) AS o \
+        UNION ALL \
+        SELECT 1, w.client_id, w.grade, w.sku, '', CAST(0 AS BIGINT) FROM w \
+          WHERE EXISTS (SELECT 1 FROM orders o JOIN order_lines l ON l.order_id = o.id \
+          WHERE o.waiting = 1 AND o.client_id = w.client_id AND o.grade = w.grade \
+          AND l.sku = w.sku AND l.quantity - l.cancelled - l.held - l.invoiced > 0)";
+
+    let keys: Vec<serde_json::Value> = queries
+        .iter()
+        .map(|query| {
+            serde_json::json!({
+                "client_id": query.natural_key.0,
+                "channel": query.natural_key.1,
+                "channel_order_id": query.natural_key.2,
+            })
+        })
+        .collect();
+    let wanted: Vec<serde_json::Value> = queries
+        .iter()
+        .flat_map(|query| {
+            query.skus.iter().map(|sku| {
+                serde_json::json!({
+                    "client_id": query.natural_key.0,
+                    "grade": query.grade.as_str(),
+                    "sku": sku,
+                })
+            })
+        })
+        .collect();
+    let rows = sqlx::query(SQL)
+        .bind(serde_json::Value::Array(keys).to_string())
+        .bind(serde_json::Value::Array(wanted).to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+
+    let mut stored = std::collections::HashMap::new();
+    let mut waiting = std::collections::HashSet::new();
+    for row in &rows {
+        let part: i32 = row.try_get("part")?;
+        let a: String = row.try_get("a")?;
+        let b: String = row.try_get("b")?;
+        let c: String = row.try_get("c")?;
+        if part == 0 {
+            let found = (OrderId(row.try_get("id")?), row.try_get::<String, _>("d")?);
+            stored.insert((a, b, c), found);
+        } else {
+            waiting.insert((a, b, c));
+        }
+    }
+    Ok(queries
+        .iter()
+        .map(|query| {
+            let (client_id, channel, channel_order_id) = query.natural_key;
+            let key = (
+                client_id.to_string(),
+                channel.to_string(),
+                channel_order_id.to_string(),
+            );
+            ArrivalCheck {
+                existing_opt: stored.get(&key).cloned(),
+                any_waiting: query.skus.iter().any(|sku| {
+                    waiting.contains(&(
+                        client_id.to_string(),
+                        query.grade.as_str().to_string(),
+                        sku.clone(),
+                    ))
+                }),
+            }
+        })
+        .collect())
 }
 
 /// Writes an order's changeable fields and every line.
