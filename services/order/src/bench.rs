@@ -5,15 +5,19 @@
 //! Catalog, inventory and the order service run in this process on one server, each with
 //! its own database in one throwaway PostgreSQL cluster, as the all-in-one runner runs
 //! them. Clients (8 and 32 by default) each send one-line orders for random SKUs of a
-//! well-stocked catalog, one after the other, for a fixed number of orders in total.
+//! well-stocked catalog over gRPC, one after the other, for a fixed number of orders in
+//! total. As in the all-in-one runner, the order service's calls to catalog and inventory
+//! stay in-process (same clients and protobuf, no socket); a second run with the same
+//! clients makes those calls over loopback gRPC, as separate processes would, and is
+//! reported beside it.
 //!
 //! The pgbench script writes, in one transaction per order, the rows the whole path
 //! writes: the order, its line and its two history entries; the inventory idempotency
 //! row, the allocation, the ledger transfer, and both stock buckets (AVAILABLE down,
 //! ALLOCATED up). It runs with the same number of clients and transactions. The ratio is
 //! service orders per second over pgbench transactions per second: what the service keeps
-//! of the database's raw speed after resolution, three gRPC hops, validation and its own
-//! reads.
+//! of the database's raw speed after resolution, the calls between services, validation
+//! and its own reads.
 
 use std::fmt;
 use std::sync::Arc;
@@ -77,6 +81,8 @@ pub struct RunReport {
     pub p99: Duration,
     /// pgbench transactions per second with the same clients.
     pub pgbench_tps: f64,
+    /// Orders per second with the services calling each other over loopback gRPC.
+    pub network_per_second: f64,
     /// Catalog's ResolveListings alone, calls per second with the same clients.
     pub resolve_per_second: f64,
     /// Inventory's Allocate alone (one line, new order each), calls per second with the
@@ -126,6 +132,13 @@ impl fmt::Display for OrderBenchmark {
                 run.pgbench_tps,
                 run.ratio(),
                 self.target_ratio
+            )?;
+            writeln!(
+                f,
+                "      with catalog and inventory called over loopback gRPC instead of \
+                 in-process: {:.1} orders/s, ratio {:.3}",
+                run.network_per_second,
+                run.network_per_second / run.pgbench_tps.max(f64::EPSILON)
             )?;
             writeln!(
                 f,
@@ -230,6 +243,19 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
         latencies.sort();
         let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
         let pgbench_tps = pgbench(&cluster, &script, clients, options.orders / clients).await?;
+        kosha_runtime::client::set_in_process_calls(false);
+        let network = service_run(
+            &channel,
+            clients,
+            options.orders,
+            options.skus,
+            index + options.clients.len(),
+        )
+        .await;
+        kosha_runtime::client::set_in_process_calls(true);
+        let (network_elapsed, network_latencies) = network?;
+        let network_per_second =
+            network_latencies.len() as f64 / network_elapsed.as_secs_f64().max(f64::EPSILON);
         let resolve_per_second = hop_run(
             &channel,
             clients,
@@ -257,6 +283,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
             p50: percentile(0.5),
             p99: percentile(0.99),
             pgbench_tps,
+            network_per_second,
         };
         tracing::info!(
             clients,
