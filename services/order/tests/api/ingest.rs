@@ -376,6 +376,89 @@ async fn a_marketplace_sku_no_listing_could_hold_fails_the_order_with_its_raw_li
     );
 }
 
+async fn orders_arriving_together_each_get_their_own_answer(db: TestDatabase) {
+    // Arrange: stock for one SKU, and one order stored already.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 10, QcGrade::Pass).await;
+    app.receive("SKU-2", 1, QcGrade::Pass).await;
+    app.receive("SKU-3", 1, QcGrade::Pass).await;
+    let stored = app
+        .create(order("AMAZON", "STORED-1", &[("AM-1", 1)]))
+        .await;
+    let mut changed = order("AMAZON", "STORED-1", &[("AM-1", 1)]);
+    changed.lines[0].quantity = 2;
+    let requests = vec![
+        // Taken in and allocated.
+        order("AMAZON", "NEW-1", &[("AM-1", 2)]),
+        // Same SKU on another channel, same catalog call per channel.
+        order("FLIPKART", "NEW-2", &[("FK-1", 1), ("FK-2", 1)]),
+        // No listing: kept as FAILED.
+        order("AMAZON", "NEW-3", &[("AM-404", 1)]),
+        // A resend of a stored order, and a different order under its key.
+        order("AMAZON", "STORED-1", &[("AM-1", 1)]),
+        changed,
+        // The same new order twice in one go.
+        order("AMAZON", "TWICE-1", &[("AM-1", 1)]),
+        order("AMAZON", "TWICE-1", &[("AM-1", 1)]),
+        // More than the stock of SKU-3.
+        order("MYNTRA", "NEW-4", &[("MY-3", 3)]),
+    ];
+
+    // Act: all at once, so the intake takes them in together.
+    let calls = requests.into_iter().map(|request| {
+        let mut orders = app.orders.clone();
+        async move { orders.create_order(request).await.map(|r| r.into_inner()) }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let bulk = app
+        .orders
+        .clone()
+        .create_bulk_order(crate::harness::bulk_order("B-1", &[("NO-SUCH-SKU", 1)]))
+        .await
+        .unwrap_err();
+
+    // Assert: each answer is the one it would get alone.
+    let ok = |index: usize| answers[index].as_ref().unwrap();
+    let new_1 = ok(0).order.as_ref().unwrap();
+    assert!(ok(0).created);
+    assert_eq!(new_1.status(), api::OrderStatus::Fulfillable);
+    assert_eq!(new_1.lines[0].allocated_quantity, 2);
+    let new_2 = ok(1).order.as_ref().unwrap();
+    assert_eq!(new_2.status(), api::OrderStatus::Fulfillable);
+    assert_eq!(new_2.lines[1].sku, "SKU-2");
+    let new_3 = ok(2).order.as_ref().unwrap();
+    assert_eq!(new_3.status(), api::OrderStatus::Failed);
+    assert_eq!(ok(3).order.as_ref().unwrap().order_id, stored.order_id);
+    assert!(!ok(3).created);
+    assert_eq!(
+        answers[4].as_ref().unwrap_err().code(),
+        tonic::Code::AlreadyExists
+    );
+    let twice: Vec<_> = [5, 6]
+        .iter()
+        .map(|&index| {
+            (
+                ok(index).created,
+                ok(index).order.as_ref().unwrap().order_id.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(twice[0].1, twice[1].1);
+    assert_eq!(twice.iter().filter(|(created, _)| *created).count(), 1);
+    let new_4 = ok(7).order.as_ref().unwrap();
+    assert_ne!(new_4.status(), api::OrderStatus::Fulfillable, "{new_4:?}");
+    assert_eq!(
+        new_4.lines[0].allocated_quantity + app.available("SKU-3").await,
+        1,
+        "{new_4:?}"
+    );
+    assert_eq!(bulk.code(), tonic::Code::InvalidArgument);
+    // SKU-1: 1 (stored) + 2 + 1 + 1 (once); SKU-2: its one unit went to NEW-2.
+    assert_eq!(app.available("SKU-1").await, 5);
+    assert_eq!(app.available("SKU-2").await, 0);
+    app.assert_audit_clean().await;
+}
+
 kosha_testkit::store_tests!(
     a_marketplace_order_is_allocated_on_arrival_and_a_resend_changes_nothing,
     bad_input_is_refused_with_the_field_named_and_stores_nothing,
@@ -386,4 +469,5 @@ kosha_testkit::store_tests!(
     the_same_order_sent_three_times_at_once_is_one_order,
     a_crash_between_allocation_and_save_converges_to_one_allocation,
     block_complete_allocates_all_or_nothing_and_partial_types_take_what_is_there,
+    orders_arriving_together_each_get_their_own_answer,
 );
