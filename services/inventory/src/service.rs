@@ -35,6 +35,8 @@ pub struct Inventory {
     db: Db,
     /// Wakes the outbox delivery loop after a commit that queued a scheduler job.
     outbox_wake: Arc<Notify>,
+    /// What compared allocation batches read, kept between batches.
+    read_cache: Arc<crate::store::read_cache::ReadCache>,
 }
 
 impl Inventory {
@@ -43,6 +45,7 @@ impl Inventory {
         Self {
             db,
             outbox_wake: Arc::new(Notify::new()),
+            read_cache: Arc::default(),
         }
     }
 

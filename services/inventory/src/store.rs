@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod outbox;
 pub mod pools;
+pub mod read_cache;
 pub mod stock;
 
 use kosha_runtime::db::Migration;

@@ -23,7 +23,7 @@ use crate::domain::ids::{
 };
 use crate::domain::pool::PoolRecord;
 use crate::domain::stock::{
-    Grade, Provenance, Quantity, Side, StockKey, StockState, TransferReason, TransferSpec,
+    Grade, Provenance, Quantity, Side, StockKey, StockState, Totals, TransferReason, TransferSpec,
 };
 use crate::service::{Inventory, encoded, forward_out_of_expired, retrying};
 use crate::store::allocations::{self, AllocationRow, LineKey, NewAllocation};
@@ -58,6 +58,8 @@ struct Decision {
     outcomes: Vec<Option<BatchOutcome>>,
     responses: Vec<(usize, pb::AllocateResponse)>,
     statements: Vec<Statement>,
+    /// Compared batches: every stock row read, with the figures the write leaves.
+    stock_after: Vec<(StockKey, Totals)>,
 }
 
 impl Decision {
@@ -223,45 +225,87 @@ impl Inventory {
         let mut keys = batch_keys(commands);
         keys.idempotency.clear();
         keys.lines.clear();
-        let mut context = batch::read_unlocked(connection, &keys).await?;
-        let Some(mut decision) = self
-            .decide(connection, Reads::Unlocked, &mut context, commands, now)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let refused = decision
-            .outcomes
-            .iter()
-            .any(|outcome| matches!(outcome, Some(BatchOutcome::Done(Err(_)))));
-        if refused {
-            return Ok(None);
+        // First from kept reads when every part is kept; a kept read that proves stale
+        // (the write's comparison fails, or it leaves the decision to the locked way) is
+        // redone once from a fresh read.
+        let cache = &self.read_cache;
+        for from_cache in [true, false] {
+            let (mut context, compared_keys) = if from_cache {
+                match cache.context(&keys) {
+                    Some(context) => {
+                        let compared: Vec<StockKey> =
+                            context.locked.rows().map(|(key, _)| key.clone()).collect();
+                        (context, compared)
+                    }
+                    None => continue,
+                }
+            } else {
+                let generation = cache.generation();
+                let context = batch::read_unlocked(connection, &keys).await?;
+                cache.remember(generation, &keys, &context);
+                (context, Vec::new())
+            };
+            let Some(mut decision) = self
+                .decide(connection, Reads::Unlocked, &mut context, commands, now)
+                .await?
+            else {
+                cache.forget_stock(&compared_keys);
+                if from_cache {
+                    continue;
+                }
+                return Ok(None);
+            };
+            let refused = decision
+                .outcomes
+                .iter()
+                .any(|outcome| matches!(outcome, Some(BatchOutcome::Done(Err(_)))));
+            if refused {
+                cache.forget_stock(&compared_keys);
+                if from_cache {
+                    continue;
+                }
+                return Ok(None);
+            }
+            let untouched: Vec<LineKey> = decision
+                .responses
+                .iter()
+                .flat_map(|(index, response)| {
+                    let command = &commands[*index];
+                    response
+                        .lines
+                        .iter()
+                        .filter(|result| result.allocated_now == 0)
+                        .map(|result| {
+                            (
+                                command.client.clone(),
+                                command.order_ref.clone(),
+                                LineId::from_stored(result.line_id.clone()),
+                            )
+                        })
+                })
+                .collect();
+            decision
+                .statements
+                .extend(allocations::absent_statements(&untouched));
+            match store::run_compared(connection, &decision.statements).await? {
+                Compared::Written => {
+                    cache.remember_stock(std::mem::take(&mut decision.stock_after));
+                    return Ok(Some(decision.finish(commands)));
+                }
+                Compared::Conflict => {
+                    let read: Vec<StockKey> = decision
+                        .stock_after
+                        .iter()
+                        .map(|(key, _)| key.clone())
+                        .collect();
+                    cache.forget_stock(&read);
+                    if !from_cache {
+                        return Ok(None);
+                    }
+                }
+            }
         }
-        let untouched: Vec<LineKey> = decision
-            .responses
-            .iter()
-            .flat_map(|(index, response)| {
-                let command = &commands[*index];
-                response
-                    .lines
-                    .iter()
-                    .filter(|result| result.allocated_now == 0)
-                    .map(|result| {
-                        (
-                            command.client.clone(),
-                            command.order_ref.clone(),
-                            LineId::from_stored(result.line_id.clone()),
-                        )
-                    })
-            })
-            .collect();
-        decision
-            .statements
-            .extend(allocations::absent_statements(&untouched));
-        match store::run_compared(connection, &decision.statements).await? {
-            Compared::Written => Ok(Some(decision.finish(commands))),
-            Compared::Conflict => Ok(None),
-        }
+        Ok(None)
     }
 
     /// Decides a batch from what was read (`context`) and returns its writes and answers;
@@ -443,6 +487,7 @@ impl Inventory {
             }
         }
         let mut statements = Vec::new();
+        let mut stock_after = Vec::new();
         match reads {
             Reads::Locked if !transfers.is_empty() => {
                 let (_, stock_writes) = stock::prepare(
@@ -468,6 +513,10 @@ impl Inventory {
                     Some((_, stock_writes)) => statements.extend(stock_writes),
                     None => return Ok(None),
                 }
+                stock_after = locked
+                    .rows()
+                    .map(|(key, totals)| (key.clone(), *totals))
+                    .collect();
             }
         }
         statements.extend(allocations::insert_statements(&new_rows, now));
@@ -512,6 +561,7 @@ impl Inventory {
             outcomes,
             responses,
             statements,
+            stock_after,
         }))
     }
 

@@ -98,6 +98,7 @@ impl Inventory {
             )
             .await?;
             tx.commit().await?;
+            self.read_cache.forget_settings();
             Ok(response)
         })
         .await?;
@@ -216,6 +217,7 @@ impl Inventory {
             )
             .await?;
             tx.commit().await?;
+            self.read_cache.forget_settings();
             Ok(response)
         })
         .await?;
@@ -292,6 +294,7 @@ impl Inventory {
             )
             .await?;
             tx.commit().await?;
+            self.read_cache.forget_settings();
             Ok(response)
         })
         .await?;
@@ -362,6 +365,7 @@ impl Inventory {
             )
             .await?;
             tx.commit().await?;
+            self.read_cache.forget_settings();
             Ok(response)
         })
         .await?;
@@ -412,6 +416,7 @@ impl Inventory {
             )
             .await?;
             tx.commit().await?;
+            self.read_cache.forget_settings();
             Ok(response)
         })
         .await?;
@@ -506,6 +511,7 @@ impl Inventory {
             )
             .await?;
             tx.commit().await?;
+            self.read_cache.forget_settings();
             Ok(response)
         })
         .await?;

@@ -31,6 +31,11 @@ impl Locked {
         self.rows.get(key).copied().unwrap_or_default()
     }
 
+    /// The rows held, with their figures.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&StockKey, &Totals)> {
+        self.rows.iter()
+    }
+
     /// Records a row locked by another query of the transaction.
     pub(crate) fn insert(&mut self, key: StockKey, totals: Totals) {
         self.absent.remove(&key);

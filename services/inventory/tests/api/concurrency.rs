@@ -190,8 +190,42 @@ async fn concurrent_retries_of_one_order_line_with_different_keys_allocate_it_on
     a.assert_books_clean().await;
 }
 
+/// A server keeps the stock figures its batches read and wrote, and uses them for its next
+/// batch. Another server allocating the same stock in between makes them stale: the next
+/// batch must notice and allocate from what is really there.
+async fn figures_kept_from_an_earlier_batch_never_oversell_after_another_server_allocates(
+    db: TestDatabase,
+) {
+    let mut a = spawn_app(&db).await;
+    let mut b = spawn_app(&db).await;
+    a.receive("KEPT", PASS, 5).await;
+    let partial = pb::AllocationMode::Partial;
+
+    // a reads and keeps the row (4 left after its batch); b takes 3 of them behind it.
+    a.allocate("O-1", "COMMON", partial, &[("1", "KEPT", 1)])
+        .await
+        .unwrap();
+    b.allocate("O-2", "COMMON", partial, &[("1", "KEPT", 3)])
+        .await
+        .unwrap();
+    let late = a
+        .allocate("O-3", "COMMON", partial, &[("1", "KEPT", 3)])
+        .await
+        .unwrap();
+    let after = a
+        .allocate("O-4", "COMMON", partial, &[("1", "KEPT", 1)])
+        .await
+        .unwrap();
+
+    assert_eq!(late.lines[0].allocated_now, 1, "only one unit was left");
+    assert_eq!(after.lines[0].allocated_now, 0, "nothing was left");
+    assert_eq!(a.totals("KEPT", "COMMON", PASS).await, (0, 5, 0));
+    a.assert_books_clean().await;
+}
+
 kosha_testkit::store_tests!(
     sixty_four_clients_allocate_exactly_the_stock_there_is,
     two_servers_on_one_database_allocate_exactly_the_stock_there_is,
     concurrent_retries_of_one_order_line_with_different_keys_allocate_it_once,
+    figures_kept_from_an_earlier_batch_never_oversell_after_another_server_allocates,
 );
