@@ -13,7 +13,7 @@
 //! order, so one bad order never fails the others, and an order that repeats a natural key
 //! of its batch is taken in after the batch, finding the first as a stored order.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use futures::future::join_all;
@@ -45,7 +45,13 @@ type Answer = Result<(OrderView, bool), Error>;
 #[derive(Default)]
 pub(crate) struct Intake {
     state: Mutex<IntakeState>,
+    /// The client SKU each marketplace SKU last resolved to, by client and channel: only a
+    /// guess to start a read early with, checked against every resolution.
+    last_resolved: Mutex<HashMap<(String, String, String), String>>,
 }
+
+/// Marketplace SKUs remembered for guesses at most; beyond it they are all forgotten.
+const MOST_GUESSES: usize = 100_000;
 
 #[derive(Default)]
 struct IntakeState {
@@ -78,6 +84,56 @@ impl Drop for WorkerSlot<'_> {
 impl Intake {
     fn lock(&self) -> std::sync::MutexGuard<'_, IntakeState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The distinct client SKUs `new` likely resolves to (marketplace SKUs never resolved
+    /// before are left out).
+    fn guess_skus(&self, new: &NewOrder) -> Vec<String> {
+        let known = self
+            .last_resolved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        new.lines
+            .iter()
+            .filter_map(|line| {
+                if line.marketplace_sku.is_empty() {
+                    Some(line.sku.clone())
+                } else {
+                    let key = (
+                        new.client_id.clone(),
+                        new.channel.clone(),
+                        line.marketplace_sku.clone(),
+                    );
+                    known.get(&key).cloned()
+                }
+            })
+            .filter(|sku| !sku.is_empty())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// Remembers what the marketplace SKUs of `new` resolved to.
+    fn learn_skus(&self, new: &NewOrder, resolution: &Resolution) {
+        let mut known = self
+            .last_resolved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.len() > MOST_GUESSES {
+            known.clear();
+        }
+        for (line, sku) in new.lines.iter().zip(&resolution.skus) {
+            if !line.marketplace_sku.is_empty() && !sku.is_empty() {
+                known.insert(
+                    (
+                        new.client_id.clone(),
+                        new.channel.clone(),
+                        line.marketplace_sku.clone(),
+                    ),
+                    sku.clone(),
+                );
+            }
+        }
     }
 }
 
@@ -195,33 +251,52 @@ impl App {
             }
         }
 
-        self.resolve_takings(&mut takings, &mut answers).await;
-        let takings: Vec<Taking<'_>> = takings
-            .into_iter()
-            .filter(|taking| taking.resolution_opt.is_some())
-            .collect();
-
-        // One read answers resends of known orders and finds older waiting orders.
-        let skus: Vec<Vec<String>> = takings
+        // The read of stored orders and older waiting orders does not wait for the catalog:
+        // it runs beside the resolution with the SKUs earlier resolutions gave the same
+        // marketplace SKUs, and is redone for any order whose SKUs turn out otherwise.
+        let guesses: Vec<Vec<String>> = takings
             .iter()
-            .map(|taking| {
-                let resolution = taking.resolution_opt.as_ref();
-                resolution
-                    .map(|resolution| resolution.skus.iter())
-                    .into_iter()
-                    .flatten()
-                    .filter(|sku| !sku.is_empty())
-                    .cloned()
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect()
-            })
+            .map(|taking| self.intake.guess_skus(taking.new))
             .collect();
-        let checks = self.arrival_checks(&takings, &skus).await;
+        let news: Vec<&NewOrder> = takings.iter().map(|taking| taking.new).collect();
+        let span_opt = takings.first().map(|taking| taking.span.clone());
+        let (_, early_checks) = tokio::join!(
+            self.resolve_takings(&mut takings, &mut answers),
+            self.arrival_checks(&news, &guesses, span_opt),
+        );
+        let mut resolved = Vec::with_capacity(takings.len());
+        let mut recheck = Vec::new();
+        for ((taking, guess), check) in takings.into_iter().zip(guesses).zip(early_checks) {
+            let Some(resolution) = taking.resolution_opt.as_ref() else {
+                continue;
+            };
+            self.intake.learn_skus(taking.new, resolution);
+            let skus: Vec<String> = resolution
+                .skus
+                .iter()
+                .filter(|sku| !sku.is_empty())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if skus != guess {
+                recheck.push(resolved.len());
+            }
+            resolved.push((taking, skus, check));
+        }
+        if !recheck.is_empty() {
+            let news: Vec<&NewOrder> = recheck.iter().map(|&i| resolved[i].0.new).collect();
+            let skus: Vec<Vec<String>> = recheck.iter().map(|&i| resolved[i].1.clone()).collect();
+            let span_opt = Some(resolved[recheck[0]].0.span.clone());
+            let checks = self.arrival_checks(&news, &skus, span_opt).await;
+            for (index, check) in recheck.into_iter().zip(checks) {
+                resolved[index].2 = check;
+            }
+        }
 
         let now = now_micros();
         let mut prepared = Vec::new();
-        for ((taking, skus), check) in takings.into_iter().zip(skus).zip(checks) {
+        for (taking, skus, check) in resolved {
             let Taking {
                 slot,
                 new,
@@ -356,19 +431,16 @@ impl App {
     /// it fails), one per order on SQLite, which has no round trips to save.
     async fn arrival_checks(
         &self,
-        takings: &[Taking<'_>],
+        news: &[&NewOrder],
         skus: &[Vec<String>],
+        span_opt: Option<tracing::Span>,
     ) -> Vec<Result<ArrivalCheck, Error>> {
-        let queries: Vec<ArrivalQuery<'_>> = takings
+        let queries: Vec<ArrivalQuery<'_>> = news
             .iter()
             .zip(skus)
-            .map(|(taking, skus)| ArrivalQuery {
-                natural_key: (
-                    &taking.new.client_id,
-                    &taking.new.channel,
-                    &taking.new.channel_order_id,
-                ),
-                grade: taking.new.grade,
+            .map(|(new, skus)| ArrivalQuery {
+                natural_key: (&new.client_id, &new.channel, &new.channel_order_id),
+                grade: new.grade,
                 skus,
             })
             .collect();
@@ -380,7 +452,7 @@ impl App {
                 let mut conn = self.db.pool().acquire().await?;
                 orders::arrival_checks(&mut conn, &queries).await
             }
-            .instrument(takings[0].span.clone())
+            .instrument(span_opt.unwrap_or_else(tracing::Span::current))
             .await;
             match together {
                 Ok(checks) => return checks.into_iter().map(Ok).collect(),
