@@ -532,7 +532,10 @@ impl App {
                 Err(error @ (Error::Unavailable(_) | Error::Aborted(_))) => {
                     // Record the order anyway; the waiting-order retry allocates it later.
                     item.span.in_scope(|| {
-                        tracing::warn!(%error, "allocation on arrival failed; the order stays CREATED");
+                        tracing::warn!(
+                            %error,
+                            "allocation on arrival failed; the order stays CREATED"
+                        );
                     });
                     item.allocation_note =
                         format!("allocation on arrival failed ({error}); it is retried");
