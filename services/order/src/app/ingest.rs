@@ -84,7 +84,7 @@ impl NewOrder {
 }
 
 /// FNV-1a, 64 bits: a stable hash (unlike std's, which may change between releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(*byte);

@@ -4,8 +4,10 @@
 //! the order is cancelled, only the picked units once a bulk order is complete), and
 //! never less than its picked units while the order is open: reconcile never releases a
 //! picked unit. What inventory holds beyond that is released. Releases are keyed by the
-//! line and the figures they were computed from, so a repeated settle of the same state
-//! releases once.
+//! line, the figures they were computed from and the allocations as inventory listed them
+//! (newest allocation id, units released and consumed so far), so two settles of the same
+//! state release once, while units allocated again after a release are a new state whose
+//! release is not mistaken for the earlier one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use kosha_proto::kosha::inventory::v1 as inv;
 use kosha_runtime::Error;
 use kosha_runtime::time::{from_timestamp, now_micros};
 
+use super::ingest::fnv1a;
 use super::{App, JOB_OWNER};
 use crate::domain::rules::allocation_status;
 use crate::domain::{Line, Order, OrderId, OrderStatus};
@@ -53,8 +56,30 @@ pub fn expected_hold(order: &Order, line: &Line) -> i64 {
     }
 }
 
-/// Open allocations per line id: (SKU, units held, oldest allocation time).
-type Holdings = BTreeMap<String, (String, i64, i64)>;
+/// What inventory's open allocations of one line hold.
+#[derive(Debug, Clone, Default)]
+struct LineHeld {
+    sku: String,
+    /// Units held open.
+    held: i64,
+    /// When the oldest of them was allocated.
+    oldest: i64,
+    /// The newest allocation's id, and units released and consumed from the allocations
+    /// so far: together they tell one holding from a later one with the same figures.
+    newest_id: i64,
+    released: i64,
+    consumed: i64,
+}
+
+impl LineHeld {
+    /// A key part naming this holding.
+    fn mark(&self) -> String {
+        format!("a{}-r{}-x{}", self.newest_id, self.released, self.consumed)
+    }
+}
+
+/// Open allocations per line id.
+type Holdings = BTreeMap<String, LineHeld>;
 
 fn add_allocation(holdings: &mut Holdings, allocation: &inv::Allocation) {
     let created = allocation
@@ -64,9 +89,16 @@ fn add_allocation(holdings: &mut Holdings, allocation: &inv::Allocation) {
         .unwrap_or(i64::MAX);
     let entry = holdings
         .entry(allocation.line_id.clone())
-        .or_insert_with(|| (allocation.sku.clone(), 0, created));
-    entry.1 += allocation.quantity;
-    entry.2 = entry.2.min(created);
+        .or_insert_with(|| LineHeld {
+            sku: allocation.sku.clone(),
+            oldest: created,
+            ..LineHeld::default()
+        });
+    entry.held += allocation.quantity;
+    entry.oldest = entry.oldest.min(created);
+    entry.newest_id = entry.newest_id.max(allocation.allocation_id);
+    entry.released += allocation.released;
+    entry.consumed += allocation.consumed;
 }
 
 /// Splits an inventory order ref into channel and channel order id.
@@ -163,16 +195,21 @@ impl App {
         let mut result = Vec::with_capacity(order.lines.len());
         let mut held_after: BTreeMap<i32, i64> = BTreeMap::new();
         for line in &order.lines {
-            let held = holdings
-                .get(&line.line_id())
-                .map_or(0, |(_, held, _)| *held);
+            let line_held = holdings.get(&line.line_id()).cloned().unwrap_or_default();
+            let held = line_held.held;
             let expected = expected_hold(&order, line);
             let excess = (held - expected).max(0);
             let mut released = 0;
             if excess > 0 && !dry_run {
-                let key = format!(
-                    "{order_ref}#release-L{}-h{held}-e{expected}-c{}-i{}",
-                    line.line_no, line.cancelled, line.invoiced
+                let key = release_key(
+                    &order_ref,
+                    &format!(
+                        "release-L{}-h{held}-e{expected}-c{}-i{}-{}",
+                        line.line_no,
+                        line.cancelled,
+                        line.invoiced,
+                        line_held.mark()
+                    ),
                 );
                 let reason = format!(
                     "order {id} is {}: units beyond what it should hold",
@@ -384,12 +421,19 @@ impl App {
         dry_run: bool,
     ) -> Result<Vec<LineHolding>, Error> {
         let mut lines = Vec::new();
-        for (line_id, (sku, held, oldest)) in holdings {
-            let old_enough = *oldest <= deadline;
-            let excess = if old_enough { *held } else { 0 };
+        for (line_id, line_held) in holdings {
+            let held = line_held.held;
+            let excess = if line_held.oldest <= deadline {
+                held
+            } else {
+                0
+            };
             let mut released = 0;
             if excess > 0 && !dry_run {
-                let key = format!("{order_ref}#orphan-L{line_id}-h{held}");
+                let key = release_key(
+                    order_ref,
+                    &format!("orphan-L{line_id}-h{held}-{}", line_held.mark()),
+                );
                 released = self
                     .release_excess(
                         client_id,
@@ -404,9 +448,9 @@ impl App {
             lines.push(LineHolding {
                 order_label: order_ref.to_string(),
                 line_no: line_id.parse().unwrap_or(0),
-                sku: sku.clone(),
+                sku: line_held.sku.clone(),
                 expected: 0,
-                held: *held,
+                held,
                 picked_open: 0,
                 excess,
                 released,
@@ -423,6 +467,19 @@ impl App {
         }
         Ok(all)
     }
+}
+
+/// Longest idempotency key inventory takes.
+const MOST_KEY_CHARS: usize = 200;
+
+/// The idempotency key `<order_ref>#<detail>`; when that is too long for inventory, the
+/// detail is replaced by its hash, which is as deterministic.
+fn release_key(order_ref: &str, detail: &str) -> String {
+    let key = format!("{order_ref}#{detail}");
+    if key.len() <= MOST_KEY_CHARS {
+        return key;
+    }
+    format!("{order_ref}#release-{:016x}", fnv1a(detail.as_bytes()))
 }
 
 fn duration_micros(duration: Duration) -> i64 {

@@ -133,3 +133,85 @@ async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestD
 }
 
 kosha_testkit::store_tests!(reconcile_releases_a_leaked_allocation_but_never_picked_units);
+
+async fn reconcile_releases_units_allocated_again_after_a_cancel(db: TestDatabase) {
+    // Arrange: a cancelled order whose release went through, then units allocated to the
+    // same line again (a retry that raced the cancel). The second holding has the same
+    // figures as the first had when the cancel released it.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 10, QcGrade::Pass).await;
+    let created = app.create(order("AMAZON", "AGAIN-1", &[("AM-1", 2)])).await;
+    app.orders
+        .clone()
+        .cancel_order(api::CancelOrderRequest {
+            order_id: created.order_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let available_after_cancel = app.available("SKU-1").await;
+    app.inventory
+        .clone()
+        .allocate(inv::AllocateRequest {
+            client_id: CLIENT.into(),
+            order_ref: "AMAZON:AGAIN-1".into(),
+            channel: "AMAZON".into(),
+            grade: QcGrade::Pass as i32,
+            mode: inv::AllocationMode::Partial as i32,
+            lines: vec![inv::AllocateLine {
+                line_id: "1".into(),
+                sku: "SKU-1".into(),
+                quantity: 2,
+            }],
+            top_up: true,
+            idempotency_key: "AMAZON:AGAIN-1#late-retry".into(),
+            actor: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let reconciled = app
+        .orders
+        .clone()
+        .reconcile_orders(api::ReconcileOrdersRequest {
+            client_id: CLIENT.into(),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = app
+        .orders
+        .clone()
+        .reconcile_orders(api::ReconcileOrdersRequest {
+            client_id: CLIENT.into(),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Assert
+    assert_eq!(available_after_cancel, 10);
+    let released: i64 = reconciled
+        .adjusted
+        .iter()
+        .map(|line| line.released_quantity)
+        .sum();
+    assert_eq!(released, 2, "{reconciled:?}");
+    assert!(again.adjusted.is_empty(), "{again:?}");
+    assert_eq!(
+        app.held("AMAZON:AGAIN-1")
+            .await
+            .get("1")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(app.available("SKU-1").await, 10);
+    app.assert_audit_clean().await;
+}
+
+kosha_testkit::store_tests!(reconcile_releases_units_allocated_again_after_a_cancel);
