@@ -180,11 +180,11 @@ impl App {
         let response_opt = self.allocate_call(&order, attempt).await?;
 
         // Then store what inventory says the lines hold.
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), id).await? else {
             return Err(Error::not_found("order", id));
         };
+        let now = now_micros();
         if check_allocatable(&locked).is_err() {
             // Cancelled or moved on meanwhile: give back whatever this call took.
             let outbox_id = work::enqueue(&mut tx, OutboxKind::SettleOrder, id.0, now, now).await?;

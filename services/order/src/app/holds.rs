@@ -51,12 +51,12 @@ impl App {
 
         let mut report = ReleaseReport::default();
         for (order_id, hold_ids) in by_order {
-            let now = now_micros();
             let mut tx = self.db.begin().await?;
             let Some(mut order) = orders::lock(&mut tx, self.db.for_update(), order_id).await?
             else {
                 continue;
             };
+            let now = now_micros();
             let mut released_ids = Vec::new();
             for hold_id in &hold_ids {
                 if orders::release_hold(&mut tx, *hold_id, now, actor, reason).await? {

@@ -452,11 +452,11 @@ impl App {
                 .resolve(&order.client_id, &order.channel, &sent)
                 .await?;
 
-            let now = now_micros();
             let mut tx = self.db.begin().await?;
             let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), *id).await? else {
                 continue;
             };
+            let now = now_micros();
             if locked.status != OrderStatus::Failed {
                 continue;
             }

@@ -70,11 +70,11 @@ impl App {
         actor: &str,
         pick_list: &[(i32, i64)],
     ) -> Result<OrderView, Error> {
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         let holds = orders::load_holds(&mut tx, id).await?;
         let shipments = orders::load_shipments(&mut tx, id).await?;
         let open_holds: Vec<_> = holds.iter().filter(|hold| hold.is_open()).collect();
@@ -134,11 +134,11 @@ impl App {
         }
 
         // Then record the shipment.
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         let shipments = orders::load_shipments(&mut tx, id).await?;
         rules::check_pack(&order, &shipments)?;
         let mut shipment_lines = Vec::new();
@@ -216,11 +216,11 @@ impl App {
         self.clients.inventory.clone().consume(request).await?;
 
         // Then record it.
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         let shipments = orders::load_shipments(&mut tx, id).await?;
         let current = shipments.iter().find(|s| s.id == shipment.id).cloned();
         let mut settle_ids = Vec::new();
@@ -288,11 +288,11 @@ impl App {
         shipment_id: &str,
         actor: &str,
     ) -> Result<(OrderView, Shipment), Error> {
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         let shipments = orders::load_shipments(&mut tx, id).await?;
         let shipment = match pick_shipment(
             &order,
@@ -355,11 +355,11 @@ impl App {
         actor: &str,
         reason: &str,
     ) -> Result<CancelOutcome, Error> {
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         if rules::check_cancel(&order)? == CancelPlan::AlreadyCancelled {
             tx.commit().await?;
             // Nothing changes; a release still owed by the first cancellation is retried
@@ -416,11 +416,11 @@ impl App {
         actor: &str,
         reason: &str,
     ) -> Result<OrderView, Error> {
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         for (index, (line_no, quantity)) in lines.iter().enumerate() {
             rules::check_cancel_line(
                 &order,
@@ -459,11 +459,11 @@ impl App {
         actor: &str,
         reason: &str,
     ) -> Result<(OrderView, i64), Error> {
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let mut order = orders::lock(&mut tx, self.db.for_update(), id)
             .await?
             .ok_or_else(|| Error::not_found("order", id))?;
+        let now = now_micros();
         rules::check_complete(&order)?;
         let mut freed = 0;
         for line in &mut order.lines {

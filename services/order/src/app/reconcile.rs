@@ -243,11 +243,11 @@ impl App {
         }
 
         // Store what inventory holds now; in the allocation phase the status follows.
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), id).await? else {
             return Ok(result);
         };
+        let now = now_micros();
         let mut changed = false;
         for line in &mut locked.lines {
             let Some(held) = held_after.get(&line.line_no) else {

@@ -291,11 +291,11 @@ impl App {
             "cancelled on {channel_code} after it was invoiced here; the invoiced units left \
              stock and come back only through a re-GRN of the returned units"
         );
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
         let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), id).await? else {
             return Ok(());
         };
+        let now = now_micros();
         if locked.channel_conflict != conflict {
             locked.channel_conflict = conflict.clone();
             orders::save(&mut tx, &locked, now).await?;

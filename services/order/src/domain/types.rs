@@ -318,9 +318,11 @@ impl Line {
         (self.wanted() - self.invoiced).max(0)
     }
 
-    /// Allocated units not yet picked.
+    /// Allocated units not yet picked, counting no more units than are still wanted: units
+    /// cancelled are not picked, even while inventory still holds them because their
+    /// release has not gone through yet.
     pub fn unpicked_allocated(&self) -> i64 {
-        (self.allocated() - self.picked).max(0)
+        (self.allocated().min(self.wanted()) - self.picked).max(0)
     }
 
     /// Picked units not yet invoiced: physically out of the shelf, never released by
@@ -556,6 +558,15 @@ mod tests {
         assert_eq!(line.picked_open(), 1);
         assert_eq!(line.cancellable(), 2);
         assert!(line.is_consistent());
+    }
+
+    #[test]
+    fn cancelled_units_still_held_are_not_pickable() {
+        let mut line = Line::new(1, "", "SKU-1", 3);
+        line.held = 3;
+        line.cancelled = 2;
+
+        assert_eq!(line.unpicked_allocated(), 1);
     }
 
     #[test]

@@ -599,6 +599,54 @@ async fn a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it(d
     app.assert_audit_clean().await;
 }
 
+async fn units_cancelled_before_their_release_goes_through_are_never_picked(db: TestDatabase) {
+    // Arrange: two of three units cancelled while inventory refuses the release, so
+    // inventory still holds all three when the picker comes.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let created = app.create(order("AMAZON", "CXP-1", &[("AM-1", 3)])).await;
+    app.faults.fail_releases(1);
+    app.orders
+        .clone()
+        .cancel_lines(api::CancelLinesRequest {
+            order_id: created.order_id.clone(),
+            lines: vec![api::LineQuantity {
+                line_number: 1,
+                quantity: 2,
+            }],
+            actor: "ops".into(),
+            reason: "customer kept one".into(),
+        })
+        .await
+        .unwrap();
+    let held_before_pick = app.held("AMAZON:CXP-1").await.get("1").copied();
+
+    // Act
+    let picked = pick(&app, &created.order_id).await.unwrap();
+    let cancel_picked = app
+        .orders
+        .clone()
+        .cancel_lines(api::CancelLinesRequest {
+            order_id: created.order_id.clone(),
+            lines: vec![api::LineQuantity {
+                line_number: 1,
+                quantity: 1,
+            }],
+            actor: "ops".into(),
+            reason: "too late".into(),
+        })
+        .await;
+
+    // Assert
+    assert_eq!(held_before_pick, Some(3), "the release was meant to fail");
+    assert_eq!(picked.lines[0].picked_quantity, 1);
+    assert_eq!(picked.lines[0].cancelled_quantity, 2);
+    assert!(
+        cancel_picked.is_err(),
+        "a picked unit cannot be cancelled line by line"
+    );
+}
+
 kosha_testkit::store_tests!(
     an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
     single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
@@ -607,4 +655,5 @@ kosha_testkit::store_tests!(
     a_bulk_order_is_allocated_only_by_an_operators_retry_which_runs_as_a_job,
     a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked,
     a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it,
+    units_cancelled_before_their_release_goes_through_are_never_picked,
 );
