@@ -190,6 +190,9 @@ impl App {
         let order = &view.order;
         let shipment =
             pick_shipment(order, &view.shipments, shipment_id, ShipmentStatus::Packed)?.clone();
+        if shipment.status == ShipmentStatus::Packed {
+            rules::check_invoice(order)?;
+        }
         if shipment.status != ShipmentStatus::Packed {
             return Ok((view.clone(), shipment));
         }

@@ -79,7 +79,6 @@ fn refused(order: &Order, what: &str, why: &str) -> Error {
     ))
 }
 
-/// Whether the order may be picked now.
 /// Units to pick per line (in line order) for a pick list; an empty list picks every
 /// allocated unit not yet picked. Each entry must name a line once and stay within what
 /// that line holds unpicked; nothing may end up picked at all.
@@ -118,6 +117,7 @@ pub fn plan_pick(order: &Order, pick_list: &[(i32, i64)]) -> Result<Vec<i64>, Er
     Ok(to_pick)
 }
 
+/// Whether the order may be picked now.
 pub fn check_pick(
     order: &Order,
     open_holds: &[&Hold],
@@ -297,6 +297,20 @@ pub fn check_cancel_line(
              picked nor cancelled (picked {}, cancelled {})",
             order.id, line.picked, line.cancelled
         )));
+    }
+    Ok(())
+}
+
+/// Whether a packed shipment of the order may be invoiced: not once the order is
+/// cancelled, which put the packed units back on the shelf.
+pub fn check_invoice(order: &Order) -> Result<(), Error> {
+    if order.status == OrderStatus::Cancelled {
+        return Err(refused(
+            order,
+            "invoice",
+            "it was cancelled after packing, which put the packed units back on the shelf and \
+             released them; its packed shipment is void",
+        ));
     }
     Ok(())
 }

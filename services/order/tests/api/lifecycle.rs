@@ -647,6 +647,25 @@ async fn units_cancelled_before_their_release_goes_through_are_never_picked(db: 
     );
 }
 
+async fn a_shipment_packed_before_a_cancellation_is_never_invoiced(db: TestDatabase) {
+    // Arrange: picked and packed, then cancelled.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let created = app.create(order("AMAZON", "PKC-1", &[("AM-1", 2)])).await;
+    pick(&app, &created.order_id).await.unwrap();
+    let packed = pack(&app, &created.order_id).await.unwrap();
+    let shipment_id = packed.shipment.unwrap().shipment_id;
+    cancel(&app, &created.order_id).await.unwrap();
+
+    // Act
+    let invoiced = invoice(&app, &created.order_id, &shipment_id).await;
+
+    // Assert
+    refused(invoiced, &["CANCELLED", "cannot invoice", "void"]);
+    assert_eq!(app.available("SKU-1").await, 5);
+    app.assert_audit_clean().await;
+}
+
 kosha_testkit::store_tests!(
     an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
     single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
@@ -656,4 +675,5 @@ kosha_testkit::store_tests!(
     a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked,
     a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it,
     units_cancelled_before_their_release_goes_through_are_never_picked,
+    a_shipment_packed_before_a_cancellation_is_never_invoiced,
 );
