@@ -754,10 +754,27 @@ fn parse_channels(texts: &[String]) -> Result<Vec<ChannelCode>, Error> {
     Ok(channels)
 }
 
-/// Optional activation and expiry times; expiry must come after activation.
+/// Longest an expiry time may lie ahead: the scheduler's default horizon, since the sweep
+/// at expiry is a job scheduled as soon as the expiry is set.
+const MOST_EXPIRY_AHEAD_DAYS: i64 = 400;
+
+/// Longest an expiry time may lie behind: a pool set to expire a moment ago is swept at
+/// once, while an older time is more likely a mistake.
+const MOST_EXPIRY_BEHIND_MICROS: i64 = 3_600_000_000;
+
+/// Optional activation and expiry times; expiry must come after activation, not more than
+/// an hour ago and at most [`MOST_EXPIRY_AHEAD_DAYS`] ahead.
 fn parse_schedule(
     activate: &Option<prost_types::Timestamp>,
     expire: &Option<prost_types::Timestamp>,
+) -> Result<(Option<i64>, Option<i64>), Error> {
+    parse_schedule_at(activate, expire, now_micros())
+}
+
+fn parse_schedule_at(
+    activate: &Option<prost_types::Timestamp>,
+    expire: &Option<prost_types::Timestamp>,
+    now: i64,
 ) -> Result<(Option<i64>, Option<i64>), Error> {
     let activate_at = activate
         .as_ref()
@@ -772,6 +789,23 @@ fn parse_schedule(
     {
         return Err(Error::invalid("expire_time", "must be after activate_time"));
     }
+    if let Some(expire_at) = expire_at {
+        if expire_at < now - MOST_EXPIRY_BEHIND_MICROS {
+            return Err(Error::invalid(
+                "expire_time",
+                "is more than an hour in the past; to end a pool now, set its expiry to now",
+            ));
+        }
+        if expire_at > now + MOST_EXPIRY_AHEAD_DAYS * 86_400_000_000 {
+            return Err(Error::invalid(
+                "expire_time",
+                format!(
+                    "is more than {MOST_EXPIRY_AHEAD_DAYS} days ahead; set a nearer expiry and \
+                     move it later when the time comes"
+                ),
+            ));
+        }
+    }
     Ok((activate_at, expire_at))
 }
 
@@ -781,5 +815,34 @@ pub(crate) fn for_share(backend: Backend) -> &'static str {
     match backend {
         Backend::Postgres => " FOR SHARE",
         Backend::Sqlite => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn at(micros: i64) -> Option<prost_types::Timestamp> {
+        Some(to_timestamp(micros))
+    }
+
+    #[test]
+    fn an_expiry_must_lie_between_an_hour_ago_and_the_schedulers_horizon() {
+        let now = 1_800_000_000_000_000;
+
+        let soon = parse_schedule_at(&None, &at(now + DAY), now);
+        let moment_ago = parse_schedule_at(&None, &at(now - 60_000_000), now);
+        let long_ago = parse_schedule_at(&None, &at(now - 2 * DAY), now);
+        let too_far = parse_schedule_at(&None, &at(now + 401 * DAY), now);
+        let before_activation = parse_schedule_at(&at(now + 2 * DAY), &at(now + DAY), now);
+
+        assert_eq!(soon.unwrap(), (None, Some(now + DAY)));
+        assert!(moment_ago.is_ok());
+        for refused in [long_ago, too_far, before_activation] {
+            let message = refused.unwrap_err().to_string();
+            assert!(message.contains("expire_time"), "{message}");
+        }
     }
 }
