@@ -540,6 +540,26 @@ impl App {
                     item.allocation_note =
                         format!("allocation on arrival failed ({error}); it is retried");
                 }
+                Err(Error::AlreadyExists(_)) => {
+                    // The allocation key derives from the natural key, so another request
+                    // for this channel order, with other contents, allocated first: answer
+                    // as for an order stored under the key, not with inventory's key.
+                    let stored = self
+                        .existing(item.new, &item.fingerprint)
+                        .instrument(item.span.clone())
+                        .await;
+                    answers[item.slot] = Some(match stored {
+                        Ok(Some(view)) => Ok((view, false)),
+                        Ok(None) => Err(Error::AlreadyExists(format!(
+                            "order `{}` of {} for client `{}` is being taken in by another \
+                             request with different lines or fulfilment; a channel order id \
+                             names one order",
+                            item.new.channel_order_id, item.new.channel, item.new.client_id
+                        ))),
+                        Err(error) => Err(error),
+                    });
+                    refused.push(index);
+                }
                 Err(error) => {
                     answers[item.slot] = Some(Err(error));
                     refused.push(index);

@@ -1,5 +1,6 @@
 //! Taking orders in: resolution, allocation on arrival, idempotency, concurrency, crashes.
 
+use kosha_proto::kosha::inventory::v1 as inv;
 use kosha_proto::kosha::order::v1 as api;
 use kosha_proto::types::QcGrade;
 use kosha_testkit::TestDatabase;
@@ -459,7 +460,54 @@ async fn orders_arriving_together_each_get_their_own_answer(db: TestDatabase) {
     app.assert_audit_clean().await;
 }
 
+async fn an_order_whose_allocation_key_another_request_took_is_refused_as_an_order(
+    db: TestDatabase,
+) {
+    // Arrange: another request for the same channel order, with other lines, allocated
+    // first and is not stored yet.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    app.inventory
+        .clone()
+        .allocate(inv::AllocateRequest {
+            client_id: CLIENT.into(),
+            order_ref: "AMAZON:RACE-1".into(),
+            channel: "AMAZON".into(),
+            grade: QcGrade::Pass as i32,
+            mode: inv::AllocationMode::Partial as i32,
+            lines: vec![inv::AllocateLine {
+                line_id: "1".into(),
+                sku: "SKU-1".into(),
+                quantity: 2,
+            }],
+            top_up: true,
+            idempotency_key: "AMAZON:RACE-1#alloc-1".into(),
+            actor: "order".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let refused = app
+        .orders
+        .clone()
+        .create_order(order("AMAZON", "RACE-1", &[("AM-1", 1)]))
+        .await;
+
+    // Assert
+    let status = refused.expect_err("the key belongs to another request");
+    assert_eq!(status.code(), tonic::Code::AlreadyExists);
+    assert!(
+        status.message().contains("RACE-1") && !status.message().contains("idempotency"),
+        "{}",
+        status.message()
+    );
+    app.assert_audit_clean().await;
+}
+
 kosha_testkit::store_tests!(
+    an_order_whose_allocation_key_another_request_took_is_refused_as_an_order,
     a_marketplace_order_is_allocated_on_arrival_and_a_resend_changes_nothing,
     bad_input_is_refused_with_the_field_named_and_stores_nothing,
     an_unknown_marketplace_sku_fails_the_order_until_the_listing_is_added,
