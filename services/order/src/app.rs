@@ -261,12 +261,24 @@ impl App {
     }
 }
 
-/// The actor to record: the caller's, or `operator`.
-pub fn actor_or_default(actor: &str) -> String {
+/// Longest actor recorded.
+const MOST_ACTOR_CHARS: usize = 128;
+
+/// The actor to record: the caller's, or `operator` when none is given. An actor is a name
+/// in the history, so it is at most 128 characters and has no control characters.
+pub fn actor_or_default(actor: &str) -> Result<String, Error> {
     let actor = actor.trim();
     if actor.is_empty() {
-        DEFAULT_ACTOR.to_string()
-    } else {
-        actor.chars().take(128).collect()
+        return Ok(DEFAULT_ACTOR.to_string());
     }
+    if actor.chars().count() > MOST_ACTOR_CHARS {
+        return Err(Error::invalid(
+            "actor",
+            format!("longer than {MOST_ACTOR_CHARS} characters"),
+        ));
+    }
+    if actor.chars().any(char::is_control) {
+        return Err(Error::invalid("actor", "has control characters"));
+    }
+    Ok(actor.to_string())
 }

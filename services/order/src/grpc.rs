@@ -106,7 +106,7 @@ impl OrderService for OrderGrpc {
             if !request.marketplace_sku.is_empty() {
                 validate::sku("marketplace_sku", &request.marketplace_sku)?;
             }
-            let actor = actor_or_default(&request.actor);
+            let actor = actor_or_default(&request.actor)?;
             let (retried, resolved, still_failed) = self
                 .app
                 .retry_failed(
@@ -133,7 +133,7 @@ impl OrderService for OrderGrpc {
         let request = request.into_inner();
         let result = async {
             let id = order_id("order_id", &request.order_id)?;
-            let actor = actor_or_default(&request.actor);
+            let actor = actor_or_default(&request.actor)?;
             let order = self.app.load(id).await?;
             if order.kind == crate::domain::OrderKind::Bulk {
                 let job = self
@@ -170,7 +170,7 @@ impl OrderService for OrderGrpc {
             for (index, sku) in request.skus.iter().enumerate() {
                 validate::sku(&format!("skus[{index}]"), sku)?;
             }
-            let actor = actor_or_default(&request.actor);
+            let actor = actor_or_default(&request.actor)?;
             let (tried, changes) = self
                 .app
                 .retry_waiting(&request.client_id, None, "", &request.skus, &actor)
@@ -190,7 +190,7 @@ impl OrderService for OrderGrpc {
         use api::release_hold_request::Target;
         let request = request.into_inner();
         let result = async {
-            let actor = actor_or_default(&request.actor);
+            let actor = actor_or_default(&request.actor)?;
             let reason = if request.reason.trim().is_empty() {
                 "released by request".to_string()
             } else {
@@ -299,7 +299,7 @@ impl OrderService for OrderGrpc {
                 .collect();
             let view = self
                 .app
-                .pick(id, &actor_or_default(&request.actor), &pick_list)
+                .pick(id, &actor_or_default(&request.actor)?, &pick_list)
                 .await?;
             Ok(api::PickOrderResponse {
                 order: Some(convert::order(&view)),
@@ -315,7 +315,10 @@ impl OrderService for OrderGrpc {
         let request = request.into_inner();
         let result = async {
             let id = order_id("order_id", &request.order_id)?;
-            let (view, shipment) = self.app.pack(id, &actor_or_default(&request.actor)).await?;
+            let (view, shipment) = self
+                .app
+                .pack(id, &actor_or_default(&request.actor)?)
+                .await?;
             Ok(api::PackOrderResponse {
                 shipment: Some(convert::shipment(&view.order, &shipment)),
                 order: Some(convert::order(&view)),
@@ -345,7 +348,7 @@ impl OrderService for OrderGrpc {
                     id,
                     &request.shipment_id,
                     &request.invoice_number,
-                    &actor_or_default(&request.actor),
+                    &actor_or_default(&request.actor)?,
                 )
                 .await?;
             Ok(api::InvoiceOrderResponse {
@@ -365,7 +368,7 @@ impl OrderService for OrderGrpc {
             let id = order_id("order_id", &request.order_id)?;
             let (view, shipment) = self
                 .app
-                .dispatch(id, &request.shipment_id, &actor_or_default(&request.actor))
+                .dispatch(id, &request.shipment_id, &actor_or_default(&request.actor)?)
                 .await?;
             Ok(api::DispatchOrderResponse {
                 shipment: Some(convert::shipment(&view.order, &shipment)),
@@ -384,7 +387,7 @@ impl OrderService for OrderGrpc {
             let id = order_id("order_id", &request.order_id)?;
             let outcome = self
                 .app
-                .cancel(id, &actor_or_default(&request.actor), &request.reason)
+                .cancel(id, &actor_or_default(&request.actor)?, &request.reason)
                 .await?;
             Ok(api::CancelOrderResponse {
                 order: Some(convert::order(&outcome.view)),
@@ -427,7 +430,7 @@ impl OrderService for OrderGrpc {
                 .cancel_lines(
                     id,
                     &lines,
-                    &actor_or_default(&request.actor),
+                    &actor_or_default(&request.actor)?,
                     &request.reason,
                 )
                 .await?;
@@ -447,7 +450,7 @@ impl OrderService for OrderGrpc {
             let id = order_id("order_id", &request.order_id)?;
             let (view, freed) = self
                 .app
-                .complete(id, &actor_or_default(&request.actor), &request.reason)
+                .complete(id, &actor_or_default(&request.actor)?, &request.reason)
                 .await?;
             Ok(api::CompleteOrderResponse {
                 order: Some(convert::order(&view)),
@@ -641,6 +644,14 @@ impl OrderService for OrderGrpc {
                     .transpose()?,
                 before_id_opt: (before_id > 0).then_some(before_id),
             };
+            if let (Some(from), Some(to)) = (filter.from_opt, filter.to_opt)
+                && from > to
+            {
+                return Err(Error::invalid(
+                    "order_time_to",
+                    "is before order_time_from; the range would hold no order",
+                ));
+            }
             let views = self.app.search(&filter, limit).await?;
             let next_page_token = match views.last() {
                 Some(last) if views.len() as i64 == limit => {

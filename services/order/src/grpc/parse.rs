@@ -53,8 +53,9 @@ impl Problems {
     }
 }
 
-/// An external id (channel order id, parent order id, reference): printable, no spaces
-/// around, at most 128 characters.
+/// An external id (channel order id, parent order id, reference): printable ASCII without
+/// spaces, at most 128 characters. A channel order id keys the order's stock in inventory,
+/// whose order references take the same characters.
 pub fn external_id(problems: &mut Problems, field: &str, value: &str, required: bool) {
     if value.is_empty() {
         if required {
@@ -64,8 +65,11 @@ pub fn external_id(problems: &mut Problems, field: &str, value: &str, required: 
     }
     if value.len() > MAX_ID_LEN {
         problems.add(field, format!("longer than {MAX_ID_LEN} characters"));
-    } else if value.trim() != value || value.chars().any(|c| c.is_control() || c == ' ') {
-        problems.add(field, format!("`{value}` has spaces or control characters"));
+    } else if let Some(bad) = value.chars().find(|c| !c.is_ascii_graphic()) {
+        problems.add(
+            field,
+            format!("`{value}` must be printable ASCII without spaces; found {bad:?}"),
+        );
     }
 }
 
@@ -225,6 +229,13 @@ pub fn create_order(request: api::CreateOrderRequest) -> Result<NewOrder, Error>
         request.dispatch_after_time.as_ref(),
     );
     let lines = lines(&mut problems, &request.lines, false);
+    let actor = match actor_or_default(&request.actor) {
+        Ok(actor) => actor,
+        Err(error) => {
+            problems.check(Err(error));
+            String::new()
+        }
+    };
     problems.finish()?;
 
     Ok(NewOrder {
@@ -243,7 +254,7 @@ pub fn create_order(request: api::CreateOrderRequest) -> Result<NewOrder, Error>
         dispatch_after_opt,
         replacement_for: request.replacement_for_channel_order_id,
         lines,
-        actor: actor_or_default(&request.actor),
+        actor,
     })
 }
 
@@ -286,6 +297,13 @@ pub fn create_bulk_order(request: api::CreateBulkOrderRequest) -> Result<NewOrde
         request.start_processing_time.as_ref(),
     );
     let lines = lines(&mut problems, &request.lines, true);
+    let actor = match actor_or_default(&request.actor) {
+        Ok(actor) => actor,
+        Err(error) => {
+            problems.check(Err(error));
+            String::new()
+        }
+    };
     problems.finish()?;
 
     Ok(NewOrder {
@@ -304,7 +322,7 @@ pub fn create_bulk_order(request: api::CreateBulkOrderRequest) -> Result<NewOrde
         dispatch_after_opt: None,
         replacement_for: String::new(),
         lines,
-        actor: actor_or_default(&request.actor),
+        actor,
     })
 }
 

@@ -59,9 +59,35 @@ async fn bad_input_is_refused_with_the_field_named_and_stores_nothing(db: TestDa
     let app = spawn_app(db, Options::default()).await;
     let mut bad = order("AMAZON", "A-1", &[("AM-1", 0)]);
     bad.client_id = "Acme Corp".into();
+    bad.actor = "ops\nadmin".into();
+    let mut not_ascii = order("AMAZON", "ÄÖ-1", &[("AM-1", 1)]);
+    not_ascii.actor = "a".repeat(129);
 
     // Act
     let status = app.orders.clone().create_order(bad).await.unwrap_err();
+    let not_ascii = app
+        .orders
+        .clone()
+        .create_order(not_ascii)
+        .await
+        .unwrap_err();
+    let backwards = app
+        .orders
+        .clone()
+        .search_orders(api::SearchOrdersRequest {
+            client_id: CLIENT.into(),
+            order_time_from: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+            order_time_to: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     let wrong_kind = app
         .orders
         .clone()
@@ -99,8 +125,28 @@ async fn bad_input_is_refused_with_the_field_named_and_stores_nothing(db: TestDa
         .map(|v| v.field.as_str())
         .collect();
     assert!(
-        fields.contains(&"client_id") && fields.contains(&"lines[0].quantity"),
+        fields.contains(&"client_id")
+            && fields.contains(&"lines[0].quantity")
+            && fields.contains(&"actor"),
         "{fields:?}"
+    );
+    let details = tonic_types::StatusExt::get_details_bad_request(&not_ascii).unwrap();
+    let fields: Vec<_> = details
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["channel_order_id", "actor"],
+        "{}",
+        not_ascii.message()
+    );
+    assert_eq!(backwards.code(), tonic::Code::InvalidArgument);
+    assert!(
+        backwards.message().contains("order_time_to"),
+        "{}",
+        backwards.message()
     );
     assert_eq!(wrong_kind.code(), tonic::Code::InvalidArgument);
     assert!(
