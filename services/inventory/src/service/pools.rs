@@ -166,7 +166,7 @@ impl Inventory {
         request: pb::SetPoolScheduleRequest,
     ) -> Result<pb::SetPoolScheduleResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
-        let name = reserve_pool("name", &request.name)?;
+        let name = reserve_pool("name", &request.name, "have a schedule")?;
         let (activate_at, expire_at) =
             parse_schedule(&request.activate_time, &request.expire_time)?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
@@ -241,7 +241,7 @@ impl Inventory {
         request: pb::DeletePoolRequest,
     ) -> Result<pb::DeletePoolResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
-        let name = reserve_pool("name", &request.name)?;
+        let name = reserve_pool("name", &request.name, "be deleted")?;
         let key = IdempotencyKey::parse("idempotency_key", &request.idempotency_key)?;
         Actor::parse("actor", &request.actor)?;
         let request_bytes = encoded(&request);
@@ -593,7 +593,7 @@ impl Inventory {
             Error::invalid("job.payload", format!("not a PoolExpiryJob: {error}"))
         })?;
         let client = ClientId::parse("job.payload.client_id", &job.client_id)?;
-        let name = reserve_pool("job.payload.pool", &job.pool)?;
+        let name = reserve_pool("job.payload.pool", &job.pool, "expire")?;
         let scheduled_expiry = match &job.expire_time {
             Some(time) => from_timestamp(time, "job.payload.expire_time")?,
             None => {
@@ -725,12 +725,16 @@ async fn queue_expiry_job(
 }
 
 /// A pool name that must not be COMMON.
-fn reserve_pool(field: &str, text: &str) -> Result<PoolName, Error> {
+/// A reserve pool's name for `what` (`schedule`, `delete`): COMMON is refused, since it
+/// always exists and never expires.
+fn reserve_pool(field: &str, text: &str, what: &str) -> Result<PoolName, Error> {
     let name = PoolName::parse(field, text)?;
     if name.is_common() {
         return Err(Error::invalid(
             field,
-            "COMMON has no schedule and cannot be deleted",
+            format!(
+                "COMMON always exists and never expires: it cannot {what}; name a reserve pool"
+            ),
         ));
     }
     Ok(name)
