@@ -425,7 +425,7 @@ impl Inventory {
             .collect();
         let shortfall = (quantity - target_totals.available).max(0);
         let remedies = explain::remedies(&target.name, &target_totals, &others, shortfall);
-        let summary = if shortfall == 0 {
+        let mut summary = if shortfall == 0 {
             format!(
                 "`{}` has {} AVAILABLE units of `{sku}` grade {}: enough for {quantity}",
                 target.name,
@@ -446,6 +446,14 @@ impl Inventory {
                     .join(", then ")
             )
         };
+        if rows.is_empty() {
+            // Inventory takes any well-formed SKU and never asks the catalog, so a SKU it
+            // has never held may as well be a typo.
+            summary.push_str(&format!(
+                "; inventory has never held `{sku}` for `{client}` in any pool or grade: check \
+                 the SKU against the product master before receiving it"
+            ));
+        }
         Ok(pb::ExplainAvailabilityResponse {
             pool: target.name.to_string(),
             pool_choice,

@@ -439,7 +439,26 @@ async fn explain_availability_names_the_smallest_steps_that_cover_the_quantity(d
             quantity: 4,
         })
         .await;
+    let never_held = app
+        .client
+        .explain_availability(pb::ExplainAvailabilityRequest {
+            client_id: CLIENT.into(),
+            sku: "NOPE".into(),
+            pool: "COMMON".into(),
+            channel: String::new(),
+            grade: PASS,
+            quantity: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
 
+    assert!(
+        never_held.summary.contains("never held") && !explained.summary.contains("never held"),
+        "{} / {}",
+        never_held.summary,
+        explained.summary
+    );
     assert_eq!(explained.pool, "FK");
     assert_eq!(explained.pool_choice, "assigned");
     assert_eq!(explained.shortfall, 4);
