@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::NAME;
 use crate::service::Inventory;
+use crate::service::pools::{ExpiryJobOutcome, POOL_EXPIRY_JOB};
 use crate::store::outbox;
 
 /// How long a claimed job is left to one replica before another may deliver it.
@@ -75,11 +76,39 @@ pub async fn deliver_due(inventory: &Inventory, scheduler: &mut Scheduler) -> Re
                         "job handed to the scheduler"
                     );
                 }
+                Err(status)
+                    if status.code() == tonic::Code::InvalidArgument
+                        && job.kind == POOL_EXPIRY_JOB
+                        && job.due_at <= now_micros() =>
+                {
+                    // The scheduler refuses a due time too far in the past (the job waited
+                    // out a long scheduler outage). The sweep is due, so inventory runs it
+                    // itself rather than retrying a job that can never be taken.
+                    match inventory
+                        .run_expiry_job(&job.dedupe_key, &job.payload)
+                        .await
+                    {
+                        Ok(ExpiryJobOutcome::TooEarly(_)) | Err(_) => {
+                            failed += 1;
+                            let next = now_micros() + micros(backoff(job.attempts));
+                            outbox::mark_failed(inventory.db(), job.id, status.message(), next)
+                                .await?;
+                        }
+                        Ok(outcome) => {
+                            outbox::mark_delivered(inventory.db(), job.id, now_micros()).await?;
+                            delivered += 1;
+                            tracing::info!(
+                                key = %job.dedupe_key,
+                                outcome = ?outcome,
+                                "overdue job the scheduler refused was run here"
+                            );
+                        }
+                    }
+                }
                 Err(status) => {
                     failed += 1;
                     let backoff = backoff(job.attempts);
-                    let next =
-                        now_micros() + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX);
+                    let next = now_micros() + micros(backoff);
                     outbox::mark_failed(inventory.db(), job.id, status.message(), next).await?;
                     tracing::warn!(
                         key = %job.dedupe_key,
@@ -96,6 +125,10 @@ pub async fn deliver_due(inventory: &Inventory, scheduler: &mut Scheduler) -> Re
             return Ok(delivered);
         }
     }
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Exponential backoff from one second, capped.

@@ -1,6 +1,6 @@
 //! Pool expiry through the scheduler: the outbox delivers the job, the handler sweeps.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,10 +20,12 @@ use tonic::{Request, Response, Status};
 
 use crate::support::*;
 
-/// A scheduler that refuses the first `refusals` jobs and records the rest.
+/// A scheduler that refuses the first `refusals` jobs and records the rest, or, with
+/// `refuse_as_invalid`, refuses every job as one it can never take.
 #[derive(Default)]
 struct FakeScheduler {
     refusals: AtomicUsize,
+    refuse_as_invalid: AtomicBool,
     taken: Mutex<Vec<sched::ScheduleJobRequest>>,
 }
 
@@ -45,6 +47,11 @@ impl SchedulerService for FakeScheduler {
             .is_ok();
         if refuse {
             return Err(Status::unavailable("scheduler restarting"));
+        }
+        if self.refuse_as_invalid.load(Ordering::SeqCst) {
+            return Err(Status::invalid_argument(
+                "invalid `due_time`: more than 24h in the past",
+            ));
         }
         self.taken.lock().unwrap().push(request.into_inner());
         Ok(Response::new(sched::ScheduleJobResponse {
@@ -245,7 +252,50 @@ async fn pool_expiry_jobs_survive_a_down_scheduler_and_a_restart(db: TestDatabas
     scheduler.stop().await;
 }
 
+async fn an_overdue_expiry_the_scheduler_refuses_is_swept_by_inventory_itself(db: TestDatabase) {
+    // Arrange: a scheduler that refuses the job as one it can never take, and a pool that
+    // expires in a moment.
+    let (fake, scheduler) = start_fake_scheduler(0).await;
+    fake.refuse_as_invalid.store(true, Ordering::SeqCst);
+    let settings = Settings {
+        outbox_interval_secs: 1,
+        ..Settings::default()
+    };
+    let mut app = spawn_app_with(&db, settings, &scheduler.address_string()).await;
+    app.receive("A", PASS, 5).await;
+    app.client
+        .create_pool(pb::CreatePoolRequest {
+            client_id: CLIENT.into(),
+            name: "FLASH".into(),
+            expire_time: Some(to_timestamp(now_micros() + 1_500_000)),
+            idempotency_key: key(),
+            actor: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.move_stock("COMMON", "FLASH", "A", 3).await;
+
+    // Act: wait for the retries after the expiry.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.totals("A", "FLASH", PASS).await.0 > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Assert
+    assert_eq!(app.totals("A", "FLASH", PASS).await, (0, 0, 0));
+    assert_eq!(app.totals("A", "COMMON", PASS).await, (5, 0, 0));
+    assert!(fake.taken.lock().unwrap().is_empty());
+    let pending = kosha_inventory::store::outbox::pending(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+    app.assert_books_clean().await;
+    scheduler.stop().await;
+}
+
 kosha_testkit::store_tests!(
     the_job_handler_sweeps_an_expired_pool_and_shrugs_off_stale_jobs,
     pool_expiry_jobs_survive_a_down_scheduler_and_a_restart,
+    an_overdue_expiry_the_scheduler_refuses_is_swept_by_inventory_itself,
 );
