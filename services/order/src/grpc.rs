@@ -134,6 +134,9 @@ impl OrderService for OrderGrpc {
         let result = async {
             let id = order_id("order_id", &request.order_id)?;
             let actor = actor_or_default(&request.actor)?;
+            let mut problems = parse::Problems::default();
+            parse::external_id(&mut problems, "request_id", &request.request_id, false);
+            problems.finish()?;
             let order = self.app.load(id).await?;
             if order.kind == crate::domain::OrderKind::Bulk {
                 let job = self

@@ -422,7 +422,7 @@ impl App {
         let request_key = if request_id.is_empty() {
             uuid::Uuid::now_v7().to_string()
         } else {
-            request_id.chars().take(100).collect()
+            request_id.to_string()
         };
         let request = scheduler::ScheduleJobRequest {
             owner: JOB_OWNER.to_string(),

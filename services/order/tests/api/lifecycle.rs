@@ -416,6 +416,15 @@ async fn a_bulk_order_is_allocated_only_by_an_operators_retry_which_runs_as_a_jo
     // Act: stock is there and the follower runs, but nothing allocates a bulk order.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let untouched = app.get(&created.order_id).await;
+    let spaced_key = app
+        .orders
+        .clone()
+        .retry_allocation(api::RetryAllocationRequest {
+            order_id: created.order_id.clone(),
+            actor: "ops".into(),
+            request_id: "retry 1".into(),
+        })
+        .await;
     let retry = app
         .orders
         .clone()
@@ -436,6 +445,13 @@ async fn a_bulk_order_is_allocated_only_by_an_operators_retry_which_runs_as_a_jo
     assert_eq!(created.kind(), api::OrderKind::Bulk);
     assert_eq!(created.fulfilment_type(), api::FulfilmentType::Partial);
     assert_eq!(untouched.status(), api::OrderStatus::Created);
+    let refused = spaced_key.expect_err("a request id with a space");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("request_id"),
+        "{}",
+        refused.message()
+    );
     assert!(!retry.job_id.is_empty());
     let due = retry.job_due_time.unwrap();
     let now = kosha_runtime::time::now_micros() / 1_000_000;
