@@ -63,7 +63,11 @@ pub fn apply_allocation(order: &mut Order, response: &inv::AllocateResponse) -> 
             continue;
         };
         if let Some(line) = order.line_mut(line_no) {
-            line.held = result.held.max(0);
+            // An allocation never takes units away, so an answer showing fewer held units
+            // than are recorded is older than the record: another attempt for this order
+            // reached inventory after it and was stored first. Releases and consumption
+            // record what they free themselves, and settling corrects from inventory.
+            line.held = line.held.max(result.held).max(0);
         }
     }
     let wanted: i64 = order.lines.iter().map(|line| line.wanted()).sum();
@@ -466,5 +470,35 @@ impl App {
         }
         tracing::info!(order_id = %id, job_id = %job.job_id, "bulk order retry scheduled");
         Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rules::tests::{line, order};
+
+    fn answer(held: i64) -> inv::AllocateResponse {
+        inv::AllocateResponse {
+            pool: "COMMON".into(),
+            lines: vec![inv::AllocateLineResult {
+                line_id: "1".into(),
+                held,
+                ..Default::default()
+            }],
+            fully_allocated: false,
+        }
+    }
+
+    #[test]
+    fn an_older_answer_showing_fewer_held_units_never_lowers_the_record() {
+        let mut order = order(OrderStatus::Fulfillable, vec![line(2, 2)]);
+
+        apply_allocation(&mut order, &answer(0));
+        let kept = order.lines[0].held;
+        apply_allocation(&mut order, &answer(3));
+
+        assert_eq!(kept, 2);
+        assert_eq!(order.lines[0].held, 3);
     }
 }

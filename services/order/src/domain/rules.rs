@@ -363,11 +363,12 @@ pub fn check_allocatable(order: &Order) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::types::{Grade, Line, OrderId};
 
-    fn order(status: OrderStatus, lines: Vec<Line>) -> Order {
+    /// An Amazon order of client `acme` with `lines`.
+    pub(crate) fn order(status: OrderStatus, lines: Vec<Line>) -> Order {
         Order {
             id: OrderId(1),
             client_id: "acme".into(),
@@ -395,7 +396,8 @@ mod tests {
         }
     }
 
-    fn line(quantity: i64, held: i64) -> Line {
+    /// Line 1 of SKU `SKU`.
+    pub(crate) fn line(quantity: i64, held: i64) -> Line {
         let mut line = Line::new(1, "", "SKU", quantity);
         line.held = held;
         line

@@ -53,6 +53,11 @@ impl Problems {
     }
 }
 
+/// Longest a dispatch-after time may lie ahead: the scheduler's default horizon, since the
+/// time hold's release is scheduled as the order arrives.
+const MOST_HOLD_AHEAD_DAYS: i64 = 400;
+const MOST_HOLD_AHEAD_MICROS: i64 = MOST_HOLD_AHEAD_DAYS * 86_400_000_000;
+
 /// An external id (channel order id, parent order id, reference): printable ASCII without
 /// spaces, at most 128 characters. A channel order id keys the order's stock in inventory,
 /// whose order references take the same characters.
@@ -228,6 +233,15 @@ pub fn create_order(request: api::CreateOrderRequest) -> Result<NewOrder, Error>
         "dispatch_after_time",
         request.dispatch_after_time.as_ref(),
     );
+    if dispatch_after_opt.is_some_and(|at| at > now_micros() + MOST_HOLD_AHEAD_MICROS) {
+        problems.add(
+            "dispatch_after_time",
+            format!(
+                "more than {MOST_HOLD_AHEAD_DAYS} days ahead; a hold's release is scheduled \
+                 when the order arrives and the scheduler looks no further"
+            ),
+        );
+    }
     let lines = lines(&mut problems, &request.lines, false);
     let actor = match actor_or_default(&request.actor) {
         Ok(actor) => actor,

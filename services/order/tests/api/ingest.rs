@@ -62,6 +62,10 @@ async fn bad_input_is_refused_with_the_field_named_and_stores_nothing(db: TestDa
     bad.actor = "ops\nadmin".into();
     let mut not_ascii = order("AMAZON", "ÄÖ-1", &[("AM-1", 1)]);
     not_ascii.actor = "a".repeat(129);
+    not_ascii.dispatch_after_time = Some(prost_types::Timestamp {
+        seconds: 253_402_300_799,
+        nanos: 0,
+    });
 
     // Act
     let status = app.orders.clone().create_order(bad).await.unwrap_err();
@@ -138,7 +142,7 @@ async fn bad_input_is_refused_with_the_field_named_and_stores_nothing(db: TestDa
         .collect();
     assert_eq!(
         fields,
-        ["channel_order_id", "actor"],
+        ["channel_order_id", "dispatch_after_time", "actor"],
         "{}",
         not_ascii.message()
     );
