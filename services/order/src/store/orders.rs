@@ -514,6 +514,29 @@ pub async fn return_pickup_holds(
         .collect()
 }
 
+/// The channel order ids that open return-pickup holds of a client's channel wait for, in
+/// text order after `after_ref`, at most `limit`.
+pub async fn awaited_returns(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    channel: &str,
+    after_ref: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT h.event_ref FROM order_holds h JOIN orders o ON o.id = h.order_id \
+         WHERE h.kind = 'EVENT' AND h.released_at IS NULL AND o.client_id = $1 \
+         AND o.channel = $2 AND h.event_ref > $3 ORDER BY h.event_ref LIMIT $4",
+    )
+    .bind(client_id)
+    .bind(channel)
+    .bind(after_ref)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|row| row.try_get("event_ref")).collect()
+}
+
 /// The order a hold belongs to.
 pub async fn hold_order(conn: &mut AnyConnection, hold_id: i64) -> Result<Option<OrderId>> {
     let row = sqlx::query("SELECT order_id FROM order_holds WHERE id = $1")

@@ -328,6 +328,7 @@ kosha_testkit::store_tests!(
     a_dispatch_after_hold_releases_at_its_instant,
     racing_releases_of_one_hold_record_one_transition,
     a_replacement_order_waits_for_the_return_pickup_of_the_original,
+    a_channel_sync_releases_a_replacement_whose_original_is_not_open_here,
     holds_stack_and_an_order_with_nothing_allocated_is_unfulfillable_whatever_its_holds,
 );
 
@@ -358,6 +359,49 @@ async fn a_hold_release_that_could_not_be_scheduled_is_delivered_by_the_sweep(db
     );
     assert_eq!(delivered, 1);
     assert!(!released.holds[0].open);
+}
+
+async fn a_channel_sync_releases_a_replacement_whose_original_is_not_open_here(db: TestDatabase) {
+    // Arrange: the original was never taken in here (or is long dispatched), so it is not
+    // among the channel's open orders.
+    let options = Options {
+        test_connector_channels: vec!["PAYTM"],
+        ..Options::default()
+    };
+    let app = spawn_app(db, options).await;
+    app.receive("SKU-2", 3, QcGrade::Pass).await;
+    let mut request = order("PAYTM", "PT-REPL-9", &[("PT-2", 1)]);
+    request.replacement_for_channel_order_id = "PT-OLD-9".into();
+    let replacement = app.create(request).await;
+    app.connector.set_state(
+        "PAYTM",
+        "PT-OLD-9",
+        channel::ChannelOrderState::ReturnPickedUp,
+    );
+
+    // Act
+    let sync = app
+        .orders
+        .clone()
+        .sync_order_status(api::SyncOrderStatusRequest {
+            target: Some(api::sync_order_status_request::Target::ChannelScope(
+                api::ChannelScope {
+                    client_id: CLIENT.into(),
+                    channel: "PAYTM".into(),
+                },
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Assert
+    assert_eq!(replacement.status(), api::OrderStatus::Onhold);
+    assert_eq!(sync.holds_released, 1);
+    assert_eq!(
+        app.get(&replacement.order_id).await.status(),
+        api::OrderStatus::Fulfillable
+    );
 }
 
 kosha_testkit::store_tests!(a_hold_release_that_could_not_be_scheduled_is_delivered_by_the_sweep);
