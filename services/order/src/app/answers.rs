@@ -368,9 +368,17 @@ impl App {
             return Ok(explained);
         }
 
+        // Older waiting orders come first for the same stock, so the steps inventory
+        // suggests cover what they need as well as this line.
+        let needed_ahead = if missing > 0 && order.kind == OrderKind::Marketplace {
+            self.needed_ahead(order, &line.sku, pool).await?
+        } else {
+            0
+        };
+
         // What the serving pool has, and where else the SKU is.
         let quantity = if missing > 0 {
-            missing
+            missing.saturating_add(needed_ahead)
         } else {
             line.wanted().max(1)
         };
@@ -410,10 +418,7 @@ impl App {
             return Ok(explained);
         }
 
-        // Older waiting orders come first for the same stock.
-        if order.kind == OrderKind::Marketplace {
-            explained.needed_by_orders_ahead = self.needed_ahead(order, &line.sku, pool).await?;
-        }
+        explained.needed_by_orders_ahead = needed_ahead;
         let grade_name = order.grade.as_str();
         let free_for_this = (target.available - explained.needed_by_orders_ahead).max(0);
         if order.kind == OrderKind::Bulk && target.available >= missing {

@@ -125,6 +125,7 @@ async fn retry_waiting_orders_on_demand_tops_up_in_the_same_order(db: TestDataba
     let app = spawn_app(db, options).await;
     let first = app.create(order("AMAZON", "D-1", &[("AM-2", 2)])).await;
     let second = app.create(order("AMAZON", "D-2", &[("AM-2", 2)])).await;
+    let explained = app.explain(&second.order_id).await;
     app.receive("SKU-2", 3, QcGrade::Pass).await;
 
     // Act
@@ -151,6 +152,19 @@ async fn retry_waiting_orders_on_demand_tops_up_in_the_same_order(db: TestDataba
         .into_inner();
 
     // Assert
+    let line = &explained.lines[0];
+    assert_eq!(line.needed_by_orders_ahead, 2);
+    let receive: Vec<i64> = line
+        .unblock
+        .iter()
+        .filter(|step| step.action() == api::UnblockAction::ReceiveStock)
+        .map(|step| step.quantity)
+        .collect();
+    assert_eq!(
+        receive,
+        [4],
+        "its own 2 units and the 2 the older order needs first"
+    );
     assert_eq!(
         response.tried_order_ids,
         vec![first.order_id.clone(), second.order_id.clone()]
