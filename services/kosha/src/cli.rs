@@ -8,9 +8,19 @@ use kosha_runtime::telemetry;
 
 use crate::suite::{Suite, SuiteOptions};
 
+/// What each service reads from its environment, shown under the options of `kosha` and
+/// `kosha serve`.
+const SERVICE_SETTINGS: &str = "\
+Each service also reads settings of its own from KOSHA_* environment variables. For
+example, KOSHA_ORDER_CONNECTORS names each channel's connector (AMAZON=dir:<PATH> serves
+orders from files), KOSHA_ORDER_HOLD_RULES gives per-channel hold rules
+(FLIPKART=dispatch-after,PAYTM=return-pickup) and KOSHA_SCHEDULER_HORIZON_DAYS bounds how
+far ahead jobs may be due. Each service binary lists its own with --help, e.g.
+`cargo run -p kosha-order -- --help`.";
+
 /// Kosha: one stock across many marketplaces and wholesale customers.
 #[derive(Debug, Parser)]
-#[command(name = "kosha", version, about)]
+#[command(name = "kosha", version, about, after_help = SERVICE_SETTINGS)]
 pub struct Cli {
     #[command(subcommand)]
     command_opt: Option<Command>,
@@ -22,6 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service in one process on one address (the default command).
+    #[command(after_help = SERVICE_SETTINGS)]
     Serve(Box<ServeArgs>),
     /// Run one of the benchmarks the project ships.
     #[command(subcommand)]
