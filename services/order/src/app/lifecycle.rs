@@ -121,7 +121,7 @@ impl App {
                 .sync_statuses_of(
                     &order.client_id,
                     &order.channel,
-                    &[(id, order.channel_order_id.clone())],
+                    &[(Some(id), order.channel_order_id.clone())],
                 )
                 .await?;
             if report.cancelled_order_ids.contains(&id) {

@@ -179,7 +179,7 @@ impl App {
         self.sync_statuses_of(
             &order.client_id,
             &order.channel,
-            &[(id, order.channel_order_id.clone())],
+            &[(Some(id), order.channel_order_id.clone())],
         )
         .await
     }
@@ -199,8 +199,12 @@ impl App {
             };
             let Some((last, _)) = batch.last() else { break };
             after_id = last.0;
+            let targets: Vec<_> = batch
+                .into_iter()
+                .map(|(id, channel_order_id)| (Some(id), channel_order_id))
+                .collect();
             let report = self
-                .sync_statuses_of(client_id, channel_code, &batch)
+                .sync_statuses_of(client_id, channel_code, &targets)
                 .await?;
             total.checked += report.checked;
             total.cancelled_order_ids.extend(report.cancelled_order_ids);
@@ -219,8 +223,9 @@ impl App {
             };
             let Some(last) = refs.last() else { break };
             after_ref = last.clone();
+            let targets: Vec<_> = refs.into_iter().map(|r| (None, r)).collect();
             let report = self
-                .sync_awaited_returns(client_id, channel_code, &refs)
+                .sync_statuses_of(client_id, channel_code, &targets)
                 .await?;
             total.checked += report.checked;
             total.holds_released += report.holds_released;
@@ -228,47 +233,14 @@ impl App {
         Ok(total)
     }
 
-    /// Reads the channel status of originals that return-pickup holds wait for, and
-    /// releases the holds of those whose return was picked up.
-    async fn sync_awaited_returns(
-        &self,
-        client_id: &str,
-        channel_code: &str,
-        channel_order_ids: &[String],
-    ) -> Result<SyncStatusReport, Error> {
-        let connector = self.clients.connector(channel_code)?.clone();
-        let request = channel::FetchOrderStatusesRequest {
-            client_id: client_id.to_string(),
-            channel: channel_code.to_string(),
-            channel_order_ids: channel_order_ids.to_vec(),
-        };
-        let response = connector.fetch_order_statuses(request).await?;
-        let mut report = SyncStatusReport {
-            checked: response.statuses.len() as i64,
-            ..Default::default()
-        };
-        for status in response.statuses {
-            if status.state() == channel::ChannelOrderState::ReturnPickedUp {
-                let released = self
-                    .release_return_pickup(
-                        client_id,
-                        channel_code,
-                        &status.channel_order_id,
-                        CHANNEL_ACTOR,
-                    )
-                    .await?;
-                report.holds_released += released.released.len() as i64;
-            }
-        }
-        Ok(report)
-    }
-
-    /// Reads the channel status of some orders and applies it.
+    /// Reads the channel status of some channel orders and applies it: a cancellation to
+    /// the order stored here (the id beside it; none for an order only awaited by a
+    /// return-pickup hold), a return pickup to the holds waiting for it.
     pub(crate) async fn sync_statuses_of(
         &self,
         client_id: &str,
         channel_code: &str,
-        targets: &[(OrderId, String)],
+        targets: &[(Option<OrderId>, String)],
     ) -> Result<SyncStatusReport, Error> {
         let connector = self.clients.connector(channel_code)?.clone();
         let request = channel::FetchOrderStatusesRequest {
@@ -288,7 +260,8 @@ impl App {
         for status in response.statuses {
             match status.state() {
                 channel::ChannelOrderState::Cancelled => {
-                    let Some((id, _)) = targets.iter().find(|(_, c)| *c == status.channel_order_id)
+                    let Some((Some(id), _)) =
+                        targets.iter().find(|(_, c)| *c == status.channel_order_id)
                     else {
                         continue;
                     };

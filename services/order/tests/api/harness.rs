@@ -520,6 +520,62 @@ impl TestApp {
         }
     }
 
+    /// Allocates `quantity` units of `sku` (PASS, from AMAZON's pool) to line 1 of
+    /// `order_ref` straight in inventory, under idempotency key `key`, as a caller other
+    /// than the order service would.
+    pub async fn allocate_directly(&self, order_ref: &str, sku: &str, quantity: i64, key: &str) {
+        self.inventory
+            .clone()
+            .allocate(inv::AllocateRequest {
+                client_id: CLIENT.into(),
+                order_ref: order_ref.into(),
+                channel: "AMAZON".into(),
+                grade: QcGrade::Pass as i32,
+                mode: inv::AllocationMode::Partial as i32,
+                lines: vec![inv::AllocateLine {
+                    line_id: "1".into(),
+                    sku: sku.into(),
+                    quantity,
+                }],
+                top_up: true,
+                idempotency_key: key.into(),
+                actor: "test".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Runs ReconcileOrders for the test client.
+    pub async fn reconcile(&self, dry_run: bool) -> api::ReconcileOrdersResponse {
+        self.orders
+            .clone()
+            .reconcile_orders(api::ReconcileOrdersRequest {
+                client_id: CLIENT.into(),
+                dry_run,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Runs SyncOrderStatus for every open order of the test client's `channel`.
+    pub async fn sync_channel_statuses(&self, channel: &str) -> api::SyncOrderStatusResponse {
+        self.orders
+            .clone()
+            .sync_order_status(api::SyncOrderStatusRequest {
+                target: Some(api::sync_order_status_request::Target::ChannelScope(
+                    api::ChannelScope {
+                        client_id: CLIENT.into(),
+                        channel: channel.into(),
+                    },
+                )),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Units inventory holds open for an order, by line id.
     pub async fn held(&self, order_ref: &str) -> BTreeMap<String, i64> {
         let response = self

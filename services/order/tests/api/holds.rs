@@ -205,20 +205,7 @@ async fn a_replacement_order_waits_for_the_return_pickup_of_the_original(db: Tes
         "PT-ORIG-1",
         channel::ChannelOrderState::ReturnPickedUp,
     );
-    let sync = app
-        .orders
-        .clone()
-        .sync_order_status(api::SyncOrderStatusRequest {
-            target: Some(api::sync_order_status_request::Target::ChannelScope(
-                api::ChannelScope {
-                    client_id: CLIENT.into(),
-                    channel: "PAYTM".into(),
-                },
-            )),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sync = app.sync_channel_statuses("PAYTM").await;
     let direct = app
         .orders
         .clone()
@@ -380,20 +367,7 @@ async fn a_channel_sync_releases_a_replacement_whose_original_is_not_open_here(d
     );
 
     // Act
-    let sync = app
-        .orders
-        .clone()
-        .sync_order_status(api::SyncOrderStatusRequest {
-            target: Some(api::sync_order_status_request::Target::ChannelScope(
-                api::ChannelScope {
-                    client_id: CLIENT.into(),
-                    channel: "PAYTM".into(),
-                },
-            )),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sync = app.sync_channel_statuses("PAYTM").await;
 
     // Assert
     assert_eq!(replacement.status(), api::OrderStatus::Onhold);

@@ -1,6 +1,5 @@
 //! Taking orders in: resolution, allocation on arrival, idempotency, concurrency, crashes.
 
-use kosha_proto::kosha::inventory::v1 as inv;
 use kosha_proto::kosha::order::v1 as api;
 use kosha_proto::types::QcGrade;
 use kosha_testkit::TestDatabase;
@@ -517,26 +516,8 @@ async fn an_order_whose_allocation_key_another_request_took_is_refused_as_an_ord
     // first and is not stored yet.
     let app = spawn_app(db, Options::default()).await;
     app.receive("SKU-1", 5, QcGrade::Pass).await;
-    app.inventory
-        .clone()
-        .allocate(inv::AllocateRequest {
-            client_id: CLIENT.into(),
-            order_ref: "AMAZON:RACE-1".into(),
-            channel: "AMAZON".into(),
-            grade: QcGrade::Pass as i32,
-            mode: inv::AllocationMode::Partial as i32,
-            lines: vec![inv::AllocateLine {
-                line_id: "1".into(),
-                sku: "SKU-1".into(),
-                quantity: 2,
-            }],
-            top_up: true,
-            idempotency_key: "AMAZON:RACE-1#alloc-1".into(),
-            actor: "order".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.allocate_directly("AMAZON:RACE-1", "SKU-1", 2, "AMAZON:RACE-1#alloc-1")
+        .await;
 
     // Act
     let refused = app

@@ -81,6 +81,24 @@ async fn dispatch(
         .map(|r| r.into_inner())
 }
 
+/// Cancels `quantity` units of line 1.
+async fn cancel_units(
+    app: &TestApp,
+    order_id: &str,
+    quantity: i64,
+) -> Result<tonic::Response<api::CancelLinesResponse>, tonic::Status> {
+    let request = api::CancelLinesRequest {
+        order_id: order_id.into(),
+        lines: vec![api::LineQuantity {
+            line_number: 1,
+            quantity,
+        }],
+        actor: "ops".into(),
+        reason: "customer asked".into(),
+    };
+    app.orders.clone().cancel_lines(request).await
+}
+
 async fn cancel(app: &TestApp, order_id: &str) -> Result<api::CancelOrderResponse, tonic::Status> {
     let request = api::CancelOrderRequest {
         order_id: order_id.into(),
@@ -277,18 +295,7 @@ async fn every_refused_move_names_the_status_and_changes_nothing(db: TestDatabas
         cancel(&app, &shipped.order_id).await,
         &["INVOICED", "re-GRN"],
     );
-    let cancel_lines = app
-        .orders
-        .clone()
-        .cancel_lines(api::CancelLinesRequest {
-            order_id: shipped.order_id.clone(),
-            lines: vec![api::LineQuantity {
-                line_number: 1,
-                quantity: 1,
-            }],
-            ..Default::default()
-        })
-        .await;
+    let cancel_lines = cancel_units(&app, &shipped.order_id, 1).await;
     refused(cancel_lines, &["INVOICED", "re-GRN"]);
     let complete = app
         .orders
@@ -299,18 +306,7 @@ async fn every_refused_move_names_the_status_and_changes_nothing(db: TestDatabas
         })
         .await;
     refused(complete, &["only bulk"]);
-    let too_many = app
-        .orders
-        .clone()
-        .cancel_lines(api::CancelLinesRequest {
-            order_id: ready.order_id.clone(),
-            lines: vec![api::LineQuantity {
-                line_number: 1,
-                quantity: 2,
-            }],
-            ..Default::default()
-        })
-        .await;
+    let too_many = cancel_units(&app, &ready.order_id, 2).await;
     refused(too_many, &["neither picked nor cancelled"]);
     let unknown = app
         .orders
@@ -350,18 +346,7 @@ async fn cancelling_frees_the_allocation_exactly_once(db: TestDatabase) {
     pick(&app, &picked.order_id).await.unwrap();
 
     // Act
-    let lines = app
-        .orders
-        .clone()
-        .cancel_lines(api::CancelLinesRequest {
-            order_id: created.order_id.clone(),
-            lines: vec![api::LineQuantity {
-                line_number: 1,
-                quantity: 1,
-            }],
-            actor: "ops".into(),
-            reason: "one less".into(),
-        })
+    let lines = cancel_units(&app, &created.order_id, 1)
         .await
         .unwrap()
         .into_inner()
@@ -622,36 +607,12 @@ async fn units_cancelled_before_their_release_goes_through_are_never_picked(db: 
     app.receive("SKU-1", 5, QcGrade::Pass).await;
     let created = app.create(order("AMAZON", "CXP-1", &[("AM-1", 3)])).await;
     app.faults.fail_releases(1);
-    app.orders
-        .clone()
-        .cancel_lines(api::CancelLinesRequest {
-            order_id: created.order_id.clone(),
-            lines: vec![api::LineQuantity {
-                line_number: 1,
-                quantity: 2,
-            }],
-            actor: "ops".into(),
-            reason: "customer kept one".into(),
-        })
-        .await
-        .unwrap();
+    cancel_units(&app, &created.order_id, 2).await.unwrap();
     let held_before_pick = app.held("AMAZON:CXP-1").await.get("1").copied();
 
     // Act
     let picked = pick(&app, &created.order_id).await.unwrap();
-    let cancel_picked = app
-        .orders
-        .clone()
-        .cancel_lines(api::CancelLinesRequest {
-            order_id: created.order_id.clone(),
-            lines: vec![api::LineQuantity {
-                line_number: 1,
-                quantity: 1,
-            }],
-            actor: "ops".into(),
-            reason: "too late".into(),
-        })
-        .await;
+    let cancel_picked = cancel_units(&app, &created.order_id, 1).await;
 
     // Assert
     assert_eq!(held_before_pick, Some(3), "the release was meant to fail");

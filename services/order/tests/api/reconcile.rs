@@ -1,11 +1,10 @@
 //! Reconcile releases what inventory holds beyond what orders need, never picked units.
 
-use kosha_proto::kosha::inventory::v1 as inv;
 use kosha_proto::kosha::order::v1 as api;
 use kosha_proto::types::QcGrade;
 use kosha_testkit::TestDatabase;
 
-use crate::harness::{CLIENT, Options, order, spawn_app};
+use crate::harness::{Options, order, spawn_app};
 
 async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestDatabase) {
     // Arrange: a cancellation whose release failed, a picked order, and an allocation of
@@ -37,25 +36,8 @@ async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestD
         })
         .await
         .unwrap();
-    app.inventory
-        .clone()
-        .allocate(inv::AllocateRequest {
-            client_id: CLIENT.into(),
-            order_ref: "AMAZON:GHOST-1".into(),
-            channel: "AMAZON".into(),
-            grade: QcGrade::Pass as i32,
-            mode: inv::AllocationMode::Partial as i32,
-            lines: vec![inv::AllocateLine {
-                line_id: "1".into(),
-                sku: "SKU-1".into(),
-                quantity: 1,
-            }],
-            idempotency_key: "ghost".into(),
-            actor: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.allocate_directly("AMAZON:GHOST-1", "SKU-1", 1, "ghost")
+        .await;
 
     // Act
     let holdings = app
@@ -67,37 +49,10 @@ async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestD
         .await
         .unwrap()
         .into_inner();
-    let dry_run = app
-        .orders
-        .clone()
-        .reconcile_orders(api::ReconcileOrdersRequest {
-            client_id: CLIENT.into(),
-            dry_run: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let dry_run = app.reconcile(true).await;
     let available_after_dry_run = app.available("SKU-1").await;
-    let reconciled = app
-        .orders
-        .clone()
-        .reconcile_orders(api::ReconcileOrdersRequest {
-            client_id: CLIENT.into(),
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let again = app
-        .orders
-        .clone()
-        .reconcile_orders(api::ReconcileOrdersRequest {
-            client_id: CLIENT.into(),
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reconciled = app.reconcile(false).await;
+    let again = app.reconcile(false).await;
 
     // Assert
     assert!(
@@ -150,48 +105,12 @@ async fn reconcile_releases_units_allocated_again_after_a_cancel(db: TestDatabas
         .await
         .unwrap();
     let available_after_cancel = app.available("SKU-1").await;
-    app.inventory
-        .clone()
-        .allocate(inv::AllocateRequest {
-            client_id: CLIENT.into(),
-            order_ref: "AMAZON:AGAIN-1".into(),
-            channel: "AMAZON".into(),
-            grade: QcGrade::Pass as i32,
-            mode: inv::AllocationMode::Partial as i32,
-            lines: vec![inv::AllocateLine {
-                line_id: "1".into(),
-                sku: "SKU-1".into(),
-                quantity: 2,
-            }],
-            top_up: true,
-            idempotency_key: "AMAZON:AGAIN-1#late-retry".into(),
-            actor: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.allocate_directly("AMAZON:AGAIN-1", "SKU-1", 2, "AMAZON:AGAIN-1#late-retry")
+        .await;
 
     // Act
-    let reconciled = app
-        .orders
-        .clone()
-        .reconcile_orders(api::ReconcileOrdersRequest {
-            client_id: CLIENT.into(),
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let again = app
-        .orders
-        .clone()
-        .reconcile_orders(api::ReconcileOrdersRequest {
-            client_id: CLIENT.into(),
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reconciled = app.reconcile(false).await;
+    let again = app.reconcile(false).await;
 
     // Assert
     assert_eq!(available_after_cancel, 10);
