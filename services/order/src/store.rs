@@ -12,10 +12,11 @@ pub mod work;
 use kosha_runtime::db::Migration;
 
 /// The order service's schema, in version order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "orders",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "orders",
+        sql: r#"
 CREATE TABLE orders (
     id BIGSERIAL_PK,
     client_id TEXT NOT NULL,
@@ -134,4 +135,19 @@ CREATE TABLE feed_cursors (
     updated_at BIGINT NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "indexes of what still waits for stock",
+        // A new order asks whether older orders wait for its SKUs. Through the plain SKU
+        // index that costs every line the SKU ever had; lines that still want units are
+        // few (an allocated, cancelled or invoiced line drops out), so the question reads
+        // only those, however long the order history grows. Waiting orders are looked up
+        // only as waiting ones, so only they are indexed: every other order skips an index
+        // write.
+        sql: "CREATE INDEX order_lines_wanting ON order_lines (sku, order_id) \
+              WHERE quantity - cancelled - held - invoiced > 0;
+              DROP INDEX orders_waiting;
+              CREATE INDEX orders_waiting ON orders (client_id, grade) WHERE waiting = 1;",
+    },
+];

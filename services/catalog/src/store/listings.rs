@@ -150,24 +150,52 @@ pub async fn resolve(
     if marketplace_skus.is_empty() {
         return Ok(Vec::new());
     }
-    let mut binder = Binder::new(conn);
-    // The product is looked up per listing through its key: a join may be planned as a
-    // scan of the client's whole product master, which costs more with every product. A
-    // listing whose product is gone reads -1 and counts as unknown.
-    let sql = format!(
-        "SELECT l.marketplace_sku, l.sku, COALESCE((SELECT p.active FROM products p \
-         WHERE p.client_id = l.client_id AND p.sku = l.sku), -1) AS active FROM listings l \
-         WHERE l.client_id = {} AND l.channel = {} AND l.marketplace_sku IN ({})",
-        binder.next(),
-        binder.next(),
-        binder.list(marketplace_skus.len())
-    );
-    let mut query = sqlx::query(&sql)
+    // On PostgreSQL the keys travel as one JSON array and each is looked up through the
+    // listing's key. With a list of parameters the planner scans a small client's whole
+    // listing table instead, which costs more than the lookups, and the statement's text
+    // differs with every count of keys. JSON rather than an array keeps one cached plan:
+    // the planner knows an array constant's length and plans each call anew, which
+    // costs more than running it. SKUs hold nothing JSON would escape; a key that does
+    // takes the list.
+    let as_one = conn.backend_name() == "PostgreSQL"
+        && marketplace_skus.iter().all(|sku| {
+            sku.chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        });
+    let sql;
+    let query = if as_one {
+        sqlx::query(
+            "SELECT k.m AS marketplace_sku, x.sku, COALESCE((SELECT p.active FROM products p \
+             WHERE p.client_id = $1 AND p.sku = x.sku), -1) AS active \
+             FROM json_array_elements_text(CAST($3 AS json)) AS k (m) CROSS JOIN LATERAL \
+             (SELECT l.sku FROM listings l WHERE l.client_id = $1 AND l.channel = $2 \
+             AND l.marketplace_sku = k.m LIMIT 1) AS x",
+        )
         .bind(client.as_str())
-        .bind(channel.as_str());
-    for marketplace_sku in marketplace_skus {
-        query = query.bind(*marketplace_sku);
-    }
+        .bind(channel.as_str())
+        .bind(format!("[\"{}\"]", marketplace_skus.join("\",\"")))
+    } else {
+        let mut binder = Binder::new(conn);
+        // The product is looked up per listing through its key: a join may be planned as
+        // a scan of the client's whole product master, which costs more with every
+        // product. A listing whose product is gone reads -1 and counts as unknown.
+        sql = format!(
+            "SELECT l.marketplace_sku, l.sku, COALESCE((SELECT p.active FROM products p \
+             WHERE p.client_id = l.client_id AND p.sku = l.sku), -1) AS active \
+             FROM listings l WHERE l.client_id = {} AND l.channel = {} \
+             AND l.marketplace_sku IN ({})",
+            binder.next(),
+            binder.next(),
+            binder.list(marketplace_skus.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(client.as_str())
+            .bind(channel.as_str());
+        for marketplace_sku in marketplace_skus {
+            query = query.bind(*marketplace_sku);
+        }
+        query
+    };
     let mut resolved = Vec::new();
     for row in query.fetch_all(conn).await? {
         let active: i64 = row.try_get("active")?;

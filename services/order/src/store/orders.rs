@@ -894,9 +894,10 @@ pub async fn arrival_checks(
     conn: &mut AnyConnection,
     queries: &[ArrivalQuery<'_>],
 ) -> Result<Vec<ArrivalCheck>> {
-    // Each key is looked up through the natural key's index (the LIMIT keeps the planner
-    // from turning the lookups into a scan of every order: it cannot tell how few keys
-    // the JSON holds).
+    // Each key is looked up through the natural key's index, and each SKU through the
+    // index of lines still wanting stock (the LIMITs keep the planner from turning the
+    // lookups into a scan of every order or line: it cannot tell how few keys the JSON
+    // holds).
     const SQL: &str = "WITH k AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS k (\
           client_id TEXT, channel TEXT, channel_order_id TEXT)), \
         w AS (SELECT DISTINCT * FROM json_to_recordset(CAST($2 AS json)) AS w (\
@@ -907,9 +908,10 @@ pub async fn arrival_checks(
           AND channel_order_id = k.channel_order_id LIMIT 1) AS o \
         UNION ALL \
         SELECT 1, w.client_id, w.grade, w.sku, '', CAST(0 AS BIGINT) FROM w \
-          WHERE EXISTS (SELECT 1 FROM orders o JOIN order_lines l ON l.order_id = o.id \
-          WHERE o.waiting = 1 AND o.client_id = w.client_id AND o.grade = w.grade \
-          AND l.sku = w.sku AND l.quantity - l.cancelled - l.held - l.invoiced > 0)";
+          CROSS JOIN LATERAL (SELECT 1 FROM order_lines l JOIN orders o ON o.id = l.order_id \
+          WHERE l.sku = w.sku AND l.quantity - l.cancelled - l.held - l.invoiced > 0 \
+          AND o.waiting = 1 AND o.client_id = w.client_id AND o.grade = w.grade \
+          LIMIT 1) AS x";
 
     let keys: Vec<serde_json::Value> = queries
         .iter()
