@@ -481,6 +481,14 @@ impl OrderService for OrderGrpc {
                 already_known: report.already_known,
                 failed: report.failed,
                 cursor: report.cursor,
+                refused: report
+                    .refused
+                    .into_iter()
+                    .map(|(channel_order_id, reason)| api::RefusedChannelOrder {
+                        channel_order_id,
+                        reason,
+                    })
+                    .collect(),
             })
         };
         reply(result.await)

@@ -35,6 +35,8 @@ pub struct SyncOrdersReport {
     pub failed: i64,
     /// Cursor after the sync.
     pub cursor: String,
+    /// Orders refused outright, as (channel order id, why).
+    pub refused: Vec<(String, String)>,
 }
 
 /// What a status sync did.
@@ -133,9 +135,11 @@ impl App {
                 let new = match crate::grpc::parse::create_order(request) {
                     Ok(new) => new,
                     Err(error) => {
-                        // A malformed order cannot be stored; it is logged and counted.
+                        // A malformed order cannot be stored; the caller is told which and
+                        // why, besides the log.
                         tracing::warn!(%channel_order_id, %error, "channel sent a malformed order");
                         report.failed += 1;
+                        report.refused.push((channel_order_id, error.to_string()));
                         continue;
                     }
                 };
@@ -149,6 +153,7 @@ impl App {
                     Err(error) => {
                         tracing::warn!(%channel_order_id, %error, "channel order refused");
                         report.failed += 1;
+                        report.refused.push((channel_order_id, error.to_string()));
                     }
                 }
             }

@@ -22,7 +22,9 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
            "order_time": "2026-01-05T10:00:00+05:30",
            "lines": [{"marketplace_sku": "AM-1", "quantity": 2}]},
           {"channel_order_id": "404-F-2", "order_time": "2026-01-05T11:00:00+05:30",
-           "lines": [{"marketplace_sku": "AM-NOT-LISTED", "quantity": 1}]}
+           "lines": [{"marketplace_sku": "AM-NOT-LISTED", "quantity": 1}]},
+          {"channel_order_id": "404-F-0", "order_time": "2026-01-05T12:00:00+05:30",
+           "lines": [{"marketplace_sku": "AM-1", "quantity": 0}]}
         ]"#,
     )
     .unwrap();
@@ -75,7 +77,18 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         .unwrap_err();
 
     // Assert
-    assert_eq!((first.fetched, first.created, first.failed), (2, 1, 1));
+    assert_eq!((first.fetched, first.created, first.failed), (3, 1, 2));
+    let refused: Vec<_> = first
+        .refused
+        .iter()
+        .map(|order| order.channel_order_id.as_str())
+        .collect();
+    assert_eq!(refused, ["404-F-0"], "only the malformed order is refused");
+    assert!(
+        first.refused[0].reason.contains("quantity"),
+        "{}",
+        first.refused[0].reason
+    );
     assert_eq!(second.fetched, 0, "the cursor moved past what was taken in");
     assert_eq!((third.fetched, third.created), (1, 1));
     assert_eq!(pushed.pushed, 6);
