@@ -142,9 +142,10 @@ CREATE TABLE feed_cursors (
         // A new order asks whether older orders wait for its SKUs. Through the plain SKU
         // index that costs every line the SKU ever had; lines that still want units are
         // few (an allocated, cancelled or invoiced line drops out), so the question reads
-        // only those, however long the order history grows. Waiting orders are looked up
-        // only as waiting ones, so only they are indexed: every other order skips an index
-        // write.
+        // only those, however long the order history grows. PostgreSQL uses the index only
+        // where a query states this very condition, so the queries repeat it word for word.
+        // Waiting orders are looked up only as waiting ones, so only they are indexed:
+        // every other order skips an index write.
         sql: "CREATE INDEX order_lines_wanting ON order_lines (sku, order_id) \
               WHERE quantity - cancelled - held - invoiced > 0;
               DROP INDEX orders_waiting;
