@@ -63,6 +63,17 @@ impl PgCluster {
             dir.display()
         );
         run(&mut shell(&initdb, as_root))?;
+        // Extra server settings, one per line, for profiling a benchmark's cluster (say,
+        // loading pg_stat_statements); the file is the cluster's own, so none leak out.
+        if let Ok(settings) = std::env::var("KOSHA_TEST_PG_SETTINGS") {
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf)
+                .map_err(|e| format!("read {}: {e}", conf.display()))?;
+            text.push('\n');
+            text.push_str(&settings.replace(';', "\n"));
+            text.push('\n');
+            std::fs::write(&conf, text).map_err(|e| format!("write {}: {e}", conf.display()))?;
+        }
         let start = format!(
             "{} -D {} -l {}/server.log -w -o \"-p {port} -k {} -c listen_addresses='' \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \

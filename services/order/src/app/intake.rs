@@ -9,6 +9,12 @@
 //! into one write), one insert. Batches grow with load and stay at one order when orders
 //! come one by one, so a lone order waits for nothing.
 //!
+//! The steps form three stages (finding out, allocating, storing) that work like an
+//! assembly line: each stage holds one batch at a time, and while one batch is stored the
+//! next is allocated and a third is looked up, so the three databases work at once. A batch
+//! is taken from the queue when the first stage frees up, so it holds everything that came
+//! in meanwhile, and batches go through the stages in the order they were taken.
+//!
 //! Every order still gets its own answer. A shared step that fails is redone order by
 //! order, so one bad order never fails the others, and an order that repeats a natural key
 //! of its batch is taken in after the batch, finding the first as a stored order.
@@ -31,9 +37,13 @@ use crate::domain::{Hold, HoldKind, Order, OrderId, OrderKind, OrderStatus};
 use crate::store::orders::{self, ArrivalCheck, ArrivalQuery, HistoryEntry, NewArrival};
 use crate::store::work::{self, OutboxKind};
 
-/// Batches in progress at once. Two let one batch use the CPU while the other waits on a
-/// round trip; more would only split the queue into smaller batches.
-const WORKERS: usize = 2;
+/// The stages a batch goes through, each holding one batch at a time: finding out about the
+/// orders (catalog, stored and waiting orders), allocating, storing.
+const STAGES: usize = 3;
+
+/// Workers at most: one per stage, and one waiting to enter the first stage with the next
+/// batch. More would only wait at the stages' gates.
+const WORKERS: usize = STAGES + 1;
 
 /// Most orders in one batch, which bounds the statements' sizes.
 const MOST_PER_BATCH: usize = 64;
@@ -45,6 +55,9 @@ type Answer = Result<(OrderView, bool), Error>;
 #[derive(Default)]
 pub(crate) struct Intake {
     state: Mutex<IntakeState>,
+    /// One gate per stage. A batch enters a stage before it leaves the one before, and the
+    /// gates queue batches first come, first served, so batches never overtake each other.
+    stages: [tokio::sync::Mutex<()>; STAGES],
     /// The client SKU each marketplace SKU last resolved to, by client and channel: only a
     /// guess to start a read early with, checked against every resolution.
     last_resolved: Mutex<HashMap<(String, String, String), String>>,
@@ -78,6 +91,39 @@ impl Drop for WorkerSlot<'_> {
             let mut state = self.intake.lock();
             state.workers = state.workers.saturating_sub(1);
         }
+    }
+}
+
+/// A batch's place in the intake's stages; dropping it leaves the stage.
+struct StagePass<'a> {
+    intake: &'a Intake,
+    stage: usize,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl<'a> StagePass<'a> {
+    /// Waits until the first stage is free and enters it.
+    async fn enter(intake: &'a Intake) -> StagePass<'a> {
+        StagePass {
+            intake,
+            stage: 0,
+            _guard: intake.stages[0].lock().await,
+        }
+    }
+
+    /// Waits until the next stage is free, enters it, and only then leaves this one, so no
+    /// later batch can overtake this one. A batch that runs outside the stages (`None`)
+    /// stays outside.
+    async fn advance(pass_opt: Option<StagePass<'a>>) -> Option<StagePass<'a>> {
+        let pass = pass_opt?;
+        let stage = pass.stage + 1;
+        debug_assert!(stage < STAGES, "no stage after the last");
+        let guard = pass.intake.stages[stage].lock().await;
+        Some(StagePass {
+            intake: pass.intake,
+            stage,
+            _guard: guard,
+        })
     }
 }
 
@@ -199,6 +245,9 @@ impl App {
             held: true,
         };
         loop {
+            // The first stage is entered before the queue is taken, so the batch holds
+            // everything that arrived while the batch before it was in that stage.
+            let first = StagePass::enter(&self.intake).await;
             let arrivals: Vec<Arrival> = {
                 let mut state = self.intake.lock();
                 if state.queue.is_empty() {
@@ -217,7 +266,7 @@ impl App {
             if batch.len() > 1 {
                 tracing::debug!(orders = batch.len(), "taking in a batch of orders");
             }
-            let answers = self.take_in_batch(&batch).await;
+            let answers = self.take_in_batch(&batch, Some(first)).await;
             for (reply, answer) in replies.into_iter().zip(answers) {
                 // A caller that went away no longer wants the answer; the order stands.
                 let _ = reply.send(answer);
@@ -225,8 +274,13 @@ impl App {
         }
     }
 
-    /// Takes in a batch of new orders; answers each, in the batch's order.
-    async fn take_in_batch(&self, batch: &[(NewOrder, tracing::Span)]) -> Vec<Answer> {
+    /// Takes in a batch of new orders; answers each, in the batch's order. With a pass the
+    /// batch goes through the stages; without one it runs beside them.
+    async fn take_in_batch(
+        &self,
+        batch: &[(NewOrder, tracing::Span)],
+        pass_opt: Option<StagePass<'_>>,
+    ) -> Vec<Answer> {
         let mut answers: Vec<Option<Answer>> = batch.iter().map(|_| None).collect();
 
         // The channel decides which kind of order it may send. A natural key seen earlier
@@ -351,12 +405,18 @@ impl App {
             });
         }
 
+        let pass_opt = StagePass::advance(pass_opt).await;
         self.allocate_on_arrival(&mut prepared, &mut answers).await;
+        let pass_opt = StagePass::advance(pass_opt).await;
         self.store_prepared(prepared, &mut answers, now).await;
+        drop(pass_opt);
 
         // Repeated natural keys, one at a time: each now finds the order stored before it.
+        // They run beside the stages: waiting for the first stage while holding the last
+        // would stall the line.
         for slot in repeats {
-            let mut answer = Box::pin(self.take_in_batch(std::slice::from_ref(&batch[slot]))).await;
+            let one = std::slice::from_ref(&batch[slot]);
+            let mut answer = Box::pin(self.take_in_batch(one, None)).await;
             answers[slot] = answer.pop();
         }
         answers
