@@ -58,6 +58,8 @@ pub(crate) struct Intake {
     /// One gate per stage. A batch enters a stage before it leaves the one before, and the
     /// gates queue batches first come, first served, so batches never overtake each other.
     stages: [tokio::sync::Mutex<()>; STAGES],
+    /// Notified whenever an order is queued.
+    arrived: tokio::sync::Notify,
     /// The client SKU each marketplace SKU last resolved to, by client and channel: only a
     /// guess to start a read early with, checked against every resolution.
     last_resolved: Mutex<HashMap<(String, String, String), String>>,
@@ -111,6 +113,48 @@ impl<'a> StagePass<'a> {
         }
     }
 
+    /// Waits until the next stage is free and enters it, leaving this one, as
+    /// [`StagePass::advance`] does; but when orders arrive while it waits, takes up to
+    /// `room` of them and stays in this stage, so they can join the batch.
+    async fn advance_or_join(self, room: usize) -> Advanced<'a> {
+        let stage = self.stage + 1;
+        debug_assert!(stage < STAGES, "no stage after the last");
+        let gate = &self.intake.stages[stage];
+        loop {
+            if let Ok(guard) = gate.try_lock() {
+                return Advanced::Next(self.moved_to(stage, guard));
+            }
+            // Armed before the queue is looked at, so an order queued after the look
+            // still wakes the wait.
+            let arrived = self.intake.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if room > 0 {
+                let arrivals: Vec<Arrival> = {
+                    let mut state = self.intake.lock();
+                    let take = state.queue.len().min(room);
+                    state.queue.drain(..take).collect()
+                };
+                if !arrivals.is_empty() {
+                    return Advanced::Joined(self, arrivals);
+                }
+            }
+            tokio::select! {
+                guard = gate.lock() => return Advanced::Next(self.moved_to(stage, guard)),
+                () = &mut arrived, if room > 0 => {}
+            }
+        }
+    }
+
+    /// This batch's pass for `stage`, whose gate `guard` holds; this stage is left.
+    fn moved_to(self, stage: usize, guard: tokio::sync::MutexGuard<'a, ()>) -> StagePass<'a> {
+        StagePass {
+            intake: self.intake,
+            stage,
+            _guard: guard,
+        }
+    }
+
     /// Waits until the next stage is free, enters it, and only then leaves this one, so no
     /// later batch can overtake this one. A batch that runs outside the stages (`None`)
     /// stays outside.
@@ -119,12 +163,16 @@ impl<'a> StagePass<'a> {
         let stage = pass.stage + 1;
         debug_assert!(stage < STAGES, "no stage after the last");
         let guard = pass.intake.stages[stage].lock().await;
-        Some(StagePass {
-            intake: pass.intake,
-            stage,
-            _guard: guard,
-        })
+        Some(pass.moved_to(stage, guard))
     }
+}
+
+/// Where [`StagePass::advance_or_join`] left a batch.
+enum Advanced<'a> {
+    /// In the next stage.
+    Next(StagePass<'a>),
+    /// Still in its stage, with orders that arrived meanwhile.
+    Joined(StagePass<'a>, Vec<Arrival>),
 }
 
 impl Intake {
@@ -209,6 +257,18 @@ struct Prepared<'a> {
 /// A stored order: its id, its holds' ids and the outbox entries to deliver.
 type Stored = (OrderId, Vec<i64>, Vec<i64>);
 
+/// Client, channel and channel order id.
+type NaturalKey = (String, String, String);
+
+/// An order's answer, or the error that says it got none.
+fn unanswered(answer_opt: Option<Answer>) -> Answer {
+    answer_opt.unwrap_or_else(|| {
+        Err(Error::Internal(anyhow::anyhow!(
+            "an order of a batch was left without an answer"
+        )))
+    })
+}
+
 impl App {
     /// Queues a new order for the intake and waits for its answer.
     pub(super) async fn take_in(&self, new: NewOrder) -> Answer {
@@ -226,6 +286,7 @@ impl App {
             }
             start
         };
+        self.intake.arrived.notify_waiters();
         if start_worker {
             // A task of its own: a caller that goes away does not cut a batch short.
             let app = self.clone();
@@ -282,14 +343,45 @@ impl App {
         pass_opt: Option<StagePass<'_>>,
     ) -> Vec<Answer> {
         let mut answers: Vec<Option<Answer>> = batch.iter().map(|_| None).collect();
+        let mut seen = HashSet::new();
+        let (prepared, repeats) = self.look_up(batch, 0, &mut answers, &mut seen).await;
+        self.allocate_and_store(prepared, &mut answers, pass_opt, &mut seen)
+            .await;
 
+        // Repeated natural keys, one at a time: each now finds the order stored before it.
+        // They run beside the stages: waiting for the first stage while holding the last
+        // would stall the line.
+        for slot in repeats {
+            let one = std::slice::from_ref(&batch[slot]);
+            let mut answer = Box::pin(self.take_in_batch(one, None)).await;
+            answers[slot] = answer.pop();
+        }
+        answers.into_iter().map(unanswered).collect()
+    }
+
+    /// The first stage for `batch`, whose orders answer in `answers` from `offset` on:
+    /// finds out about each order and returns those to allocate and store, the slots of
+    /// orders that repeat a natural key already in `seen` (to take in after the batch is
+    /// stored).
+    async fn look_up<'b>(
+        &self,
+        batch: &'b [(NewOrder, tracing::Span)],
+        offset: usize,
+        answers: &mut [Option<Answer>],
+        seen: &mut HashSet<NaturalKey>,
+    ) -> (Vec<Prepared<'b>>, Vec<usize>) {
         // The channel decides which kind of order it may send. A natural key seen earlier
         // in the batch waits for the batch to be stored.
-        let mut seen = HashSet::new();
         let mut repeats = Vec::new();
         let mut takings = Vec::new();
-        for (slot, (new, span)) in batch.iter().enumerate() {
-            if !seen.insert((&new.client_id, &new.channel, &new.channel_order_id)) {
+        for (index, (new, span)) in batch.iter().enumerate() {
+            let slot = offset + index;
+            let key = (
+                new.client_id.clone(),
+                new.channel.clone(),
+                new.channel_order_id.clone(),
+            );
+            if !seen.insert(key) {
                 repeats.push(slot);
                 continue;
             }
@@ -315,7 +407,7 @@ impl App {
         let news: Vec<&NewOrder> = takings.iter().map(|taking| taking.new).collect();
         let span_opt = takings.first().map(|taking| taking.span.clone());
         let (_, early_checks) = tokio::join!(
-            self.resolve_takings(&mut takings, &mut answers),
+            self.resolve_takings(&mut takings, answers),
             self.arrival_checks(&news, &guesses, span_opt),
         );
         let mut resolved = Vec::with_capacity(takings.len());
@@ -405,30 +497,56 @@ impl App {
             });
         }
 
-        let pass_opt = StagePass::advance(pass_opt).await;
-        self.allocate_on_arrival(&mut prepared, &mut answers).await;
-        let pass_opt = StagePass::advance(pass_opt).await;
-        self.store_prepared(prepared, &mut answers, now).await;
-        drop(pass_opt);
+        (prepared, repeats)
+    }
 
-        // Repeated natural keys, one at a time: each now finds the order stored before it.
-        // They run beside the stages: waiting for the first stage while holding the last
-        // would stall the line.
-        for slot in repeats {
-            let one = std::slice::from_ref(&batch[slot]);
-            let mut answer = Box::pin(self.take_in_batch(one, None)).await;
-            answers[slot] = answer.pop();
-        }
-        answers
-            .into_iter()
-            .map(|answer| {
-                answer.unwrap_or_else(|| {
-                    Err(Error::Internal(anyhow::anyhow!(
-                        "an order of a batch was left without an answer"
-                    )))
-                })
-            })
-            .collect()
+    /// The allocating and storing stages for `prepared`. While the batch waits for the
+    /// allocating stage to free up, orders that arrive meanwhile are looked up and join it:
+    /// the stage that limits the line then works on the largest batch it can, instead of
+    /// leaving the newcomers to a small batch of their own. Joined orders are answered here.
+    async fn allocate_and_store(
+        &self,
+        mut prepared: Vec<Prepared<'_>>,
+        answers: &mut Vec<Option<Answer>>,
+        pass_opt: Option<StagePass<'_>>,
+        seen: &mut HashSet<NaturalKey>,
+    ) {
+        let pass_opt = match pass_opt {
+            None => None,
+            Some(pass) => match pass
+                .advance_or_join(MOST_PER_BATCH.saturating_sub(prepared.len()))
+                .await
+            {
+                Advanced::Next(next) => Some(next),
+                Advanced::Joined(pass, arrivals) => {
+                    let (late, replies): (Vec<_>, Vec<_>) = arrivals
+                        .into_iter()
+                        .map(|arrival| ((arrival.new, arrival.span), arrival.reply))
+                        .unzip();
+                    tracing::debug!(orders = late.len(), "orders join a waiting batch");
+                    let offset = answers.len();
+                    answers.extend(late.iter().map(|_| None));
+                    let (joined, repeats) = self.look_up(&late, offset, answers, seen).await;
+                    prepared.extend(joined);
+                    let stored = self.allocate_and_store(prepared, answers, Some(pass), seen);
+                    Box::pin(stored).await;
+                    for slot in repeats {
+                        let one = std::slice::from_ref(&late[slot - offset]);
+                        let mut answer = Box::pin(self.take_in_batch(one, None)).await;
+                        answers[slot] = answer.pop();
+                    }
+                    for (index, reply) in replies.into_iter().enumerate() {
+                        // A caller that went away no longer wants the answer.
+                        let _ = reply.send(unanswered(answers[offset + index].take()));
+                    }
+                    return;
+                }
+            },
+        };
+        self.allocate_on_arrival(&mut prepared, answers).await;
+        let pass_opt = StagePass::advance(pass_opt).await;
+        self.store_prepared(prepared, answers).await;
+        drop(pass_opt);
     }
 
     /// Resolves SKUs with one catalog call per client and channel; where that call fails,
@@ -631,13 +749,9 @@ impl App {
         }
     }
 
-    /// Stores the prepared orders and answers each with what was stored.
-    async fn store_prepared(
-        &self,
-        prepared: Vec<Prepared<'_>>,
-        answers: &mut [Option<Answer>],
-        now: i64,
-    ) {
+    /// Stores the prepared orders and answers each with what was stored. Each order is
+    /// stored with the time it was looked up, which it was built with.
+    async fn store_prepared(&self, prepared: Vec<Prepared<'_>>, answers: &mut [Option<Answer>]) {
         let histories: Vec<Vec<HistoryEntry>> = prepared.iter().map(arrival_history).collect();
         let rows: Vec<orders::NewOrderRow<'_>> = prepared
             .iter()
@@ -645,7 +759,7 @@ impl App {
                 order: &item.order,
                 fingerprint: &item.fingerprint,
                 alloc_attempts: item.alloc_attempts,
-                now,
+                now: item.order.created_at,
             })
             .collect();
 
@@ -706,7 +820,7 @@ impl App {
             };
             let slot = item.slot;
             let span = item.span.clone();
-            let answer = self.answer_stored(item, stored, now).instrument(span).await;
+            let answer = self.answer_stored(item, stored).instrument(span).await;
             answers[slot] = Some(answer);
         }
     }
@@ -775,7 +889,6 @@ impl App {
         &self,
         item: Prepared<'_>,
         stored: Result<Stored, sqlx::Error>,
-        now: i64,
     ) -> Answer {
         let (id, hold_ids, outbox_ids) = match stored {
             Ok(stored) => stored,
@@ -811,7 +924,7 @@ impl App {
                 event: hold.event,
                 event_ref: hold.event_ref,
                 reason: hold.reason,
-                created_at: now,
+                created_at: order.created_at,
                 released_at_opt: None,
                 released_by: String::new(),
                 release_reason: String::new(),
