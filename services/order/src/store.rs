@@ -151,4 +151,14 @@ CREATE TABLE feed_cursors (
               DROP INDEX orders_waiting;
               CREATE INDEX orders_waiting ON orders (client_id, grade) WHERE waiting = 1;",
     },
+    Migration {
+        version: 3,
+        name: "no line indexes that nothing reads",
+        // Lines are read by SKU only while they still want stock (through
+        // order_lines_wanting), and failed orders' lines through their order, never by
+        // marketplace SKU alone. These two indexes were read by no query, and every new
+        // line paid two index writes for them.
+        sql: "DROP INDEX order_lines_by_sku;
+              DROP INDEX order_lines_by_marketplace_sku;",
+    },
 ];
