@@ -63,7 +63,7 @@ impl PgCluster {
             dir.display()
         );
         run(&mut shell(&initdb, as_root))?;
-        // Extra server settings, one per line, for profiling a benchmark's cluster (say,
+        // Extra server settings, separated by `;`, for profiling a benchmark's cluster (say,
         // loading pg_stat_statements); the file is the cluster's own, so none leak out.
         if let Ok(settings) = std::env::var("KOSHA_TEST_PG_SETTINGS") {
             let conf = data.join("postgresql.conf");

@@ -260,6 +260,17 @@ type Stored = (OrderId, Vec<i64>, Vec<i64>);
 /// Client, channel and channel order id.
 type NaturalKey = (String, String, String);
 
+/// A queued order with the span of the request that sent it.
+type Queued = (NewOrder, tracing::Span);
+
+/// Queued orders apart from where their answers go.
+fn split(arrivals: Vec<Arrival>) -> (Vec<Queued>, Vec<oneshot::Sender<Answer>>) {
+    arrivals
+        .into_iter()
+        .map(|arrival| ((arrival.new, arrival.span), arrival.reply))
+        .unzip()
+}
+
 /// An order's answer, or the error that says it got none.
 fn unanswered(answer_opt: Option<Answer>) -> Answer {
     answer_opt.unwrap_or_else(|| {
@@ -320,10 +331,7 @@ impl App {
                 let take = state.queue.len().min(MOST_PER_BATCH);
                 state.queue.drain(..take).collect()
             };
-            let (batch, replies): (Vec<_>, Vec<_>) = arrivals
-                .into_iter()
-                .map(|arrival| ((arrival.new, arrival.span), arrival.reply))
-                .unzip();
+            let (batch, replies) = split(arrivals);
             if batch.len() > 1 {
                 tracing::debug!(orders = batch.len(), "taking in a batch of orders");
             }
@@ -339,7 +347,7 @@ impl App {
     /// batch goes through the stages; without one it runs beside them.
     async fn take_in_batch(
         &self,
-        batch: &[(NewOrder, tracing::Span)],
+        batch: &[Queued],
         pass_opt: Option<StagePass<'_>>,
     ) -> Vec<Answer> {
         let mut answers: Vec<Option<Answer>> = batch.iter().map(|_| None).collect();
@@ -348,15 +356,26 @@ impl App {
         self.allocate_and_store(prepared, &mut answers, pass_opt, &mut seen)
             .await;
 
-        // Repeated natural keys, one at a time: each now finds the order stored before it.
-        // They run beside the stages: waiting for the first stage while holding the last
-        // would stall the line.
+        self.take_in_repeats(batch, 0, repeats, &mut answers).await;
+        answers.into_iter().map(unanswered).collect()
+    }
+
+    /// Takes in the orders of `batch` (answering in `answers` from `offset` on) whose slots
+    /// are in `repeats`, once the orders they repeat are stored: one at a time, each finds
+    /// the order stored before it. They run beside the stages: waiting for the first stage
+    /// while holding the last would stall the line.
+    async fn take_in_repeats(
+        &self,
+        batch: &[Queued],
+        offset: usize,
+        repeats: Vec<usize>,
+        answers: &mut [Option<Answer>],
+    ) {
         for slot in repeats {
-            let one = std::slice::from_ref(&batch[slot]);
+            let one = std::slice::from_ref(&batch[slot - offset]);
             let mut answer = Box::pin(self.take_in_batch(one, None)).await;
             answers[slot] = answer.pop();
         }
-        answers.into_iter().map(unanswered).collect()
     }
 
     /// The first stage for `batch`, whose orders answer in `answers` from `offset` on:
@@ -365,7 +384,7 @@ impl App {
     /// stored).
     async fn look_up<'b>(
         &self,
-        batch: &'b [(NewOrder, tracing::Span)],
+        batch: &'b [Queued],
         offset: usize,
         answers: &mut [Option<Answer>],
         seen: &mut HashSet<NaturalKey>,
@@ -513,40 +532,46 @@ impl App {
     ) {
         let pass_opt = match pass_opt {
             None => None,
-            Some(pass) => match pass
-                .advance_or_join(MOST_PER_BATCH.saturating_sub(prepared.len()))
-                .await
-            {
-                Advanced::Next(next) => Some(next),
-                Advanced::Joined(pass, arrivals) => {
-                    let (late, replies): (Vec<_>, Vec<_>) = arrivals
-                        .into_iter()
-                        .map(|arrival| ((arrival.new, arrival.span), arrival.reply))
-                        .unzip();
-                    tracing::debug!(orders = late.len(), "orders join a waiting batch");
-                    let offset = answers.len();
-                    answers.extend(late.iter().map(|_| None));
-                    let (joined, repeats) = self.look_up(&late, offset, answers, seen).await;
-                    prepared.extend(joined);
-                    let stored = self.allocate_and_store(prepared, answers, Some(pass), seen);
-                    Box::pin(stored).await;
-                    for slot in repeats {
-                        let one = std::slice::from_ref(&late[slot - offset]);
-                        let mut answer = Box::pin(self.take_in_batch(one, None)).await;
-                        answers[slot] = answer.pop();
+            Some(pass) => {
+                let room = MOST_PER_BATCH.saturating_sub(prepared.len());
+                match pass.advance_or_join(room).await {
+                    Advanced::Next(next) => Some(next),
+                    Advanced::Joined(pass, arrivals) => {
+                        let joining = self.join(prepared, answers, pass, arrivals, seen);
+                        return Box::pin(joining).await;
                     }
-                    for (index, reply) in replies.into_iter().enumerate() {
-                        // A caller that went away no longer wants the answer.
-                        let _ = reply.send(unanswered(answers[offset + index].take()));
-                    }
-                    return;
                 }
-            },
+            }
         };
         self.allocate_on_arrival(&mut prepared, answers).await;
         let pass_opt = StagePass::advance(pass_opt).await;
         self.store_prepared(prepared, answers).await;
         drop(pass_opt);
+    }
+
+    /// Looks up `arrivals` and adds them to `prepared`, which then goes on to the next
+    /// stages (joining more arrivals if it has to wait again); answers the arrivals.
+    async fn join(
+        &self,
+        mut prepared: Vec<Prepared<'_>>,
+        answers: &mut Vec<Option<Answer>>,
+        pass: StagePass<'_>,
+        arrivals: Vec<Arrival>,
+        seen: &mut HashSet<NaturalKey>,
+    ) {
+        let (late, replies) = split(arrivals);
+        tracing::debug!(orders = late.len(), "orders join a waiting batch");
+        let offset = answers.len();
+        answers.extend(late.iter().map(|_| None));
+        let (joined, repeats) = self.look_up(&late, offset, answers, seen).await;
+        prepared.extend(joined);
+        self.allocate_and_store(prepared, answers, Some(pass), seen)
+            .await;
+        self.take_in_repeats(&late, offset, repeats, answers).await;
+        for (index, reply) in replies.into_iter().enumerate() {
+            // A caller that went away no longer wants the answer; the order stands.
+            let _ = reply.send(unanswered(answers[offset + index].take()));
+        }
     }
 
     /// Resolves SKUs with one catalog call per client and channel; where that call fails,
