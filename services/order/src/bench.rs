@@ -12,9 +12,11 @@
 //! reported beside it.
 //!
 //! The pgbench script writes, in one transaction per order, the rows the whole path
-//! writes: the order, its line and its two history entries; the inventory idempotency
-//! row, the allocation, the ledger transfer, and both stock buckets (AVAILABLE down,
-//! ALLOCATED up). It runs with the same number of clients and transactions. The ratio is
+//! writes: the order, its line and its two history entries; the stock row (AVAILABLE down,
+//! ALLOCATED up), the ledger transfer, the change-feed entry, the allocation and the
+//! idempotency row. It writes them into the services' own tables (their migrations, run
+//! into a database of its own), so every index and constraint the service pays for, it
+//! pays for too. It runs with the same number of clients and transactions. The ratio is
 //! service orders per second over pgbench transactions per second: what the service keeps
 //! of the database's raw speed after resolution, the calls between services, validation
 //! and its own reads.
@@ -500,85 +502,105 @@ async fn hop_run(
     Ok((per_client * clients) as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON))
 }
 
+/// Schema of the pgbench database holding the order service's tables.
+const PLAIN_ORDER: &str = "plain_order";
+
+/// Schema of the pgbench database holding inventory's tables.
+const PLAIN_INVENTORY: &str = "plain_inventory";
+
 /// Creates the tables the pgbench script writes and returns the script's path.
+///
+/// The tables are the services' own: their migrations run into two schemas of the pgbench
+/// database, so each row the script writes pays for the same columns, indexes, checks and
+/// foreign keys as the row the service writes.
 async fn pgbench_script(cluster: &PgCluster, skus: usize) -> anyhow::Result<std::path::PathBuf> {
     let mut conn = sqlx::PgConnection::connect(&cluster.url("bench_plain")).await?;
-    let schema = "
-        CREATE TABLE orders (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL,
-            channel TEXT NOT NULL, channel_order_id TEXT NOT NULL,
-            channel_order_id_lc TEXT NOT NULL, status TEXT NOT NULL, fulfilment TEXT NOT NULL,
-            grade TEXT NOT NULL, pool TEXT NOT NULL, order_time BIGINT NOT NULL,
-            fingerprint TEXT NOT NULL, waiting BIGINT NOT NULL, created_at BIGINT NOT NULL,
-            updated_at BIGINT NOT NULL, UNIQUE (client_id, channel, channel_order_id));
-        CREATE INDEX ON orders (channel_order_id_lc);
-        CREATE INDEX ON orders (status, client_id, id);
-        CREATE TABLE order_lines (order_id BIGINT NOT NULL, line_no BIGINT NOT NULL,
-            marketplace_sku TEXT NOT NULL, sku TEXT NOT NULL, quantity BIGINT NOT NULL,
-            held BIGINT NOT NULL, PRIMARY KEY (order_id, line_no));
-        CREATE INDEX ON order_lines (sku, order_id);
-        CREATE TABLE order_history (id BIGSERIAL PRIMARY KEY, order_id BIGINT NOT NULL,
-            at BIGINT NOT NULL, actor TEXT NOT NULL, from_status TEXT NOT NULL,
-            to_status TEXT NOT NULL, reason TEXT NOT NULL);
-        CREATE INDEX ON order_history (order_id, id);
-        CREATE TABLE idempotency (client_id TEXT NOT NULL, key TEXT NOT NULL,
-            response BYTEA NOT NULL, PRIMARY KEY (client_id, key));
-        CREATE TABLE buckets (client_id TEXT NOT NULL, sku TEXT NOT NULL, pool TEXT NOT NULL,
-            grade TEXT NOT NULL, state TEXT NOT NULL, quantity BIGINT NOT NULL,
-            PRIMARY KEY (client_id, sku, pool, grade, state));
-        CREATE TABLE allocations (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL,
-            order_ref TEXT NOT NULL, line_id TEXT NOT NULL, sku TEXT NOT NULL,
-            pool TEXT NOT NULL, grade TEXT NOT NULL, quantity BIGINT NOT NULL,
-            UNIQUE (client_id, order_ref, line_id, pool, grade));
-        CREATE TABLE ledger (id BIGSERIAL PRIMARY KEY, client_id TEXT NOT NULL,
-            sku TEXT NOT NULL, grade TEXT NOT NULL, from_pool TEXT, from_state TEXT,
-            to_pool TEXT, to_state TEXT, quantity BIGINT NOT NULL, reason TEXT NOT NULL,
-            order_ref TEXT NOT NULL, line_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
-            created_at BIGINT NOT NULL);
-        CREATE INDEX ON ledger (client_id, sku, id);";
-    sqlx::raw_sql(schema).execute(&mut conn).await?;
-    sqlx::query(
-        "INSERT INTO buckets SELECT 'bench', 'SKU-' || n, 'COMMON', 'PASS', 'AVAILABLE', \
-         1000000000 FROM generate_series(0, $1) AS n",
-    )
+    for schema in [PLAIN_ORDER, PLAIN_INVENTORY] {
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await?;
+    }
+    for (schema, service, migrations) in [
+        (PLAIN_ORDER, crate::NAME, crate::store::MIGRATIONS),
+        (
+            PLAIN_INVENTORY,
+            kosha_inventory::NAME,
+            kosha_inventory::store::MIGRATIONS,
+        ),
+    ] {
+        let url = format!(
+            "{}&options[search_path]={schema}",
+            cluster.url("bench_plain")
+        );
+        let db = Db::connect(&url, &DbOptions::default()).await?;
+        db.migrate(service, migrations).await?;
+        db.close().await;
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {PLAIN_INVENTORY}.stock (client_id, sku, pool, grade, available, \
+         allocated, recycle, updated_at) SELECT 'bench', 'SKU-' || n, 'COMMON', 1, \
+         1000000000, 0, 0, 0 FROM generate_series(0, $1) AS n"
+    ))
     .bind(skus as i64 - 1)
     .execute(&mut conn)
     .await?;
+    // Only the stock table is analysed: statistics of the still-empty tables would make
+    // the planner expect them to stay empty and check foreign keys with sequential scans.
+    sqlx::query(&format!("ANALYZE {PLAIN_INVENTORY}.stock"))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
 
-    // pgbench reads `:name` as a variable even inside quotes, so the colon of an order
-    // ref is written as `chr(58)`; the casts give prepared statements their types.
+    // The rows of one fulfillable one-line order as the services store them. pgbench reads
+    // `:name` as a variable even inside quotes, so the colon of an order ref is written as
+    // `chr(58)`; the casts give prepared statements their types. The stored idempotency
+    // request and response are stood in for by bytes of their usual sizes.
     let script = format!(
         "\\set sku random(0, {last})
 \\set n random(1, 9000000000000000000)
 BEGIN;
-INSERT INTO orders (client_id, channel, channel_order_id, channel_order_id_lc, status,
-    fulfilment, grade, pool, order_time, fingerprint, waiting, created_at, updated_at)
-    VALUES ('bench', 'AMAZON', 'P' || (:n)::text, 'p' || (:n)::text, 'FULFILLABLE',
-    'SINGLE_SHIPMENT_PARTIAL', 'PASS', 'COMMON', 0, 'f', 0, 0, 0);
-INSERT INTO order_lines VALUES (currval('orders_id_seq'), 1, 'M-' || (:sku)::text,
-    'SKU-' || (:sku)::text, 1, 1);
-INSERT INTO order_history (order_id, at, actor, from_status, to_status, reason) VALUES
-    (currval('orders_id_seq'), 0, 'bench', '', 'CREATED', 'received'),
-    (currval('orders_id_seq'), 0, 'bench', 'CREATED', 'FULFILLABLE', 'allocated');
-INSERT INTO idempotency VALUES ('bench',
-    'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', '\\x00');
-UPDATE buckets SET quantity = quantity - 1 WHERE client_id = 'bench'
-    AND sku = 'SKU-' || (:sku)::text AND pool = 'COMMON' AND grade = 'PASS'
-    AND state = 'AVAILABLE';
-INSERT INTO buckets VALUES ('bench', 'SKU-' || (:sku)::text, 'COMMON', 'PASS', 'ALLOCATED', 1)
-    ON CONFLICT (client_id, sku, pool, grade, state)
-    DO UPDATE SET quantity = buckets.quantity + 1;
-INSERT INTO allocations (client_id, order_ref, line_id, sku, pool, grade, quantity) VALUES
-    ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'SKU-' || (:sku)::text,
-    'COMMON', 'PASS', 1);
-INSERT INTO ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state,
-    quantity, reason, order_ref, line_id, idempotency_key, created_at) VALUES
-    ('bench', 'SKU-' || (:sku)::text, 'PASS', 'COMMON', 'AVAILABLE', 'COMMON', 'ALLOCATED',
-    1, 'ALLOCATE', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1',
-    'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', 0);
+INSERT INTO {o}.orders (client_id, channel, channel_order_id, channel_order_id_lc,
+    parent_order_id, parent_order_id_lc, kind, status, fulfilment, grade,
+    marketplace_fulfilled, priority, order_time, dispatch_by, start_processing,
+    dispatch_after, replacement_for, pool, failure_reason, unknown_skus, channel_conflict,
+    fingerprint, alloc_attempts, waiting, created_at, updated_at)
+    VALUES ('bench', 'AMAZON', 'P' || (:n)::text, 'p' || (:n)::text, '', '', 'MARKETPLACE',
+    'FULFILLABLE', 'SINGLE_SHIPMENT_PARTIAL', 'PASS', 0, 0, 1796461583879008, NULL, NULL,
+    NULL, '', 'COMMON', '', '', '', '3ea49667e928e5d1', 1, 0, 1796461583879008,
+    1796461583879008);
+INSERT INTO {o}.order_lines (order_id, line_no, marketplace_sku, sku, quantity, price_paise,
+    cancelled, held, picked, packed, invoiced, dispatched)
+    VALUES (currval('{o}.orders_id_seq'), 1, 'M-' || (:sku)::text, 'SKU-' || (:sku)::text,
+    1, 49900, 0, 1, 0, 0, 0, 0);
+INSERT INTO {o}.order_history (order_id, at, actor, from_status, to_status, reason) VALUES
+    (currval('{o}.orders_id_seq'), 1796461583879008, 'bench', '', 'CREATED',
+    'received from AMAZON'),
+    (currval('{o}.orders_id_seq'), 1796461583879008, 'bench', 'CREATED', 'FULFILLABLE',
+    'allocated 1 of 1 units from pool COMMON');
+UPDATE {i}.stock SET available = available - 1, allocated = allocated + 1,
+    updated_at = 1796461583879008 WHERE client_id = 'bench' AND sku = 'SKU-' || (:sku)::text
+    AND pool = 'COMMON' AND grade = 1;
+INSERT INTO {i}.ledger (client_id, sku, grade, from_pool, from_state, to_pool, to_state,
+    quantity, reason, actor, reference, idempotency_key, order_ref, line_id, created_at)
+    VALUES ('bench', 'SKU-' || (:sku)::text, 1, 'COMMON', 1, 'COMMON', 2, 1, 3, 'order', '',
+    'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1',
+    'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 1796461583879008);
+INSERT INTO {i}.stock_changes (txid, client_id, sku, pool, grade, available, allocated,
+    recycle, reason, created_at)
+    VALUES (CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT), 'bench',
+    'SKU-' || (:sku)::text, 'COMMON', 1, 999999999, 1, 0, 3, 1796461583879008);
+INSERT INTO {i}.allocations (client_id, order_ref, line_id, sku, pool, grade, quantity,
+    consumed, released, created_at, updated_at)
+    VALUES ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text, '1', 'SKU-' || (:sku)::text,
+    'COMMON', 1, 1, 0, 0, 1796461583879008, 1796461583879008);
+INSERT INTO {i}.idempotency (client_id, idem_key, method, request, response, created_at)
+    VALUES ('bench', 'AMAZON' || chr(58) || 'P' || (:n)::text || '#alloc-1', 'Allocate',
+    decode(repeat('5a', 90), 'hex'), decode(repeat('a5', 36), 'hex'), 1796461583879008);
 END;
 ",
-        last = skus - 1
+        last = skus - 1,
+        o = PLAIN_ORDER,
+        i = PLAIN_INVENTORY,
     );
     let path = cluster.dir.join("create_order.sql");
     std::fs::write(&path, script).with_context(|| format!("write {}", path.display()))?;
