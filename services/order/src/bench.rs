@@ -22,7 +22,6 @@
 //! and its own reads.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -241,13 +240,13 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
     let mut runs = Vec::new();
     for (index, clients) in options.clients.iter().copied().enumerate() {
         let (elapsed, mut latencies) =
-            service_run(&channel, clients, options.orders, options.skus, index).await?;
+            service_run(&address, clients, options.orders, options.skus, index).await?;
         latencies.sort();
         let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
         let pgbench_tps = pgbench(&cluster, &script, clients, options.orders / clients).await?;
         kosha_runtime::client::set_in_process_calls(false);
         let network = service_run(
-            &channel,
+            &address,
             clients,
             options.orders,
             options.skus,
@@ -259,7 +258,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
         let network_per_second =
             network_latencies.len() as f64 / network_elapsed.as_secs_f64().max(f64::EPSILON);
         let resolve_per_second = hop_run(
-            &channel,
+            &address,
             clients,
             options.orders,
             options.skus,
@@ -268,7 +267,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
         )
         .await?;
         let allocate_per_second = hop_run(
-            &channel,
+            &address,
             clients,
             options.orders,
             options.skus,
@@ -306,6 +305,17 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
         runs,
         target_ratio: 0.5,
     })
+}
+
+/// A connection of its own for each of `clients` clients, as pgbench gives each of its
+/// clients: callers that share one HTTP/2 connection also share the one task that reads and
+/// writes it on each side.
+async fn client_channels(address: &str, clients: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        channels.push(connect_channel(address).await?);
+    }
+    Ok(channels)
 }
 
 async fn connect_channel(address: &str) -> anyhow::Result<Channel> {
@@ -384,18 +394,18 @@ async fn seed(channel: &Channel, skus: usize, orders: usize) -> anyhow::Result<(
 /// `clients` tasks send `orders` one-line orders in total; returns the wall time and
 /// every call's latency.
 async fn service_run(
-    channel: &Channel,
+    address: &str,
     clients: usize,
     orders: usize,
     skus: usize,
     run_index: usize,
 ) -> anyhow::Result<(Duration, Vec<Duration>)> {
     let per_client = orders / clients;
+    let channels = client_channels(address, clients).await?;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    let channel = Arc::new(channel.clone());
-    for client in 0..clients {
-        let mut orders_client = OrderServiceClient::new((*channel).clone());
+    for (client, channel) in channels.into_iter().enumerate() {
+        let mut orders_client = OrderServiceClient::new(channel);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
             for n in 0..per_client {
@@ -446,7 +456,7 @@ enum Hop {
 
 /// Calls per second of one hop alone, with `clients` clients and `calls` calls in total.
 async fn hop_run(
-    channel: &Channel,
+    address: &str,
     clients: usize,
     calls: usize,
     skus: usize,
@@ -454,11 +464,12 @@ async fn hop_run(
     hop: Hop,
 ) -> anyhow::Result<f64> {
     let per_client = calls / clients;
+    let channels = client_channels(address, clients).await?;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for client in 0..clients {
+    for (client, channel) in channels.into_iter().enumerate() {
         let mut catalog = CatalogServiceClient::new(channel.clone());
-        let mut inventory = InventoryServiceClient::new(channel.clone());
+        let mut inventory = InventoryServiceClient::new(channel);
         tasks.push(tokio::spawn(async move {
             for n in 0..per_client {
                 let sku = (client * 7919 + n * 104_729) % skus;
