@@ -6,7 +6,7 @@ pub mod parse;
 
 use kosha_proto::kosha::order::v1 as api;
 use kosha_proto::kosha::order::v1::order_service_server::OrderService;
-use kosha_runtime::page::{decode_token, encode_token, page_size};
+use kosha_runtime::page::{decode_query_token, encode_query_token, page_size};
 use kosha_runtime::time::{from_timestamp, now_micros};
 use kosha_runtime::{Error, validate};
 use tonic::{Request, Response, Status};
@@ -38,8 +38,9 @@ fn order_id(field: &str, text: &str) -> Result<OrderId, Error> {
     OrderId::parse(field, text)
 }
 
-fn numeric_token(token: &str) -> Result<i64, Error> {
-    match decode_token(token)? {
+/// The id a page token of the listing `query` describes resumes after (0 for none).
+fn numeric_token(query: &str, token: &str) -> Result<i64, Error> {
+    match decode_query_token(query, token)? {
         None => Ok(0),
         Some(text) => text
             .parse()
@@ -622,7 +623,18 @@ impl OrderService for OrderGrpc {
             optional_client("client_id", &request.client_id)?;
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
-            let before_id = numeric_token(&request.page_token)?;
+            let query = format!(
+                "{:?}",
+                (
+                    &request.client_id,
+                    &request.id,
+                    &request.statuses,
+                    &request.channel,
+                    &request.order_time_from,
+                    &request.order_time_to
+                )
+            );
+            let before_id = numeric_token(&query, &request.page_token)?;
             let mut statuses = Vec::new();
             for (index, value) in request.statuses.iter().enumerate() {
                 let status = api::OrderStatus::try_from(*value)
@@ -666,7 +678,7 @@ impl OrderService for OrderGrpc {
             let views = self.app.search(&filter, limit).await?;
             let next_page_token = match views.last() {
                 Some(last) if views.len() as i64 == limit => {
-                    encode_token(&last.order.id.0.to_string())
+                    encode_query_token(&query, &last.order.id.0.to_string())
                 }
                 _ => String::new(),
             };
@@ -687,13 +699,16 @@ impl OrderService for OrderGrpc {
             optional_client("client_id", &request.client_id)?;
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
-            let after_id = numeric_token(&request.page_token)?;
+            let query = format!("{:?}", (&request.client_id, &request.channel));
+            let after_id = numeric_token(&query, &request.page_token)?;
             let failed = self
                 .app
                 .failed_orders(&request.client_id, &request.channel, after_id, limit)
                 .await?;
             let next_page_token = match failed.last() {
-                Some(last) if failed.len() as i64 == limit => encode_token(&last.id.0.to_string()),
+                Some(last) if failed.len() as i64 == limit => {
+                    encode_query_token(&query, &last.id.0.to_string())
+                }
                 _ => String::new(),
             };
             Ok(api::ListFailedOrdersResponse {
@@ -712,10 +727,13 @@ impl OrderService for OrderGrpc {
         let result = async {
             let id = order_id("order_id", &request.order_id)?;
             let limit = page_size(request.page_size)?;
-            let after_id = numeric_token(&request.page_token)?;
+            let query = id.to_string();
+            let after_id = numeric_token(&query, &request.page_token)?;
             let rows = self.app.history(id, after_id, limit).await?;
             let next_page_token = match rows.last() {
-                Some(last) if rows.len() as i64 == limit => encode_token(&last.id.to_string()),
+                Some(last) if rows.len() as i64 == limit => {
+                    encode_query_token(&query, &last.id.to_string())
+                }
                 _ => String::new(),
             };
             Ok(api::GetOrderHistoryResponse {

@@ -42,6 +42,42 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Error> {
     String::from_utf8(bytes).map(Some).map_err(|_| bad())
 }
 
+/// Encodes the key of the last row of a page of the listing `query` describes (its filters,
+/// written out by the caller), so the token is refused with any other filters.
+pub fn encode_query_token(query: &str, key: &str) -> String {
+    encode_token(&format!("{:016x}{QUERY_SEPARATOR}{key}", query_hash(query)))
+}
+
+/// Decodes a token of [`encode_query_token`]; a token of a listing with other filters is
+/// refused: resuming it would skip or repeat rows of this one.
+pub fn decode_query_token(query: &str, token: &str) -> Result<Option<String>, Error> {
+    let Some(text) = decode_token(token)? else {
+        return Ok(None);
+    };
+    let (hash, key) = text
+        .split_once(QUERY_SEPARATOR)
+        .ok_or_else(|| Error::invalid("page_token", "not a token returned by this list call"))?;
+    if hash != format!("{:016x}", query_hash(query)) {
+        return Err(Error::invalid(
+            "page_token",
+            "was returned for other filters; send the same filters with it, or start again \
+             without a token",
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// Between a token's filter hash and its key.
+const QUERY_SEPARATOR: char = '\u{1f}';
+
+/// FNV-1a: stable across processes and releases, unlike the standard library's hasher, so
+/// a token stays valid on another replica.
+fn query_hash(query: &str) -> u64 {
+    query.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +92,20 @@ mod tests {
         assert_eq!(decode_token("").unwrap(), None);
         assert!(decode_token("zz").is_err());
         assert!(decode_token("abc").is_err());
+    }
+
+    #[test]
+    fn query_tokens_resume_only_their_own_filters() {
+        let token = encode_query_token("status=FAILED", "42");
+
+        let same = decode_query_token("status=FAILED", &token).unwrap();
+        let other = decode_query_token("status=CANCELLED", &token).unwrap_err();
+        let plain = decode_query_token("status=FAILED", &encode_token("42")).unwrap_err();
+
+        assert_eq!(same.as_deref(), Some("42"));
+        assert!(other.to_string().contains("other filters"), "{other}");
+        assert!(plain.to_string().contains("not a token"), "{plain}");
+        assert_eq!(decode_query_token("status=FAILED", "").unwrap(), None);
     }
 
     #[test]

@@ -442,35 +442,35 @@ async fn faq_a_marketplace_order_is_found_by_any_of_its_ids_or_in_the_failed_rep
     let by_item = search(&app, by_id("fk-item-77")).await;
     let by_amazon_parent = search(&app, by_id("404-748384-3467836")).await;
     let by_internal = search(&app, by_id(&amazon.order_id.to_lowercase())).await;
-    let recent = search(
-        &app,
-        api::SearchOrdersRequest {
-            client_id: CLIENT.into(),
-            order_time_from: Some(to_timestamp(now_micros() - 3_600_000_000)),
-            statuses: vec![
-                api::OrderStatus::Unfulfillable as i32,
-                api::OrderStatus::Failed as i32,
-            ],
-            page_size: 1,
-            ..Default::default()
-        },
-    )
-    .await;
+    let last_hour = api::SearchOrdersRequest {
+        client_id: CLIENT.into(),
+        order_time_from: Some(to_timestamp(now_micros() - 3_600_000_000)),
+        statuses: vec![
+            api::OrderStatus::Unfulfillable as i32,
+            api::OrderStatus::Failed as i32,
+        ],
+        page_size: 1,
+        ..Default::default()
+    };
+    let recent = search(&app, last_hour.clone()).await;
     let next_page = search(
         &app,
         api::SearchOrdersRequest {
-            client_id: CLIENT.into(),
-            order_time_from: Some(to_timestamp(now_micros() - 3_600_000_000)),
-            statuses: vec![
-                api::OrderStatus::Unfulfillable as i32,
-                api::OrderStatus::Failed as i32,
-            ],
-            page_size: 1,
             page_token: recent.next_page_token.clone(),
-            ..Default::default()
+            ..last_hour.clone()
         },
     )
     .await;
+    let other_filters = app
+        .orders
+        .clone()
+        .search_orders(api::SearchOrdersRequest {
+            page_token: recent.next_page_token.clone(),
+            statuses: vec![api::OrderStatus::Failed as i32],
+            ..last_hour
+        })
+        .await
+        .unwrap_err();
     let report = app
         .orders
         .clone()
@@ -490,6 +490,12 @@ async fn faq_a_marketplace_order_is_found_by_any_of_its_ids_or_in_the_failed_rep
     assert_eq!(by_internal.orders[0].order_id, amazon.order_id);
     assert_eq!(recent.orders[0].order_id, failed.order_id, "newest first");
     assert_eq!(next_page.orders[0].order_id, flipkart.order_id);
+    assert_eq!(other_filters.code(), tonic::Code::InvalidArgument);
+    assert!(
+        other_filters.message().contains("other filters"),
+        "{}",
+        other_filters.message()
+    );
     assert_eq!(report.failed_orders.len(), 1);
     assert_eq!(report.failed_orders[0].channel_order_id, "AMZ-NEW-SKU");
     assert!(
