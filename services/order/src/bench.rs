@@ -16,10 +16,10 @@
 //! ALLOCATED up), the ledger transfer, the change-feed entry, the allocation and the
 //! idempotency row. It writes them into the services' own tables (their migrations, run
 //! into a database of its own), so every index and constraint the service pays for, it
-//! pays for too. It runs with the same number of clients and transactions. The ratio is
-//! service orders per second over pgbench transactions per second: what the service keeps
-//! of the database's raw speed after resolution, the calls between services, validation
-//! and its own reads.
+//! pays for too. It runs three times with the same number of clients and transactions,
+//! and the median run counts. The ratio is service orders per second over pgbench
+//! transactions per second: what the service keeps of the database's raw speed after
+//! resolution, the calls between services, validation and its own reads.
 
 use std::fmt;
 use std::time::{Duration, Instant};

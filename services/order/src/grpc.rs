@@ -623,6 +623,7 @@ impl OrderService for OrderGrpc {
             optional_client("client_id", &request.client_id)?;
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
+            // Every field but the page's size and token: a token resumes only these filters.
             let query = format!(
                 "{:?}",
                 (
