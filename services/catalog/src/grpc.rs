@@ -6,7 +6,7 @@ mod convert;
 
 use kosha_proto::kosha::catalog::v1 as pb;
 use kosha_proto::kosha::catalog::v1::catalog_service_server::CatalogService;
-use kosha_runtime::page::{decode_token, encode_token, page_size};
+use kosha_runtime::page::{decode_query_token, encode_query_token, page_size};
 use kosha_runtime::upload::collect;
 use kosha_runtime::{Error, Result};
 use tonic::{Request, Response, Status, Streaming};
@@ -51,15 +51,15 @@ fn required<'a, T>(message_opt: &'a Option<T>, field: &str) -> Result<&'a T> {
         .ok_or_else(|| Error::invalid(field, "is required"))
 }
 
-/// A page token decoded, with its page size.
-fn page_request(size: i32, token: &str) -> Result<(i64, Option<String>)> {
-    Ok((page_size(size)?, decode_token(token)?))
+/// A page token of the listing `query` describes, decoded, with its page size.
+fn page_request(query: &str, size: i32, token: &str) -> Result<(i64, Option<String>)> {
+    Ok((page_size(size)?, decode_query_token(query, token)?))
 }
 
-fn next_token<T>(page: &Page<T>) -> String {
+fn next_token<T>(query: &str, page: &Page<T>) -> String {
     page.next_key_opt
         .as_deref()
-        .map(encode_token)
+        .map(|key| encode_query_token(query, key))
         .unwrap_or_default()
 }
 
@@ -138,12 +138,14 @@ impl CatalogService for CatalogGrpc {
         let request = request.into_inner();
         reply(
             async {
-                let (size, after_opt) = page_request(request.page_size, &request.page_token)?;
+                let query = kosha_runtime::list_filters!(request);
+                let (size, after_opt) =
+                    page_request(&query, request.page_size, &request.page_token)?;
                 let page = self
                     .catalog
                     .list_clients(size, after_opt.as_deref())
                     .await?;
-                let next_page_token = next_token(&page);
+                let next_page_token = next_token(&query, &page);
                 Ok(pb::ListClientsResponse {
                     clients: page.items.into_iter().map(client_to_pb).collect(),
                     next_page_token,
@@ -203,12 +205,14 @@ impl CatalogService for CatalogGrpc {
         let request = request.into_inner();
         reply(
             async {
-                let (size, after_opt) = page_request(request.page_size, &request.page_token)?;
+                let query = kosha_runtime::list_filters!(request);
+                let (size, after_opt) =
+                    page_request(&query, request.page_size, &request.page_token)?;
                 let page = self
                     .catalog
                     .list_channels(size, after_opt.as_deref())
                     .await?;
-                let next_page_token = next_token(&page);
+                let next_page_token = next_token(&query, &page);
                 Ok(pb::ListChannelsResponse {
                     channels: page.items.into_iter().map(channel_to_pb).collect(),
                     next_page_token,
@@ -291,7 +295,9 @@ impl CatalogService for CatalogGrpc {
         reply(
             async {
                 let client = ClientId::parse("client_id", &request.client_id)?;
-                let (size, after_opt) = page_request(request.page_size, &request.page_token)?;
+                let query = kosha_runtime::list_filters!(request);
+                let (size, after_opt) =
+                    page_request(&query, request.page_size, &request.page_token)?;
                 let filter = ProductFilter {
                     category_opt: optional(request.category.trim(), |text| Ok(text.to_string()))?,
                     style_opt: optional(request.style.trim(), |text| Ok(text.to_string()))?,
@@ -304,7 +310,7 @@ impl CatalogService for CatalogGrpc {
                     .catalog
                     .list_products(&client, &filter, size, after_opt.as_deref())
                     .await?;
-                let next_page_token = next_token(&page);
+                let next_page_token = next_token(&query, &page);
                 Ok(pb::ListProductsResponse {
                     products: page.items.into_iter().map(product_to_pb).collect(),
                     next_page_token,
@@ -474,7 +480,8 @@ impl CatalogService for CatalogGrpc {
                 let channel_opt =
                     optional(&request.channel, |text| ChannelCode::parse("channel", text))?;
                 let sku_opt = optional(&request.sku, |text| Sku::parse("sku", text))?;
-                let (size, key_opt) = page_request(request.page_size, &request.page_token)?;
+                let query = kosha_runtime::list_filters!(request);
+                let (size, key_opt) = page_request(&query, request.page_size, &request.page_token)?;
                 let after_opt = match key_opt.as_deref() {
                     None => None,
                     Some(key) => Some(split_listing_key(key).ok_or_else(|| {
@@ -491,7 +498,7 @@ impl CatalogService for CatalogGrpc {
                         after_opt,
                     )
                     .await?;
-                let next_page_token = next_token(&page);
+                let next_page_token = next_token(&query, &page);
                 Ok(pb::ListListingsResponse {
                     listings: page.items.into_iter().map(listing_to_pb).collect(),
                     next_page_token,

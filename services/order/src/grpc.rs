@@ -623,18 +623,7 @@ impl OrderService for OrderGrpc {
             optional_client("client_id", &request.client_id)?;
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
-            // Every field but the page's size and token: a token resumes only these filters.
-            let query = format!(
-                "{:?}",
-                (
-                    &request.client_id,
-                    &request.id,
-                    &request.statuses,
-                    &request.channel,
-                    &request.order_time_from,
-                    &request.order_time_to
-                )
-            );
+            let query = kosha_runtime::list_filters!(request);
             let before_id = numeric_token(&query, &request.page_token)?;
             let mut statuses = Vec::new();
             for (index, value) in request.statuses.iter().enumerate() {
@@ -700,7 +689,7 @@ impl OrderService for OrderGrpc {
             optional_client("client_id", &request.client_id)?;
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
-            let query = format!("{:?}", (&request.client_id, &request.channel));
+            let query = kosha_runtime::list_filters!(request);
             let after_id = numeric_token(&query, &request.page_token)?;
             let failed = self
                 .app
@@ -728,7 +717,7 @@ impl OrderService for OrderGrpc {
         let result = async {
             let id = order_id("order_id", &request.order_id)?;
             let limit = page_size(request.page_size)?;
-            let query = id.to_string();
+            let query = kosha_runtime::list_filters!(request);
             let after_id = numeric_token(&query, &request.page_token)?;
             let rows = self.app.history(id, after_id, limit).await?;
             let next_page_token = match rows.last() {

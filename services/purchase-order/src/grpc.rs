@@ -4,7 +4,7 @@
 use kosha_proto::kosha::purchase_order::v1 as pb;
 use kosha_proto::kosha::purchase_order::v1::purchase_order_service_server::PurchaseOrderService;
 use kosha_runtime::Error;
-use kosha_runtime::page::{decode_token, encode_token, page_size};
+use kosha_runtime::page::{decode_query_token, encode_query_token, page_size};
 use kosha_runtime::upload;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::instrument;
@@ -152,7 +152,8 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             supplier_opt: requests::filter_opt(&request.supplier),
         };
         let size = page_size(request.page_size)?;
-        let after_opt = decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = decode_query_token(&query, &request.page_token)?;
 
         let (pos, next_opt) = self
             .service
@@ -160,7 +161,9 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             .await?;
         Ok(Response::new(pb::ListPurchaseOrdersResponse {
             purchase_orders: pos.iter().map(convert::purchase_order).collect(),
-            next_page_token: next_opt.map(|key| encode_token(&key)).unwrap_or_default(),
+            next_page_token: next_opt
+                .map(|key| encode_query_token(&query, &key))
+                .unwrap_or_default(),
         }))
     }
 
@@ -172,7 +175,8 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
         let client_id = requests::client_id(&request.client_id)?;
         let text = requests::search_text(&request.query)?;
         let size = page_size(request.page_size)?;
-        let after_opt = decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = decode_query_token(&query, &request.page_token)?;
 
         let (pos, next_opt) = self
             .service
@@ -185,7 +189,9 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             .await?;
         Ok(Response::new(pb::SearchPurchaseOrdersResponse {
             purchase_orders: pos.iter().map(convert::purchase_order).collect(),
-            next_page_token: next_opt.map(|key| encode_token(&key)).unwrap_or_default(),
+            next_page_token: next_opt
+                .map(|key| encode_query_token(&query, &key))
+                .unwrap_or_default(),
         }))
     }
 
@@ -274,7 +280,8 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             pending_only: request.pending_only,
         };
         let size = page_size(request.page_size)?;
-        let after_opt = decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = decode_query_token(&query, &request.page_token)?;
 
         let (grns, next_opt) = self
             .service
@@ -282,7 +289,9 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             .await?;
         Ok(Response::new(pb::ListGrnsResponse {
             grns: grns.iter().map(convert::grn).collect(),
-            next_page_token: next_opt.map(|key| encode_token(&key)).unwrap_or_default(),
+            next_page_token: next_opt
+                .map(|key| encode_query_token(&query, &key))
+                .unwrap_or_default(),
         }))
     }
 
@@ -294,7 +303,8 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
         let client_id = requests::client_id(&request.client_id)?;
         let text = requests::search_text(&request.query)?;
         let size = page_size(request.page_size)?;
-        let after_opt = decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = decode_query_token(&query, &request.page_token)?;
 
         let (grns, next_opt) = self
             .service
@@ -307,7 +317,9 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             .await?;
         Ok(Response::new(pb::SearchGrnsResponse {
             grns: grns.iter().map(convert::grn).collect(),
-            next_page_token: next_opt.map(|key| encode_token(&key)).unwrap_or_default(),
+            next_page_token: next_opt
+                .map(|key| encode_query_token(&query, &key))
+                .unwrap_or_default(),
         }))
     }
 
@@ -395,7 +407,8 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             pending_only: request.pending_only,
         };
         let size = page_size(request.page_size)?;
-        let after_opt = decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = decode_query_token(&query, &request.page_token)?;
 
         let (pos, next_opt) = self
             .service
@@ -403,7 +416,9 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             .await?;
         Ok(Response::new(pb::ListOutwardPurchaseOrdersResponse {
             outward_purchase_orders: pos.iter().map(convert::outward_purchase_order).collect(),
-            next_page_token: next_opt.map(|key| encode_token(&key)).unwrap_or_default(),
+            next_page_token: next_opt
+                .map(|key| encode_query_token(&query, &key))
+                .unwrap_or_default(),
         }))
     }
 
@@ -415,7 +430,8 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
         let client_id = requests::client_id(&request.client_id)?;
         let text = requests::search_text(&request.query)?;
         let size = page_size(request.page_size)?;
-        let after_opt = decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = decode_query_token(&query, &request.page_token)?;
 
         let (pos, next_opt) = self
             .service
@@ -428,7 +444,9 @@ impl PurchaseOrderService for PurchaseOrderGrpc {
             .await?;
         Ok(Response::new(pb::SearchOutwardPurchaseOrdersResponse {
             outward_purchase_orders: pos.iter().map(convert::outward_purchase_order).collect(),
-            next_page_token: next_opt.map(|key| encode_token(&key)).unwrap_or_default(),
+            next_page_token: next_opt
+                .map(|key| encode_query_token(&query, &key))
+                .unwrap_or_default(),
         }))
     }
 }

@@ -113,7 +113,8 @@ impl SchedulerApi {
 
     async fn list(&self, request: pb::ListJobsRequest) -> Result<pb::ListJobsResponse, Error> {
         let limit = page::page_size(request.page_size)?;
-        let after_opt = JobPageKey::from_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = JobPageKey::from_token(&query, &request.page_token)?;
         let filter = JobFilter {
             owner_opt: non_empty(request.owner),
             kind_opt: non_empty(request.kind),
@@ -135,7 +136,7 @@ impl SchedulerApi {
             .await?;
         Ok(pb::ListJobsResponse {
             jobs: jobs.iter().map(crate::domain::Job::to_proto).collect(),
-            next_page_token: next_opt.map(|key| key.to_token()).unwrap_or_default(),
+            next_page_token: next_opt.map(|key| key.to_token(&query)).unwrap_or_default(),
         })
     }
 
@@ -243,7 +244,8 @@ impl SchedulerService for SchedulerApi {
         let request = request.into_inner();
         check_id("recurring_job_id", &request.recurring_job_id)?;
         let limit = page::page_size(request.page_size)?;
-        let before_opt = JobPageKey::from_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let before_opt = JobPageKey::from_token(&query, &request.page_token)?;
         if self
             .store
             .recurring(&request.recurring_job_id)
@@ -258,7 +260,7 @@ impl SchedulerService for SchedulerApi {
             .await?;
         Ok(Response::new(pb::ListRunsResponse {
             runs: runs.iter().map(crate::domain::Job::to_proto).collect(),
-            next_page_token: next_opt.map(|key| key.to_token()).unwrap_or_default(),
+            next_page_token: next_opt.map(|key| key.to_token(&query)).unwrap_or_default(),
         }))
     }
 
@@ -268,7 +270,8 @@ impl SchedulerService for SchedulerApi {
     ) -> Result<Response<pb::ListRecurringJobsResponse>, Status> {
         let request = request.into_inner();
         let limit = page::page_size(request.page_size)?;
-        let after_opt = RecurringPageKey::from_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_opt = RecurringPageKey::from_token(&query, &request.page_token)?;
         let owner_opt = non_empty(request.owner);
         let (recurring_jobs, next_opt) = self
             .store
@@ -276,7 +279,7 @@ impl SchedulerService for SchedulerApi {
             .await?;
         Ok(Response::new(pb::ListRecurringJobsResponse {
             recurring_jobs: recurring_jobs.iter().map(|r| r.to_proto()).collect(),
-            next_page_token: next_opt.map(|key| key.to_token()).unwrap_or_default(),
+            next_page_token: next_opt.map(|key| key.to_token(&query)).unwrap_or_default(),
         }))
     }
 }

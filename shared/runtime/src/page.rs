@@ -67,6 +67,19 @@ pub fn decode_query_token(query: &str, token: &str) -> Result<Option<String>, Er
     Ok(Some(key.to_string()))
 }
 
+/// The filters of a list request, for [`encode_query_token`] and [`decode_query_token`]:
+/// the request (a message with `page_token` and `page_size` fields) written out with both
+/// cleared, so a caller may change the page size between pages but nothing else.
+#[macro_export]
+macro_rules! list_filters {
+    ($request:expr) => {{
+        let mut filters = ::std::clone::Clone::clone(&$request);
+        filters.page_token.clear();
+        filters.page_size = 0;
+        format!("{filters:?}")
+    }};
+}
+
 /// Between a token's filter hash and its key.
 const QUERY_SEPARATOR: char = '\u{1f}';
 

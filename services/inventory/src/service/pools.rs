@@ -140,7 +140,8 @@ impl Inventory {
     ) -> Result<pb::ListPoolsResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let limit = page::page_size(request.page_size)?;
-        let after = page::decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after = page::decode_query_token(&query, &request.page_token)?;
         let now = now_micros();
         store::pools::ensure_common(self.db().pool(), &client, now).await?;
 
@@ -149,7 +150,7 @@ impl Inventory {
         let has_more = records.len() as i64 > limit;
         let records: Vec<PoolRecord> = records.into_iter().take(limit as usize).collect();
         let next_page_token = match (has_more, records.last()) {
-            (true, Some(last)) => page::encode_token(last.name.as_str()),
+            (true, Some(last)) => page::encode_query_token(&query, last.name.as_str()),
             _ => String::new(),
         };
         let pools = pool_views(&mut tx, &client, records, now).await?;

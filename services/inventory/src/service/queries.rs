@@ -76,7 +76,8 @@ impl Inventory {
         let pool = PoolName::parse_opt("pool", &request.pool)?;
         let grade = Grade::parse_filter("grade", request.grade)?;
         let limit = page::page_size(request.page_size)?;
-        let after = match page::decode_token(&request.page_token)? {
+        let query = kosha_runtime::list_filters!(request);
+        let after = match page::decode_query_token(&query, &request.page_token)? {
             None => None,
             Some(token) => Some(decode_stock_token(&token)?),
         };
@@ -93,7 +94,8 @@ impl Inventory {
         rows.truncate(limit as usize);
         let next_page_token = match (has_more, rows.last()) {
             (true, Some((key, _))) => {
-                page::encode_token(&format!("{}|{}|{}", key.sku, key.pool, key.grade.code()))
+                let key = format!("{}|{}|{}", key.sku, key.pool, key.grade.code());
+                page::encode_query_token(&query, &key)
             }
             _ => String::new(),
         };
@@ -222,7 +224,8 @@ impl Inventory {
     ) -> Result<pb::ListSafetyBuffersResponse, Error> {
         let client = ClientId::parse("client_id", &request.client_id)?;
         let limit = page::page_size(request.page_size)?;
-        let after = page::decode_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after = page::decode_query_token(&query, &request.page_token)?;
 
         let mut rows = store::pools::list_safety_buffers(
             self.db().pool(),
@@ -234,7 +237,7 @@ impl Inventory {
         let has_more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_page_token = match (has_more, rows.last()) {
-            (true, Some((channel, _, _))) => page::encode_token(channel.as_str()),
+            (true, Some((channel, _, _))) => page::encode_query_token(&query, channel.as_str()),
             _ => String::new(),
         };
         Ok(pb::ListSafetyBuffersResponse {
@@ -265,14 +268,15 @@ impl Inventory {
             open_only: request.open_only,
         };
         let limit = page::page_size(request.page_size)?;
-        let after_id = id_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_id = id_token(&query, &request.page_token)?;
 
         let mut rows =
             allocations::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
         let has_more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_page_token = match (has_more, rows.last()) {
-            (true, Some(row)) => page::encode_token(&row.id.to_string()),
+            (true, Some(row)) => page::encode_query_token(&query, &row.id.to_string()),
             _ => String::new(),
         };
         Ok(pb::ListAllocationsResponse {
@@ -313,14 +317,15 @@ impl Inventory {
             return Err(Error::invalid("end_time", "must be after start_time"));
         }
         let limit = page::page_size(request.page_size)?;
-        let after_id = id_token(&request.page_token)?;
+        let query = kosha_runtime::list_filters!(request);
+        let after_id = id_token(&query, &request.page_token)?;
 
         let mut transfers =
             ledger::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
         let has_more = transfers.len() as i64 > limit;
         transfers.truncate(limit as usize);
         let next_page_token = match (has_more, transfers.last()) {
-            (true, Some(last)) => page::encode_token(&last.transfer_id.to_string()),
+            (true, Some(last)) => page::encode_query_token(&query, &last.transfer_id.to_string()),
             _ => String::new(),
         };
         Ok(pb::ListLedgerResponse {
@@ -537,9 +542,10 @@ fn optional<T>(
     }
 }
 
-/// A page token holding the last id of the previous page; the first page starts at zero.
-fn id_token(token: &str) -> Result<i64, Error> {
-    match page::decode_token(token)? {
+/// A page token of the listing `query` describes, holding the last id of the previous
+/// page; the first page starts at zero.
+fn id_token(query: &str, token: &str) -> Result<i64, Error> {
+    match page::decode_query_token(query, token)? {
         None => Ok(0),
         Some(text) => text
             .parse()

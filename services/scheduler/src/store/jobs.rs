@@ -32,14 +32,14 @@ pub struct JobPageKey {
 }
 
 impl JobPageKey {
-    /// The opaque token a response carries.
-    pub fn to_token(&self) -> String {
-        page::encode_token(&format!("{}/{}", self.at, self.job_id))
+    /// The opaque token a response to the listing `query` describes carries.
+    pub fn to_token(&self, query: &str) -> String {
+        page::encode_query_token(query, &format!("{}/{}", self.at, self.job_id))
     }
 
-    /// Reads a request's token; empty is the first page.
-    pub fn from_token(token: &str) -> Result<Option<Self>, Error> {
-        let Some(text) = page::decode_token(token)? else {
+    /// Reads a request's token for the listing `query` describes; empty is the first page.
+    pub fn from_token(query: &str, token: &str) -> Result<Option<Self>, Error> {
+        let Some(text) = page::decode_query_token(query, token)? else {
             return Ok(None);
         };
         let bad = || Error::invalid("page_token", "not a token returned by this list call");

@@ -24,15 +24,15 @@ pub struct RecurringPageKey {
 }
 
 impl RecurringPageKey {
-    /// The opaque token a response carries.
-    pub fn to_token(&self) -> String {
+    /// The opaque token a response to the listing `query` describes carries.
+    pub fn to_token(&self, query: &str) -> String {
         // Neither owners nor kinds may contain a space, so it separates them.
-        page::encode_token(&format!("{} {}", self.owner, self.kind))
+        page::encode_query_token(query, &format!("{} {}", self.owner, self.kind))
     }
 
-    /// Reads a request's token; empty is the first page.
-    pub fn from_token(token: &str) -> Result<Option<Self>, Error> {
-        let Some(text) = page::decode_token(token)? else {
+    /// Reads a request's token for the listing `query` describes; empty is the first page.
+    pub fn from_token(query: &str, token: &str) -> Result<Option<Self>, Error> {
+        let Some(text) = page::decode_query_token(query, token)? else {
             return Ok(None);
         };
         let (owner, kind) = text.split_once(' ').ok_or_else(|| {
