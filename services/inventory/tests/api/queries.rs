@@ -208,6 +208,10 @@ async fn allocations_are_listed_by_order_by_sku_and_open_ones(db: TestDatabase) 
         .await
         .unwrap()
         .into_inner();
+    let other_filters = app
+        .client
+        .list_allocations(list("", "A", false, 2, first_page.next_page_token.clone()))
+        .await;
 
     assert_eq!(by_order.allocations.len(), 2);
     assert_eq!(by_sku.allocations.len(), 2);
@@ -215,6 +219,7 @@ async fn allocations_are_listed_by_order_by_sku_and_open_ones(db: TestDatabase) 
     assert_eq!(first_page.allocations.len(), 2);
     assert_eq!(second_page.allocations.len(), 1);
     assert!(second_page.next_page_token.is_empty());
+    assert_error(other_filters, Code::InvalidArgument, "other filters");
     let released = by_sku
         .allocations
         .iter()
