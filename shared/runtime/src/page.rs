@@ -1,8 +1,9 @@
 //! Pagination: `page_size` and opaque `page_token`s on every list call.
 //!
-//! A token is the key of the last row of the previous page, hex-encoded so callers treat
-//! it as opaque; lists are ordered by that key, so a page never repeats or skips a row that
-//! existed when the listing began.
+//! A token is the key of the last row of the previous page with a hash of the listing's
+//! filters, hex-encoded so callers treat it as opaque; lists are ordered by that key, so a
+//! page never repeats or skips a row that existed when the listing began, and a token sent
+//! with other filters is refused.
 
 use crate::error::Error;
 
@@ -21,12 +22,12 @@ pub fn page_size(requested: i32) -> Result<i64, Error> {
 }
 
 /// Encodes the key of the last row of a page.
-pub fn encode_token(key: &str) -> String {
+fn encode_token(key: &str) -> String {
     key.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Decodes a token from a request; an empty token is the first page.
-pub fn decode_token(token: &str) -> Result<Option<String>, Error> {
+fn decode_token(token: &str) -> Result<Option<String>, Error> {
     if token.is_empty() {
         return Ok(None);
     }

@@ -117,15 +117,6 @@ impl<'a> StagePass<'a> {
         }
     }
 
-    /// This batch's pass for `stage`, whose gate `guard` holds; this stage is left.
-    fn moved_to(self, stage: usize, guard: tokio::sync::MutexGuard<'a, ()>) -> StagePass<'a> {
-        StagePass {
-            intake: self.intake,
-            stage,
-            _guard: guard,
-        }
-    }
-
     /// Waits until the next stage is free, enters it, and only then leaves this one, so no
     /// later batch can overtake this one. A batch that runs outside the stages (`None`)
     /// stays outside.
@@ -134,7 +125,11 @@ impl<'a> StagePass<'a> {
         let stage = pass.stage + 1;
         debug_assert!(stage < STAGES, "no stage after the last");
         let guard = pass.intake.stages[stage].lock().await;
-        Some(pass.moved_to(stage, guard))
+        Some(StagePass {
+            intake: pass.intake,
+            stage,
+            _guard: guard,
+        })
     }
 }
 
@@ -220,19 +215,8 @@ struct Prepared<'a> {
 /// A stored order: its id, its holds' ids and the outbox entries to deliver.
 type Stored = (OrderId, Vec<i64>, Vec<i64>);
 
-/// Client, channel and channel order id.
-type NaturalKey = (String, String, String);
-
 /// A queued order with the span of the request that sent it.
 type Queued = (NewOrder, tracing::Span);
-
-/// Queued orders apart from where their answers go.
-fn split(arrivals: Vec<Arrival>) -> (Vec<Queued>, Vec<oneshot::Sender<Answer>>) {
-    arrivals
-        .into_iter()
-        .map(|arrival| ((arrival.new, arrival.span), arrival.reply))
-        .unzip()
-}
 
 /// An order's answer, or the error that says it got none.
 fn unanswered(answer_opt: Option<Answer>) -> Answer {
@@ -293,7 +277,10 @@ impl App {
                 let take = state.queue.len().min(MOST_PER_BATCH);
                 state.queue.drain(..take).collect()
             };
-            let (batch, replies) = split(arrivals);
+            let (batch, replies): (Vec<Queued>, Vec<_>) = arrivals
+                .into_iter()
+                .map(|arrival| ((arrival.new, arrival.span), arrival.reply))
+                .unzip();
             if batch.len() > 1 {
                 tracing::debug!(orders = batch.len(), "taking in a batch of orders");
             }
@@ -350,16 +337,11 @@ impl App {
     ) -> (Vec<Prepared<'b>>, Vec<usize>) {
         // The channel decides which kind of order it may send. A natural key seen earlier
         // in the batch waits for the batch to be stored.
-        let mut seen: HashSet<NaturalKey> = HashSet::new();
+        let mut seen = HashSet::new();
         let mut repeats = Vec::new();
         let mut takings = Vec::new();
         for (slot, (new, span)) in batch.iter().enumerate() {
-            let key = (
-                new.client_id.clone(),
-                new.channel.clone(),
-                new.channel_order_id.clone(),
-            );
-            if !seen.insert(key) {
+            if !seen.insert((&new.client_id, &new.channel, &new.channel_order_id)) {
                 repeats.push(slot);
                 continue;
             }
