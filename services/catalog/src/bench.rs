@@ -125,6 +125,7 @@ pub async fn upload_benchmark(rows: usize, postgres: bool) -> anyhow::Result<Upl
     let file = Arc::new(synthetic_file(rows));
     let settings = Settings {
         max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES.max(file.len()),
+        ..Settings::default()
     };
     let db = Db::connect(&url, &DbOptions::default())
         .await

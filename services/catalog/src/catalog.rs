@@ -5,16 +5,20 @@
 mod listing_upload;
 /// Bulk product uploads.
 mod product_upload;
+/// Listings resolved recently, kept in memory.
+mod resolution_cache;
 /// Counting outcomes and finding repeated keys across an upload's rows.
 mod tally;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use kosha_proto::types::UploadReport;
+use kosha_runtime::changes::{self, Heard};
 use kosha_runtime::db::is_unique_violation;
 use kosha_runtime::time::now_micros;
 use kosha_runtime::{Db, Error, Result};
-use sqlx::AnyConnection;
+use sqlx::{Any, AnyConnection, Transaction};
 
 use crate::domain::template::{TemplateColumn, product_template};
 use crate::domain::{
@@ -23,6 +27,8 @@ use crate::domain::{
 };
 use crate::store::products::ProductFilter;
 use crate::store::{CHUNK_ROWS, listings, master, products};
+use resolution_cache::ResolutionCache;
+pub(crate) use resolution_cache::TOPIC as CHANGES_TOPIC;
 
 /// Most SKUs in one batch read or resolve call.
 pub const MAX_BATCH_SKUS: usize = 10_000;
@@ -54,12 +60,30 @@ impl<T> Page<T> {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     db: Db,
+    resolutions: Arc<ResolutionCache>,
 }
 
 impl Catalog {
-    /// The catalog stored in `db` (migrated).
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// The catalog stored in `db` (migrated), keeping up to `resolutions_kept` resolved
+    /// listings in memory once [`Catalog::hear`] says that changes are heard.
+    pub fn new(db: Db, resolutions_kept: usize) -> Self {
+        Self {
+            db,
+            resolutions: Arc::new(ResolutionCache::new(resolutions_kept)),
+        }
+    }
+
+    /// Takes in what the listener for other replicas' changes heard.
+    pub fn hear(&self, heard: Heard) {
+        self.resolutions.hear(heard);
+    }
+
+    /// Commits a write to `client`'s listings or products: every replica hears of it, and
+    /// this one has forgotten the client's resolved listings before the caller is answered.
+    async fn commit_change(&self, tx: Transaction<'static, Any>, client: &ClientId) -> Result<()> {
+        let committed = commit_announced(tx, client).await;
+        self.resolutions.forget_client(client.as_str());
+        committed
     }
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
@@ -209,7 +233,7 @@ impl Catalog {
             other => other?,
         }
         let product = load_one(&mut tx, client, &sku).await?;
-        tx.commit().await?;
+        self.commit_change(tx, client).await?;
         tracing::debug!(client_id = %client, %sku, "product created");
         Ok(product)
     }
@@ -284,7 +308,7 @@ impl Catalog {
             product.update_time = now_micros();
             products::write_attributes(&mut tx, client, std::slice::from_ref(&product)).await?;
         }
-        tx.commit().await?;
+        self.commit_change(tx, client).await?;
         tracing::debug!(client_id = %client, %sku, "product updated");
         Ok(product)
     }
@@ -302,7 +326,7 @@ impl Catalog {
             return Err(Error::not_found("product", format!("{client}/{sku}")));
         }
         let product = load_one(&mut tx, client, sku).await?;
-        tx.commit().await?;
+        self.commit_change(tx, client).await?;
         tracing::debug!(client_id = %client, %sku, active, "product state set");
         Ok(product)
     }
@@ -315,7 +339,9 @@ impl Catalog {
         dry_run: bool,
         bytes: &[u8],
     ) -> Result<UploadReport> {
-        product_upload::upload(&self.db, client, mode, dry_run, bytes).await
+        let report = product_upload::upload(&self.db, client, mode, dry_run, bytes).await;
+        self.resolutions.forget_client(client.as_str());
+        report
     }
 
     // === listings ===
@@ -353,7 +379,7 @@ impl Catalog {
         let listing = listings::get(&mut tx, client, channel, marketplace_sku)
             .await?
             .ok_or_else(|| anyhow::anyhow!("listing vanished right after its upsert"))?;
-        tx.commit().await?;
+        self.commit_change(tx, client).await?;
         tracing::debug!(client_id = %client, %channel, %marketplace_sku, %sku, "listing written");
         Ok(listing)
     }
@@ -391,7 +417,7 @@ impl Catalog {
                 format!("{client}/{channel}/{marketplace_sku}"),
             ));
         }
-        tx.commit().await?;
+        self.commit_change(tx, client).await?;
         tracing::debug!(client_id = %client, %channel, %marketplace_sku, "listing deleted");
         Ok(())
     }
@@ -403,7 +429,9 @@ impl Catalog {
         dry_run: bool,
         bytes: &[u8],
     ) -> Result<UploadReport> {
-        listing_upload::upload(&self.db, client, dry_run, bytes).await
+        let report = listing_upload::upload(&self.db, client, dry_run, bytes).await;
+        self.resolutions.forget_client(client.as_str());
+        report
     }
 
     /// Resolves marketplace SKUs of one channel: the listings found, in the order asked
@@ -414,39 +442,53 @@ impl Catalog {
         channel: &ChannelCode,
         marketplace_skus: &[Sku],
     ) -> Result<ResolvedListings> {
-        let mut conn = self.conn().await?;
         let unique = unique_in_order(marketplace_skus);
-        let mut found: HashMap<String, Resolved> = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(CHUNK_ROWS) {
-            let keys: Vec<&str> = chunk.iter().map(|sku| sku.as_str()).collect();
-            for resolved in listings::resolve(&mut conn, client, channel, &keys).await? {
-                found.insert(resolved.marketplace_sku.to_string(), resolved);
+        let kept = self.resolutions.look_up(client, channel, &unique);
+        let missing: Vec<&str> = unique
+            .iter()
+            .zip(&kept.hits)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(sku, _)| sku.as_str())
+            .collect();
+        let mut found: HashMap<String, Resolved> = HashMap::with_capacity(missing.len());
+        let mut conn_opt = None;
+        if !missing.is_empty() {
+            let conn = conn_opt.insert(self.conn().await?);
+            for keys in missing.chunks(CHUNK_ROWS) {
+                for resolved in listings::resolve(conn, client, channel, keys).await? {
+                    found.insert(resolved.marketplace_sku.to_string(), resolved);
+                }
+            }
+            self.resolutions
+                .keep(kept.generation, client, channel, found.values());
+            // A listing found proves its client and channel exist (it references both,
+            // and neither is ever deleted); only an empty answer needs them looked up, to
+            // tell an unknown client or channel from SKUs with no listing. This spares the
+            // usual call two of its three statements.
+            if found.is_empty() && kept.hits.iter().all(Option::is_none) {
+                require_client(conn, client).await?;
+                require_channel(conn, channel).await?;
             }
         }
-        // A listing found proves its client and channel exist (it references both, and
-        // neither is ever deleted); only an empty answer needs them looked up, to tell an
-        // unknown client or channel from SKUs with no listing. This spares the usual call
-        // two of its three statements.
-        if found.is_empty() {
-            require_client(&mut conn, client).await?;
-            require_channel(&mut conn, channel).await?;
-        }
 
-        let mut resolved = Vec::with_capacity(found.len());
+        let mut resolved = Vec::with_capacity(unique.len());
         let mut unknown = Vec::new();
-        for marketplace_sku in unique {
-            match found.remove(marketplace_sku.as_str()) {
+        for (marketplace_sku, hit) in unique.into_iter().zip(kept.hits) {
+            match hit.or_else(|| found.remove(marketplace_sku.as_str())) {
                 Some(listing) => resolved.push(listing),
                 None => unknown.push(marketplace_sku.clone()),
             }
         }
         // Which unknown ones are no product either, so a caller can tell "add the listing"
-        // from "add the product, then the listing".
+        // from "add the product, then the listing". Only SKUs looked up can be unknown, so
+        // the connection is there.
         let mut in_master = std::collections::HashSet::new();
-        for chunk in unknown.chunks(CHUNK_ROWS) {
-            let keys: Vec<&str> = chunk.iter().map(|sku| sku.as_str()).collect();
-            for product in products::load(&mut conn, client, &keys).await? {
-                in_master.insert(product.sku.to_string());
+        if let Some(conn) = conn_opt.as_mut() {
+            for chunk in unknown.chunks(CHUNK_ROWS) {
+                let keys: Vec<&str> = chunk.iter().map(|sku| sku.as_str()).collect();
+                for product in products::load(conn, client, &keys).await? {
+                    in_master.insert(product.sku.to_string());
+                }
             }
         }
         let not_in_master = unknown
@@ -489,6 +531,14 @@ fn unique_in_order(skus: &[Sku]) -> Vec<&Sku> {
     skus.iter()
         .filter(|sku| seen.insert(sku.as_str()))
         .collect()
+}
+
+/// Commits a write to `client`'s listings or products and announces it to every replica,
+/// each of which then forgets what it kept of the client's listings.
+async fn commit_announced(mut tx: Transaction<'static, Any>, client: &ClientId) -> Result<()> {
+    changes::announce(&mut tx, CHANGES_TOPIC, client.as_str()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn require_client(conn: &mut AnyConnection, client: &ClientId) -> Result<()> {

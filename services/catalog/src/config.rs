@@ -13,12 +13,24 @@ pub struct Settings {
     /// held in memory while it is checked, so this bounds the memory of one upload.
     #[arg(long, env = "KOSHA_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
+    /// Resolved listings each replica keeps in memory, so that resolving the SKUs of an
+    /// order seldom reads the database; 0 keeps none. About 200 bytes each.
+    #[arg(
+        long,
+        env = "KOSHA_CATALOG_RESOLUTIONS_KEPT",
+        default_value_t = DEFAULT_RESOLUTIONS_KEPT
+    )]
+    pub resolutions_kept: usize,
 }
+
+/// Resolved listings kept by default: the listings of a large seller on every channel.
+pub const DEFAULT_RESOLUTIONS_KEPT: usize = 200_000;
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            resolutions_kept: DEFAULT_RESOLUTIONS_KEPT,
         }
     }
 }
@@ -53,6 +65,7 @@ mod tests {
     fn the_default_limit_is_the_runtime_default_and_a_tiny_one_is_refused() {
         let defaults = Cli::parse_from(["catalog"]).settings;
         assert_eq!(defaults.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        assert_eq!(defaults.resolutions_kept, DEFAULT_RESOLUTIONS_KEPT);
         assert!(defaults.problems().is_empty());
 
         let tiny = Cli::parse_from(["catalog", "--max-upload-bytes", "10"]).settings;

@@ -3,10 +3,13 @@
 use anyhow::Context as _;
 use kosha_proto::kosha::catalog::v1::catalog_service_server::CatalogServiceServer;
 use kosha_runtime::Db;
+use kosha_runtime::changes::{self, Heard};
 use kosha_runtime::server::Server;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::NAME;
-use crate::catalog::Catalog;
+use crate::catalog::{CHANGES_TOPIC, Catalog};
 use crate::config::Settings;
 use crate::grpc::CatalogGrpc;
 use crate::store::MIGRATIONS;
@@ -16,17 +19,29 @@ use crate::store::MIGRATIONS;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Peers {}
 
-/// The mounted catalog. It runs no background task, so shutting it down has nothing to
-/// stop; the method exists so every service is shut down the same way.
+/// The mounted catalog and its one background task: listening for other replicas' changes
+/// to listings, which it stops when shut down or dropped.
 #[derive(Debug)]
 pub struct Mounted {
-    _private: (),
+    listener: JoinHandle<()>,
+    stop_tx: watch::Sender<bool>,
+    hearing_rx: watch::Receiver<bool>,
 }
 
 impl Mounted {
-    /// Stops background tasks (the catalog has none).
+    /// Waits until other replicas' changes are heard, from when resolved listings are kept.
+    pub async fn listening(&self) {
+        let mut hearing_rx = self.hearing_rx.clone();
+        let _ = hearing_rx.wait_for(|hearing| *hearing).await;
+    }
+
+    /// Stops listening for changes.
     pub async fn shutdown(self) {
-        tracing::debug!(service = NAME, "nothing to stop");
+        let _ = self.stop_tx.send(true);
+        if let Err(error) = self.listener.await {
+            tracing::warn!(service = NAME, error = %error, "the change listener ended badly");
+        }
+        tracing::debug!(service = NAME, "stopped");
     }
 }
 
@@ -48,8 +63,19 @@ pub async fn mount(
         .await
         .context("migrate the catalog database")?;
 
+    let catalog = Catalog::new(db.clone(), settings.resolutions_kept);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (hearing_tx, hearing_rx) = watch::channel(false);
+    let hearer = catalog.clone();
+    let on_heard = move |heard: Heard| {
+        let hearing = heard != Heard::Deaf;
+        hearer.hear(heard);
+        hearing_tx.send_replace(hearing);
+    };
+    let listener = changes::listen(&db, CHANGES_TOPIC, on_heard, stop_rx);
+
     let max_message_bytes = server.options().max_message_bytes;
-    let service = CatalogGrpc::new(Catalog::new(db.clone()), settings.max_upload_bytes);
+    let service = CatalogGrpc::new(catalog, settings.max_upload_bytes);
     server.add_service(
         CatalogServiceServer::new(service)
             .max_decoding_message_size(max_message_bytes)
@@ -59,7 +85,12 @@ pub async fn mount(
     tracing::info!(
         service = NAME,
         max_upload_bytes = settings.max_upload_bytes,
+        resolutions_kept = settings.resolutions_kept,
         "catalog mounted"
     );
-    Ok(Mounted { _private: () })
+    Ok(Mounted {
+        listener,
+        stop_tx,
+        hearing_rx,
+    })
 }

@@ -21,9 +21,11 @@
 //!   a write.
 
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::SecretString;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor as _, Transaction};
 
@@ -89,6 +91,8 @@ pub struct Migration {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// For connections outside the pool, such as one that listens for notifications.
+    url: Arc<SecretString>,
 }
 
 impl Db {
@@ -139,7 +143,16 @@ impl Db {
             .connect_with(connect_options)
             .await
             .with_context(|| format!("connect to the {backend:?} database"))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: Arc::new(SecretString::from(url)),
+        })
+    }
+
+    /// The URL the pool connects to.
+    pub fn url(&self) -> &SecretString {
+        &self.url
     }
 
     /// The pool, for reads and single-statement writes.

@@ -6,10 +6,12 @@
 //! - [`server`]: the gRPC server with health, reflection, limits and graceful shutdown;
 //! - [`client`]: channels to other services that carry the trace context;
 //! - [`db`]: the SQLite / PostgreSQL pool, transactions and migrations;
+//! - [`changes`]: telling every replica that rows it keeps copies of have changed;
 //! - [`error`]: the error type and its one mapping to `tonic::Status`;
 //! - [`upload`]: reading CSV uploads sent as chunk streams;
 //! - [`validate`], [`page`], [`time`]: formats, pagination and instants.
 
+pub mod changes;
 pub mod client;
 pub mod config;
 pub mod db;

@@ -307,7 +307,7 @@ async fn apply(
         listings::upsert(&mut tx, client, &changed, now).await?;
         batch.clear();
     }
-    tx.commit().await?;
+    super::commit_announced(tx, client).await?;
 
     report.applied = true;
     report.created = created;

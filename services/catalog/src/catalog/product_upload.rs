@@ -301,7 +301,7 @@ async fn apply(
         }
     }
     write_batch(&mut tx, db, client, mode, &batch, now, &mut written).await?;
-    tx.commit().await?;
+    super::commit_announced(tx, client).await?;
 
     report.applied = true;
     report.created = written.created;

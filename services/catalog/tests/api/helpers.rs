@@ -20,6 +20,8 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 pub struct TestApp {
     /// The running server, kept alive as long as the app.
     _server: TestServer,
+    /// The mounted catalog, listening for other replicas' changes as long as the app lives.
+    pub mounted: startup::Mounted,
     /// A client of the catalog.
     pub catalog: CatalogServiceClient<Channel>,
 }
@@ -35,7 +37,7 @@ pub async fn spawn_app_with(db: &TestDatabase, settings: Settings) -> TestApp {
         .await
         .expect("connect");
     let mut server = Server::new(test_server_options());
-    startup::mount(&mut server, store, &settings, &Peers::default())
+    let mounted = startup::mount(&mut server, store, &settings, &Peers::default())
         .await
         .expect("mount");
     let server = TestServer::start(server).await;
@@ -44,6 +46,7 @@ pub async fn spawn_app_with(db: &TestDatabase, settings: Settings) -> TestApp {
         .max_encoding_message_size(64 * 1024 * 1024);
     TestApp {
         _server: server,
+        mounted,
         catalog,
     }
 }

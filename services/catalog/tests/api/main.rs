@@ -7,4 +7,5 @@ mod listings;
 mod master;
 mod products;
 mod real_file;
+mod resolutions;
 mod upload_corpus;

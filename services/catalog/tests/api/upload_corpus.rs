@@ -160,6 +160,7 @@ async fn every_bad_product_file_gets_a_precise_error_and_changes_nothing(db: Tes
     // Arrange
     let settings = Settings {
         max_upload_bytes: LIMIT,
+        ..Settings::default()
     };
     let mut app = spawn_app_with(&db, settings).await;
     app.create_client("acme").await;

@@ -206,6 +206,7 @@ pub struct TestApp {
     // Dropped with the test: their pools close their connections, so a test process
     // running many tests never runs out of PostgreSQL connections.
     _mounted: (
+        kosha_catalog::startup::Mounted,
         kosha_order::Mounted,
         kosha_inventory::startup::Mounted,
         kosha_scheduler::Mounted,
@@ -226,8 +227,7 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
     let order_pool = connect(db.url.clone()).await;
 
     let mut server = Server::new(test_server_options());
-    // The catalog runs no background task: its handle needs no keeping.
-    kosha_catalog::startup::mount(
+    let catalog = kosha_catalog::startup::mount(
         &mut server,
         connect(catalog_db.url.clone()).await,
         &kosha_catalog::config::Settings::default(),
@@ -303,7 +303,7 @@ pub async fn spawn_app(db: TestDatabase, options: Options) -> TestApp {
         app,
         stop_tx_opt: Some(stop_tx),
         task_opt: Some(task),
-        _mounted: (order, inventory, scheduler),
+        _mounted: (catalog, order, inventory, scheduler),
         _databases: vec![db, catalog_db, inventory_db, scheduler_db],
     };
     test_app.seed().await;

@@ -148,6 +148,8 @@ pub struct TestApp {
     pub product_lookups: Arc<AtomicUsize>,
     servers: Vec<TestServer>,
     po_mounted: Option<startup::Mounted>,
+    /// Keeps the catalog listening for changes to listings.
+    _catalog_mounted: kosha_catalog::startup::Mounted,
     _databases: Vec<TestDatabase>,
 }
 
@@ -165,7 +167,7 @@ pub async fn spawn_app_with(db: &TestDatabase, settings: Settings) -> TestApp {
     // Catalog, then inventory, then the order service that calls both.
     let mut server = Server::new(test_server_options());
     let store = connect(&catalog_db).await;
-    kosha_catalog::startup::mount(
+    let catalog_mounted = kosha_catalog::startup::mount(
         &mut server,
         store,
         &kosha_catalog::config::Settings::default(),
@@ -255,6 +257,7 @@ pub async fn spawn_app_with(db: &TestDatabase, settings: Settings) -> TestApp {
         product_lookups,
         servers: vec![po_server, order_server, inventory_server, catalog_server],
         po_mounted: Some(po_mounted),
+        _catalog_mounted: catalog_mounted,
         _databases: vec![catalog_db, inventory_db, order_db],
     };
     app.create_client(CLIENT).await;
