@@ -14,7 +14,7 @@ pub struct Settings {
     #[arg(long, env = "KOSHA_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
     /// Resolved listings each replica keeps in memory, so that resolving the SKUs of an
-    /// order seldom reads the database; 0 keeps none. About 200 bytes each.
+    /// order seldom reads the database; 0 keeps none. About 250 bytes each.
     #[arg(
         long,
         env = "KOSHA_CATALOG_RESOLUTIONS_KEPT",
