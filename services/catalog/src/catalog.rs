@@ -81,9 +81,17 @@ impl Catalog {
     /// Commits a write to `client`'s listings or products: every replica hears of it, and
     /// this one has forgotten the client's resolved listings before the caller is answered.
     async fn commit_change(&self, tx: Transaction<'static, Any>, client: &ClientId) -> Result<()> {
-        let committed = commit_announced(tx, client).await;
-        self.resolutions.forget_client(client.as_str());
-        committed
+        let _forget = self.forget_when_done(client);
+        commit_announced(tx, client).await
+    }
+
+    /// Forgets `client`'s resolved listings when dropped: after a write's commit, even when
+    /// the call is abandoned while it commits.
+    fn forget_when_done<'a>(&'a self, client: &'a ClientId) -> ForgetWhenDropped<'a> {
+        ForgetWhenDropped {
+            resolutions: &self.resolutions,
+            client,
+        }
     }
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
@@ -339,9 +347,8 @@ impl Catalog {
         dry_run: bool,
         bytes: &[u8],
     ) -> Result<UploadReport> {
-        let report = product_upload::upload(&self.db, client, mode, dry_run, bytes).await;
-        self.resolutions.forget_client(client.as_str());
-        report
+        let _forget = self.forget_when_done(client);
+        product_upload::upload(&self.db, client, mode, dry_run, bytes).await
     }
 
     // === listings ===
@@ -429,9 +436,8 @@ impl Catalog {
         dry_run: bool,
         bytes: &[u8],
     ) -> Result<UploadReport> {
-        let report = listing_upload::upload(&self.db, client, dry_run, bytes).await;
-        self.resolutions.forget_client(client.as_str());
-        report
+        let _forget = self.forget_when_done(client);
+        listing_upload::upload(&self.db, client, dry_run, bytes).await
     }
 
     /// Resolves marketplace SKUs of one channel: the listings found, in the order asked
@@ -452,7 +458,8 @@ impl Catalog {
             .collect();
         let mut found: HashMap<String, Resolved> = HashMap::with_capacity(missing.len());
         let mut conn_opt = None;
-        if !missing.is_empty() {
+        // Nothing asked is looked up too, to tell an unknown client or channel.
+        if !missing.is_empty() || unique.is_empty() {
             let conn = conn_opt.insert(self.conn().await?);
             for keys in missing.chunks(CHUNK_ROWS) {
                 for resolved in listings::resolve(conn, client, channel, keys).await? {
@@ -531,6 +538,18 @@ fn unique_in_order(skus: &[Sku]) -> Vec<&Sku> {
     skus.iter()
         .filter(|sku| seen.insert(sku.as_str()))
         .collect()
+}
+
+/// Forgets a client's resolved listings when dropped.
+struct ForgetWhenDropped<'a> {
+    resolutions: &'a ResolutionCache,
+    client: &'a ClientId,
+}
+
+impl Drop for ForgetWhenDropped<'_> {
+    fn drop(&mut self) {
+        self.resolutions.forget_client(self.client.as_str());
+    }
 }
 
 /// Commits a write to `client`'s listings or products and announces it to every replica,

@@ -7,27 +7,37 @@
 //! after the commit, so a copy may be stale for that moment: only copies that can bear it
 //! may rely on this. While the listening connection is down nothing is heard, so the
 //! listener reports [`Heard::Deaf`] and copies must not be used until [`Heard::Listening`]
-//! says announcements are heard again: anything said in between is lost.
+//! says announcements are heard again: anything said in between is lost. A connection
+//! that stays quiet must answer a statement every few seconds, so one that died silently
+//! is noticed too.
 //!
 //! On SQLite a database belongs to one process, whose own writes are all there is to hear:
 //! announcing does nothing and the listener reports listening at once. Two processes
 //! writing one SQLite file would not hear each other; that is not a supported setup.
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
 use sqlx::AnyConnection;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Db;
 use crate::db::Backend;
 
+/// The application name of listening connections, to tell them apart on the server.
+pub const LISTENER_NAME: &str = "kosha-change-listener";
+
 /// Longest wait between two attempts to listen again after the connection broke.
 const MOST_BACKOFF: Duration = Duration::from_secs(5);
 /// First wait after the connection broke.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How long the listening connection may stay quiet before it must show it is alive.
+const QUIET_CHECK: Duration = Duration::from_secs(5);
+/// How long it has to answer then.
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 /// What a listener tells its replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +68,8 @@ pub async fn announce(conn: &mut AnyConnection, topic: &str, payload: &str) -> s
 
 /// Listens on `topic` of `db` until `stop_rx` turns true, telling `on_heard` what it hears.
 /// On PostgreSQL a broken connection is reported [`Heard::Deaf`] and is opened again, with
-/// a growing pause between attempts that fail.
+/// a growing pause between attempts that fail. However the listening ends, even by a
+/// panic, its last word is [`Heard::Deaf`].
 pub fn listen(
     db: &Db,
     topic: &'static str,
@@ -67,6 +78,8 @@ pub fn listen(
 ) -> JoinHandle<()> {
     let db = db.clone();
     tokio::spawn(async move {
+        let hearer = DeafWhenDropped(on_heard);
+        let on_heard = &hearer.0;
         if db.backend() == Backend::Sqlite {
             on_heard(Heard::Listening);
             let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -75,7 +88,7 @@ pub fn listen(
         let mut backoff = FIRST_BACKOFF;
         loop {
             let broke = tokio::select! {
-                broke = listen_once(&db, topic, &on_heard) => broke,
+                broke = listen_once(&db, topic, on_heard) => broke,
                 _ = stop_rx.wait_for(|stop| *stop) => return,
             };
             on_heard(Heard::Deaf);
@@ -95,6 +108,15 @@ pub fn listen(
     })
 }
 
+/// Whoever hears the changes, told [`Heard::Deaf`] when listening ends.
+struct DeafWhenDropped<F: Fn(Heard)>(F);
+
+impl<F: Fn(Heard)> Drop for DeafWhenDropped<F> {
+    fn drop(&mut self) {
+        (self.0)(Heard::Deaf);
+    }
+}
+
 /// Opens a listening connection and passes on what it hears until the connection breaks
 /// (`Ok`); fails when it could not start listening.
 async fn listen_once(
@@ -102,7 +124,15 @@ async fn listen_once(
     topic: &str,
     on_heard: &(impl Fn(Heard) + Send + Sync),
 ) -> sqlx::Result<()> {
-    let mut listener = PgListener::connect(db.url().expose_secret()).await?;
+    let options =
+        PgConnectOptions::from_str(db.url().expose_secret())?.application_name(LISTENER_NAME);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
     // A broken connection is replaced by this loop, which reports the gap; the listener
     // would otherwise open a new one by itself.
     listener.eager_reconnect(false);
@@ -110,15 +140,33 @@ async fn listen_once(
     tracing::info!(topic, "listening for changes");
     on_heard(Heard::Listening);
     loop {
-        match listener.try_recv().await {
-            Ok(Some(notification)) => on_heard(Heard::Changed(notification.payload().into())),
-            Ok(None) => {
+        // Receiving is safe to interrupt: a message is taken off the connection whole or
+        // not at all.
+        match tokio::time::timeout(QUIET_CHECK, listener.try_recv()).await {
+            Ok(Ok(Some(notification))) => {
+                on_heard(Heard::Changed(notification.payload().into()));
+            }
+            Ok(Ok(None)) => {
                 tracing::warn!(topic, "the connection listening for changes broke");
                 return Ok(());
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::warn!(topic, error = %error, "the connection listening for changes broke");
                 return Ok(());
+            }
+            // A connection that died without a word (a dropped route, a peer that vanished)
+            // is as quiet as one with nothing to say, and nothing else would notice it: it
+            // must answer a statement to count as listening. What is announced meanwhile
+            // is kept for the next receive.
+            Err(_quiet) => {
+                let answer = sqlx::query("SELECT 1").execute(&mut listener);
+                if !matches!(tokio::time::timeout(ANSWER_WITHIN, answer).await, Ok(Ok(_))) {
+                    tracing::warn!(
+                        topic,
+                        "the connection listening for changes stopped answering"
+                    );
+                    return Ok(());
+                }
             }
         }
     }

@@ -226,6 +226,7 @@ async fn resolving_keeps_the_asked_order_and_reports_unknown_and_disabled(db: Te
     .await
     .unwrap();
     let unknown_channel = resolve(&mut app, "MYNTRA", &["A-1"]).await;
+    let nothing_of_unknown_channel = resolve(&mut app, "MYNTRA", &[]).await;
     let bad_sku = resolve(&mut app, "AMAZON", &["A-1", "#N/A"]).await;
 
     // Assert
@@ -253,6 +254,10 @@ async fn resolving_keeps_the_asked_order_and_reports_unknown_and_disabled(db: Te
         "K-1 is a product of the master, A-9 is not"
     );
     assert_eq!(unknown_channel.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        nothing_of_unknown_channel.unwrap_err().code(),
+        Code::NotFound
+    );
     assert_eq!(
         violated_fields(&bad_sku.unwrap_err()),
         ["marketplace_skus[1]"]
