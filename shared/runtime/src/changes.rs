@@ -35,7 +35,7 @@ const MOST_BACKOFF: Duration = Duration::from_secs(5);
 /// First wait after the connection broke.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the listening connection may stay quiet before it must show it is alive.
-const QUIET_CHECK: Duration = Duration::from_secs(5);
+pub const QUIET_CHECK: Duration = Duration::from_secs(5);
 /// How long it has to answer then.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kosha_proto::kosha::catalog::v1 as pb;
-use kosha_runtime::changes::LISTENER_NAME;
+use kosha_runtime::changes::{LISTENER_NAME, QUIET_CHECK};
 use kosha_runtime::db::{Db, DbOptions};
 use kosha_testkit::{Store, TestDatabase};
 
@@ -164,7 +164,17 @@ async fn other_replicas_hear_changes_and_forget_everything_when_hearing_breaks(d
     // Arrange
     let mut writer = replica(&db, true).await;
     let mut reader = replica(&db, false).await;
-    until_kept(&mut reader, &db, ["K-1", "K-3"]).await;
+    let in_database = until_kept(&mut reader, &db, ["K-1", "K-3"]).await;
+    let kept = resolve_a1(&mut reader).await;
+
+    // Act and assert: a listening connection that stays quiet is checked, not dropped, so
+    // the reader keeps what it kept.
+    tokio::time::sleep(QUIET_CHECK + Duration::from_secs(1)).await;
+    assert_eq!(
+        resolve_a1(&mut reader).await,
+        kept,
+        "{in_database} is unheard"
+    );
 
     // Act and assert: changes made on the writer reach the reader.
     map(&mut writer, "A-1", "K-2").await;
