@@ -16,9 +16,10 @@
 //! ALLOCATED up), the ledger transfer, the change-feed entry, the allocation and the
 //! idempotency row. It writes them into the services' own tables (their migrations, run
 //! into a database of its own), so every index and constraint the service pays for, it
-//! pays for too. It runs three times with the same number of clients and transactions,
-//! and the median run counts. The ratio is service orders per second over pgbench
-//! transactions per second: what the service keeps of the database's raw speed after
+//! pays for too. After one unmeasured run of each, the service and pgbench run three times
+//! each, in turns, with the same number of clients and of orders, and each side's median
+//! run counts. The ratio is service
+//! orders per second over pgbench transactions per second: what the service keeps of the database's raw speed after
 //! resolution, the calls between services, validation and its own reads.
 
 use std::fmt;
@@ -46,8 +47,19 @@ const CLIENT: &str = "bench";
 /// The channel the orders come from.
 const CHANNEL: &str = "AMAZON";
 
-/// pgbench runs per number of clients; their median is compared with the service.
-const PGBENCH_RUNS: usize = 3;
+/// The benchmark's databases: one per service and pgbench's.
+const DATABASES: [&str; 4] = [
+    "bench_catalog",
+    "bench_inventory",
+    "bench_order",
+    "bench_plain",
+];
+
+/// The run index of the unmeasured first run, apart from every measured run's.
+const WARM_UP_RUN: usize = 1_000_000;
+
+/// Runs of the service and of pgbench per number of clients; their medians are compared.
+const RUNS: usize = 3;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -70,20 +82,24 @@ impl Default for BenchOptions {
     }
 }
 
-/// One run at one number of clients.
+/// The runs at one number of clients.
 #[derive(Debug, Clone)]
 pub struct RunReport {
     /// Concurrent clients.
     pub clients: usize,
-    /// Orders taken in.
+    /// Orders taken in per run.
     pub orders: usize,
-    /// Wall time of the service run.
+    /// Wall time of the median service run.
     pub service_elapsed: Duration,
-    /// Median latency of one CreateOrder.
+    /// Orders per second of every service run, in the order they ran.
+    pub service_rates: Vec<f64>,
+    /// Transactions per second of every pgbench run, in the order they ran.
+    pub pgbench_rates: Vec<f64>,
+    /// Median latency of one CreateOrder in the median run.
     pub p50: Duration,
-    /// 99th percentile latency.
+    /// 99th percentile latency in the median run.
     pub p99: Duration,
-    /// pgbench transactions per second with the same clients.
+    /// pgbench transactions per second with the same clients, the median run.
     pub pgbench_tps: f64,
     /// Orders per second with the services calling each other over loopback gRPC.
     pub network_per_second: f64,
@@ -119,7 +135,8 @@ impl fmt::Display for OrderBenchmark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "CreateOrder end to end (resolve + allocate + persist) on PostgreSQL"
+            "CreateOrder end to end (resolve + allocate + persist) on PostgreSQL; \
+             each side the median of {RUNS} runs taken in turns"
         )?;
         for run in &self.runs {
             writeln!(
@@ -136,6 +153,16 @@ impl fmt::Display for OrderBenchmark {
                 run.pgbench_tps,
                 run.ratio(),
                 self.target_ratio
+            )?;
+            let rates = |rates: &[f64]| {
+                let rates: Vec<String> = rates.iter().map(|rate| format!("{rate:.1}")).collect();
+                rates.join(", ")
+            };
+            writeln!(
+                f,
+                "      every run: service {} orders/s; pgbench {} tps",
+                rates(&run.service_rates),
+                rates(&run.pgbench_rates)
             )?;
             writeln!(
                 f,
@@ -169,12 +196,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
     // One cluster, one database per service and one for pgbench.
     let cluster = PgCluster::start().map_err(|why| anyhow::anyhow!("PostgreSQL: {why}"))?;
     let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
-    for name in [
-        "bench_catalog",
-        "bench_inventory",
-        "bench_order",
-        "bench_plain",
-    ] {
+    for name in DATABASES {
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await?;
@@ -237,30 +259,62 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
         sqlx::query("ANALYZE").execute(&mut conn).await?;
         conn.close().await?;
     }
+    let script = pgbench_script(&cluster, options.skus).await?;
+
+    // One unmeasured run of each side first: a first run is unlike the rest, as it opens
+    // connections, makes the statements' plans and fills what is kept in memory.
+    let first_clients = options.clients[0];
+    service_run(
+        &address,
+        first_clients,
+        options.orders,
+        options.skus,
+        WARM_UP_RUN,
+    )
+    .await?;
+    pgbench(
+        &cluster,
+        &script,
+        first_clients,
+        options.orders / first_clients,
+    )
+    .await?;
 
     // The runs.
-    let script = pgbench_script(&cluster, options.skus).await?;
     let mut runs = Vec::new();
     for (index, clients) in options.clients.iter().copied().enumerate() {
-        let (elapsed, mut latencies) =
-            service_run(&address, clients, options.orders, options.skus, index).await?;
-        latencies.sort();
-        let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
-        // pgbench's run is about half as long as the service's, so a stray checkpoint or
-        // autovacuum weighs twice as much in it: the median of three runs stands for it.
-        let mut pgbench_runs = Vec::with_capacity(PGBENCH_RUNS);
-        for _ in 0..PGBENCH_RUNS {
+        // Either side's single run can meet a stray checkpoint or autovacuum, and the
+        // machine's speed drifts: each side runs three times, in turns, and each side's
+        // median run counts.
+        let mut service_runs = Vec::with_capacity(RUNS);
+        let mut pgbench_runs = Vec::with_capacity(RUNS);
+        for turn in 0..RUNS {
+            let run_index = (index * RUNS + turn) * 2;
+            service_runs.push(
+                service_run(&address, clients, options.orders, options.skus, run_index).await?,
+            );
             pgbench_runs.push(pgbench(&cluster, &script, clients, options.orders / clients).await?);
         }
+        let service_rates: Vec<f64> = service_runs
+            .iter()
+            .map(|(elapsed, latencies)| {
+                latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
+            })
+            .collect();
+        let pgbench_rates = pgbench_runs.clone();
+        service_runs.sort_by_key(|(elapsed, _)| *elapsed);
+        let (elapsed, mut latencies) = service_runs.swap_remove(RUNS / 2);
+        latencies.sort();
+        let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
         pgbench_runs.sort_by(f64::total_cmp);
-        let pgbench_tps = pgbench_runs[PGBENCH_RUNS / 2];
+        let pgbench_tps = pgbench_runs[RUNS / 2];
         kosha_runtime::client::set_in_process_calls(false);
         let network = service_run(
             &address,
             clients,
             options.orders,
             options.skus,
-            index + options.clients.len(),
+            (index * RUNS) * 2 + 1,
         )
         .await;
         kosha_runtime::client::set_in_process_calls(true);
@@ -291,6 +345,8 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
             clients,
             orders: latencies.len(),
             service_elapsed: elapsed,
+            service_rates,
+            pgbench_rates,
             p50: percentile(0.5),
             p99: percentile(0.99),
             pgbench_tps,
