@@ -213,4 +213,19 @@ impl Clients {
             .insert(code.to_string(), kind);
         Ok(kind)
     }
+
+    /// Fails with `NOT_FOUND` unless catalog knows the client: a call for a client nobody
+    /// registered must say so rather than find nothing to do.
+    pub async fn require_client(&self, client_id: &str) -> Result<(), Error> {
+        let request = catalog::GetClientRequest {
+            client_id: client_id.to_string(),
+        };
+        match self.catalog.clone().get_client(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                Err(Error::not_found("client", client_id))
+            }
+            Err(status) => Err(status.into()),
+        }
+    }
 }

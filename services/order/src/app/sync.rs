@@ -111,6 +111,7 @@ impl App {
         channel_code: &str,
     ) -> Result<SyncOrdersReport, Error> {
         let connector = self.clients.connector(channel_code)?.clone();
+        self.clients.require_client(client_id).await?;
         let cursor_name = format!("channel-orders:{client_id}:{channel_code}");
         let cursor = {
             let mut conn = self.db.pool().acquire().await?;
@@ -195,6 +196,8 @@ impl App {
         client_id: &str,
         channel_code: &str,
     ) -> Result<SyncStatusReport, Error> {
+        self.clients.connector(channel_code)?;
+        self.clients.require_client(client_id).await?;
         let mut total = SyncStatusReport::default();
         let mut after_id = 0;
         loop {

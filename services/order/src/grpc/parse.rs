@@ -195,6 +195,14 @@ pub fn create_order(request: api::CreateOrderRequest) -> Result<NewOrder, Error>
         &request.replacement_for_channel_order_id,
         false,
     );
+    if !request.channel_order_id.is_empty()
+        && request.replacement_for_channel_order_id == request.channel_order_id
+    {
+        problems.add(
+            "replacement_for_channel_order_id",
+            "names this very order; a replacement names the order it replaces",
+        );
+    }
     let fulfilment = match api::FulfilmentType::try_from(request.fulfilment_type) {
         Ok(api::FulfilmentType::Unspecified) => FulfilmentType::SingleShipmentPartial,
         Ok(api::FulfilmentType::BlockComplete) => FulfilmentType::BlockComplete,
@@ -375,7 +383,11 @@ mod tests {
         bad.lines[0].quantity = 0;
         bad.lines[0].price = "1,000".into();
         bad.lines.push(api::NewOrderLine::default());
+        let mut replacing_itself = request();
+        replacing_itself.replacement_for_channel_order_id =
+            replacing_itself.channel_order_id.clone();
 
+        let replacing_itself = create_order(replacing_itself);
         let Err(Error::InvalidArgument { violations, .. }) = create_order(bad) else {
             panic!("expected invalid argument");
         };
@@ -386,6 +398,11 @@ mod tests {
         assert!(fields.contains(&"lines[0].quantity"), "{fields:?}");
         assert!(fields.contains(&"lines[0].price"), "{fields:?}");
         assert!(fields.contains(&"lines[1].sku"), "{fields:?}");
+        let Err(Error::InvalidArgument { violations, .. }) = replacing_itself else {
+            panic!("expected invalid argument for an order replacing itself");
+        };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["replacement_for_channel_order_id"]);
     }
 
     #[test]

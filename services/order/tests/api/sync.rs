@@ -75,6 +75,28 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         })
         .await
         .unwrap_err();
+    let unknown_client = app
+        .orders
+        .clone()
+        .sync_orders(api::SyncOrdersRequest {
+            client_id: "nobody".into(),
+            channel: "AMAZON".into(),
+        })
+        .await
+        .unwrap_err();
+    let unknown_client_statuses = app
+        .orders
+        .clone()
+        .sync_order_status(api::SyncOrderStatusRequest {
+            target: Some(api::sync_order_status_request::Target::ChannelScope(
+                api::ChannelScope {
+                    client_id: "nobody".into(),
+                    channel: "AMAZON".into(),
+                },
+            )),
+        })
+        .await
+        .unwrap_err();
 
     // Assert
     assert_eq!((first.fetched, first.created, first.failed), (3, 1, 2));
@@ -101,6 +123,14 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         "{}",
         no_connector.message()
     );
+    for refused in [unknown_client, unknown_client_statuses] {
+        assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+        assert!(
+            refused.message().contains("nobody"),
+            "{}",
+            refused.message()
+        );
+    }
 }
 
 async fn a_configured_channel_is_synced_by_its_recurring_job_without_a_call(db: TestDatabase) {
