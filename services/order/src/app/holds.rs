@@ -20,7 +20,7 @@ use crate::store::orders;
 pub struct ReleaseReport {
     /// Holds released by this call.
     pub released: Vec<Hold>,
-    /// Orders touched.
+    /// Orders whose holds the release named, whether or not it changed them.
     pub order_ids: Vec<OrderId>,
     /// Status changes.
     pub changes: Vec<StatusChange>,
@@ -64,7 +64,9 @@ impl App {
                 }
             }
             if released_ids.is_empty() {
+                // Released already: nothing changes, and the answer still shows the order.
                 tx.commit().await?;
+                report.order_ids.push(order_id);
                 continue;
             }
 

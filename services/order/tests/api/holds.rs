@@ -160,14 +160,22 @@ async fn racing_releases_of_one_hold_record_one_transition(db: TestDatabase) {
         ));
     }
     let mut released = 0;
+    let mut answered_statuses = Vec::new();
     for task in tasks {
-        released += task.await.unwrap().unwrap().into_inner().released.len();
+        let response = task.await.unwrap().unwrap().into_inner();
+        released += response.released.len();
+        answered_statuses.extend(response.orders.iter().map(|order| order.status()));
     }
 
     // Assert
     assert_eq!(held.status(), api::OrderStatus::Onhold);
     assert_eq!(held.holds[0].kind(), api::HoldKind::Manual);
     assert_eq!(released, 1);
+    assert_eq!(
+        answered_statuses,
+        [api::OrderStatus::Fulfillable; 6],
+        "every call answers with the order, released by it or before it"
+    );
     let transitions = app
         .history(&held.order_id)
         .await
