@@ -16,7 +16,8 @@
 //!   `marketplace_fulfilled` (rows with one order id form one order; only the first four
 //!   and quantity are required);
 //! - `statuses.csv`: `channel_order_id,state` with states `OPEN`, `CANCELLED`,
-//!   `RETURN_PICKED_UP`, `SHIPPED`;
+//!   `RETURN_PICKED_UP`, `SHIPPED`; rows may be appended as states change, and an order's
+//!   last row is its state;
 //! - `availability.csv`: written by pushes, `marketplace_sku,sku,quantity`.
 //!
 //! Orders are served oldest first; the cursor is the order time and id of the last order

@@ -163,6 +163,7 @@ impl FileConnector {
             if id.is_empty() {
                 return Err(bad_file(&path, Some(row), "channel_order_id", "blank"));
             }
+            // The file is a log: a later row for an order supersedes an earlier one.
             statuses.insert(id, state);
         }
         Ok(statuses)
@@ -503,7 +504,7 @@ mod tests {
         write(
             &client_dir,
             "statuses.csv",
-            "channel_order_id,state\nF-2,CANCELLED\n",
+            "channel_order_id,state\nF-2,OPEN\nF-1,OPEN\nF-2,CANCELLED\n",
         );
         let connector = FileConnector::new(root.path());
 
