@@ -18,9 +18,9 @@
 //! into a database of its own), so every index and constraint the service pays for, it
 //! pays for too. After one unmeasured run of each, the service and pgbench run three times
 //! each, in turns, with the same number of clients and of orders, and each side's median
-//! run counts. The ratio is service
-//! orders per second over pgbench transactions per second: what the service keeps of the database's raw speed after
-//! resolution, the calls between services, validation and its own reads.
+//! run counts. The ratio is service orders per second over pgbench transactions per
+//! second: what the service keeps of the database's raw speed after resolution, the calls
+//! between services, validation and its own reads.
 
 use std::fmt;
 use std::time::{Duration, Instant};

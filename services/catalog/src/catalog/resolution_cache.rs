@@ -219,6 +219,11 @@ mod tests {
         cache.keep(generation, &client, &channel, found.iter());
     }
 
+    /// Keeps `found` as a read that began now would.
+    fn keep_now(cache: &ResolutionCache, client: &str, found: &[Resolved]) {
+        keep(cache, generation(cache), client, found);
+    }
+
     fn generation(cache: &ResolutionCache) -> u64 {
         let (client, channel) = key("acme", "AMAZON");
         cache.look_up(&client, &channel, &[]).generation
@@ -227,21 +232,11 @@ mod tests {
     #[test]
     fn nothing_is_kept_or_used_until_changes_are_heard_nor_while_they_are_not() {
         let cache = ResolutionCache::new(100);
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-1", "K-1")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-1", "K-1")]);
         assert_eq!(hits(&cache, "acme", &["A-1"]), [None]);
 
         cache.hear(Heard::Listening);
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-1", "K-1")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-1", "K-1")]);
         assert_eq!(
             hits(&cache, "acme", &["A-1", "A-2"]),
             [Some("K-1".into()), None]
@@ -249,12 +244,7 @@ mod tests {
 
         cache.hear(Heard::Deaf);
         assert_eq!(hits(&cache, "acme", &["A-1"]), [None]);
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-1", "K-1")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-1", "K-1")]);
         cache.hear(Heard::Listening);
         assert_eq!(
             hits(&cache, "acme", &["A-1"]),
@@ -267,18 +257,8 @@ mod tests {
     fn a_change_forgets_its_client_only_and_a_read_that_raced_it_is_not_kept() {
         let cache = ResolutionCache::new(100);
         cache.hear(Heard::Listening);
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-1", "K-1")],
-        );
-        keep(
-            &cache,
-            generation(&cache),
-            "zeta",
-            &[resolved("A-1", "Z-1")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-1", "K-1")]);
+        keep_now(&cache, "zeta", &[resolved("A-1", "Z-1")]);
         let raced_read = generation(&cache);
 
         cache.hear(Heard::Changed("acme".into()));
@@ -286,12 +266,7 @@ mod tests {
 
         assert_eq!(hits(&cache, "acme", &["A-1"]), [None]);
         assert_eq!(hits(&cache, "zeta", &["A-1"]), [Some("Z-1".into())]);
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-1", "K-2")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-1", "K-2")]);
         assert_eq!(hits(&cache, "acme", &["A-1"]), [Some("K-2".into())]);
     }
 
@@ -299,28 +274,17 @@ mod tests {
     fn a_full_cache_starts_over_and_a_cache_of_no_entries_keeps_nothing() {
         let cache = ResolutionCache::new(2);
         cache.hear(Heard::Listening);
-        keep(
+        keep_now(
             &cache,
-            generation(&cache),
             "acme",
             &[resolved("A-1", "K-1"), resolved("A-2", "K-2")],
         );
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-3", "K-3")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-3", "K-3")]);
         assert_eq!(
             hits(&cache, "acme", &["A-1", "A-2", "A-3"]),
             [None, None, Some("K-3".into())]
         );
-        keep(
-            &cache,
-            generation(&cache),
-            "acme",
-            &[resolved("A-3", "K-3")],
-        );
+        keep_now(&cache, "acme", &[resolved("A-3", "K-3")]);
         assert_eq!(
             cache.lock().entries,
             1,
@@ -329,7 +293,7 @@ mod tests {
 
         let off = ResolutionCache::new(0);
         off.hear(Heard::Listening);
-        keep(&off, generation(&off), "acme", &[resolved("A-1", "K-1")]);
+        keep_now(&off, "acme", &[resolved("A-1", "K-1")]);
         assert_eq!(hits(&off, "acme", &["A-1"]), [None]);
     }
 }
