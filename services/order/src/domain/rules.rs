@@ -330,10 +330,23 @@ pub fn check_complete(order: &Order) -> Result<(), Error> {
         | OrderStatus::PartiallyFulfillable
         | OrderStatus::Fulfillable
         | OrderStatus::OnHold
-        | OrderStatus::Processing => Ok(()),
-        OrderStatus::Complete => Err(refused(order, "complete", "it is complete already")),
-        _ => Err(refused(order, "complete", "it is closed")),
+        | OrderStatus::Processing => {}
+        OrderStatus::Complete => {
+            return Err(refused(order, "complete", "it is complete already"));
+        }
+        _ => return Err(refused(order, "complete", "it is closed")),
     }
+    // Completing closes what was processed; an order nothing of which was picked would
+    // close as complete having shipped nothing, which is what cancelling says plainly.
+    if order.lines.iter().all(|line| line.picked == 0) {
+        return Err(refused(
+            order,
+            "complete",
+            "nothing of it is picked, so there is nothing to complete; cancel it instead \
+             (CancelOrder frees what it holds)",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether an order may be (re)allocated now, and in which mode.
@@ -449,12 +462,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn only_bulk_orders_complete() {
-        let marketplace = order(OrderStatus::PartiallyFulfillable, vec![line(2, 1)]);
+    fn only_bulk_orders_with_something_picked_complete() {
+        let mut picked = line(2, 1);
+        picked.picked = 1;
+        let marketplace = order(OrderStatus::Processing, vec![picked]);
         let mut bulk = marketplace.clone();
         bulk.kind = OrderKind::Bulk;
+        let mut untouched = order(OrderStatus::PartiallyFulfillable, vec![line(2, 1)]);
+        untouched.kind = OrderKind::Bulk;
 
         assert!(check_complete(&marketplace).is_err());
         assert!(check_complete(&bulk).is_ok());
+        let error = check_complete(&untouched).unwrap_err();
+        assert!(error.to_string().contains("cancel it instead"), "{error}");
     }
 }

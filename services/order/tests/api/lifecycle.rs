@@ -506,8 +506,7 @@ async fn a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked
             ..Default::default()
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap_err();
     pack(&app, &processed.order_id).await.unwrap();
     let invoiced = invoice(&app, &processed.order_id, "")
         .await
@@ -524,13 +523,25 @@ async fn a_partially_processed_bulk_order_completes_and_frees_what_is_not_picked
     );
     assert_eq!(order.lines[0].cancelled_quantity, 3);
     assert_eq!(
-        completed_idle.released_quantity, 3,
-        "allocated units not picked are freed"
+        completed_idle.code(),
+        tonic::Code::FailedPrecondition,
+        "an order nothing of which is picked is cancelled, not completed"
     );
-    assert_eq!(completed_idle.order.unwrap().lines[0].cancelled_quantity, 3);
+    assert!(
+        completed_idle.message().contains("cancel it instead"),
+        "{}",
+        completed_idle.message()
+    );
+    let idle_after = app.get(&idle.order_id).await;
+    assert_eq!(idle_after.status(), api::OrderStatus::Fulfillable);
+    assert_eq!(idle_after.lines[0].cancelled_quantity, 0);
+    assert_eq!(
+        idle_after.lines[0].allocated_quantity, 3,
+        "the refusal frees nothing"
+    );
     assert_eq!(invoiced.status(), api::OrderStatus::Complete);
     assert_eq!(invoiced.lines[0].invoiced_quantity, 7);
-    assert_eq!(app.available("SKU-5").await, 3);
+    assert_eq!(app.available("SKU-5").await, 0);
     app.assert_audit_clean().await;
 }
 
