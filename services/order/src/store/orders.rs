@@ -355,16 +355,57 @@ pub struct SearchFilter {
 }
 
 /// Ids of orders matching `filter`, newest first, at most `limit`.
+///
+/// The statement names only the filters that are set. A catch-all form such as
+/// `($1 = '' OR channel = $1)` reads the same, but no plan made once for every value can
+/// use an index on a column that may go unfiltered: PostgreSQL then plans each run anew
+/// with its values, and a server set to reuse generic plans would scan every order. Each
+/// shape here has a plan that uses the indexes whatever the values.
 pub async fn search(
     conn: &mut AnyConnection,
     filter: &SearchFilter,
     limit: i64,
 ) -> Result<Vec<OrderId>> {
-    let mut sql = String::from(
-        "SELECT id FROM orders WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR channel = $2) \
-         AND ($3 = '' OR channel_order_id_lc = $3 OR parent_order_id_lc = $3 OR id = $4) \
-         AND order_time >= $5 AND order_time < $6 AND id < $7",
-    );
+    enum Arg<'a> {
+        Text(&'a str),
+        Number(i64),
+    }
+    /// Adds `arg` to `args` and returns its placeholder.
+    fn next<'a>(arg: Arg<'a>, args: &mut Vec<Arg<'a>>) -> String {
+        args.push(arg);
+        format!("${}", args.len())
+    }
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Arg<'_>> = Vec::new();
+    if !filter.client_id.is_empty() {
+        let p = next(Arg::Text(&filter.client_id), &mut args);
+        clauses.push(format!("client_id = {p}"));
+    }
+    if !filter.channel.is_empty() {
+        let p = next(Arg::Text(&filter.channel), &mut args);
+        clauses.push(format!("channel = {p}"));
+    }
+    if !filter.id_lc.is_empty() {
+        let p = next(Arg::Text(&filter.id_lc), &mut args);
+        let mut any = format!("channel_order_id_lc = {p} OR parent_order_id_lc = {p}");
+        if let Some(id) = filter.internal_id_opt {
+            let q = next(Arg::Number(id.0), &mut args);
+            any.push_str(&format!(" OR id = {q}"));
+        }
+        clauses.push(format!("({any})"));
+    }
+    if let Some(from) = filter.from_opt {
+        let p = next(Arg::Number(from), &mut args);
+        clauses.push(format!("order_time >= {p}"));
+    }
+    if let Some(to) = filter.to_opt {
+        let p = next(Arg::Number(to), &mut args);
+        clauses.push(format!("order_time < {p}"));
+    }
+    if let Some(before) = filter.before_id_opt {
+        let p = next(Arg::Number(before), &mut args);
+        clauses.push(format!("id < {p}"));
+    }
     if !filter.statuses.is_empty() {
         // Status names come from the enum, never from the caller's text.
         let list: Vec<String> = filter
@@ -372,20 +413,24 @@ pub async fn search(
             .iter()
             .map(|status| format!("'{}'", status.as_str()))
             .collect();
-        sql.push_str(&format!(" AND status IN ({})", list.join(", ")));
+        clauses.push(format!("status IN ({})", list.join(", ")));
     }
-    sql.push_str(" ORDER BY id DESC LIMIT $8");
-    let rows = sqlx::query(&sql)
-        .bind(&filter.client_id)
-        .bind(&filter.channel)
-        .bind(&filter.id_lc)
-        .bind(filter.internal_id_opt.map_or(-1, |id| id.0))
-        .bind(filter.from_opt.unwrap_or(i64::MIN))
-        .bind(filter.to_opt.unwrap_or(i64::MAX))
-        .bind(filter.before_id_opt.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+    let mut sql = String::from("SELECT id FROM orders");
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    let p = next(Arg::Number(limit), &mut args);
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {p}"));
+
+    let mut query = sqlx::query(&sql);
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Number(number) => query.bind(number),
+        };
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| Ok(OrderId(row.try_get("id")?)))
         .collect()
