@@ -16,7 +16,7 @@
 //! ALLOCATED up), the ledger transfer, the change-feed entry, the allocation and the
 //! idempotency row. It writes them into the services' own tables (their migrations, run
 //! into a database of its own), so every index and constraint the service pays for, it
-//! pays for too. After one unmeasured run of each, the service and pgbench run three times
+//! pays for too. After one unmeasured run of each, the service and pgbench run five times
 //! each, in turns, with the same number of clients and of orders, and each side's median
 //! run counts. The ratio is service orders per second over pgbench transactions per
 //! second: what the service keeps of the database's raw speed after resolution, the calls
@@ -59,7 +59,7 @@ const DATABASES: [&str; 4] = [
 const WARM_UP_RUN: usize = 1_000_000;
 
 /// Runs of the service and of pgbench per number of clients; their medians are compared.
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -284,8 +284,8 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<OrderBenchmark> {
     let mut runs = Vec::new();
     for (index, clients) in options.clients.iter().copied().enumerate() {
         // Either side's single run can meet a stray checkpoint or autovacuum, and the
-        // machine's speed drifts: each side runs three times, in turns, and each side's
-        // median run counts.
+        // machine's speed drifts: each side runs five times, in turns, and each side's
+        // median run counts: it moves only when three runs of a side go astray.
         let mut service_runs = Vec::with_capacity(RUNS);
         let mut pgbench_runs = Vec::with_capacity(RUNS);
         for turn in 0..RUNS {

@@ -25,7 +25,7 @@ async fn the_create_order_benchmark_runs_end_to_end_on_a_small_load_on_postgres(
     assert_eq!(report.runs.len(), 1);
     assert_eq!(report.runs[0].orders, 64);
     assert!(report.runs[0].pgbench_tps > 0.0);
-    assert_eq!(report.runs[0].service_rates.len(), 3, "three service runs");
-    assert_eq!(report.runs[0].pgbench_rates.len(), 3, "three pgbench runs");
+    assert_eq!(report.runs[0].service_rates.len(), 5, "five service runs");
+    assert_eq!(report.runs[0].pgbench_rates.len(), 5, "five pgbench runs");
     assert!(report.to_string().contains("ratio"));
 }
