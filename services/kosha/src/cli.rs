@@ -76,20 +76,28 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let common = args
-        .common
-        .resolve("kosha")
-        .unwrap_or_else(|problems| exit_with_problems(&problems));
-    let _telemetry = telemetry::init("kosha", common.log_format)?;
+    // Every bad setting, the runner's and each service's, is reported at once, before any
+    // database file is created.
+    let common_result = args.common.resolve("kosha");
+    let options_result = SuiteOptions::read_env(args.common.data_dir.clone());
+    let mut problems = Vec::new();
     if args.common.database_url.is_some() || args.common.database_url_file.is_some() {
-        exit_with_problems(&[
+        problems.push(
             "the all-in-one runner keeps one SQLite file per service under KOSHA_DATA_DIR; \
              run the service binaries to use PostgreSQL"
                 .to_string(),
-        ]);
+        );
     }
+    let (common, mut options) = match (common_result, options_result) {
+        (Ok(common), Ok(options)) if problems.is_empty() => (common, options),
+        (common_result, options_result) => {
+            problems.extend(common_result.err().unwrap_or_default());
+            problems.extend(options_result.err().unwrap_or_default());
+            exit_with_problems(&problems)
+        }
+    };
+    let _telemetry = telemetry::init("kosha", common.log_format)?;
 
-    let mut options = SuiteOptions::from_env(args.common.data_dir.clone())?;
     options.db = common.db.clone();
     options.server = common.server.clone();
     let suite = Suite::start(common.listen, options).await?;

@@ -140,7 +140,9 @@ pub struct ReplayArgs {
     pub data_dir: Option<PathBuf>,
 
     /// Directory the order service's AMAZON file connector reads. Required with an
-    /// address; default for a suite started here: `<data dir>/channels`.
+    /// address, and that suite's order service must have been started with
+    /// `KOSHA_ORDER_CONNECTORS=AMAZON=dir:<this directory>`; default for a suite started
+    /// here: `<data dir>/channels`.
     #[arg(long)]
     pub connector_dir: Option<PathBuf>,
 

@@ -41,16 +41,79 @@ pub struct SuiteOptions {
 impl SuiteOptions {
     /// Defaults, plus whatever `KOSHA_*` variables set, for a suite under `data_dir`.
     pub fn from_env(data_dir: PathBuf) -> anyhow::Result<Self> {
-        Ok(Self {
-            data_dir,
-            db: DbOptions::default(),
-            server: ServerOptions::default(),
-            catalog: settings_from_env()?,
-            scheduler: settings_from_env()?,
-            inventory: settings_from_env()?,
-            order: settings_from_env()?,
-            purchase_order: settings_from_env()?,
-        })
+        Self::read_env(data_dir).map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))
+    }
+
+    /// [`SuiteOptions::from_env`], with every unreadable or invalid service setting named,
+    /// so that all of them can be reported at once before any file is touched.
+    pub fn read_env(data_dir: PathBuf) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let catalog = read_settings::<kosha_catalog::config::Settings>("catalog", &mut problems);
+        let scheduler =
+            read_settings::<kosha_scheduler::config::Settings>("scheduler", &mut problems);
+        let inventory =
+            read_settings::<kosha_inventory::config::Settings>("inventory", &mut problems);
+        let order = read_settings::<kosha_order::config::Settings>("order", &mut problems);
+        let purchase_order = read_settings::<kosha_purchase_order::config::Settings>(
+            "purchase-order",
+            &mut problems,
+        );
+        let named = |service: &str, found: Vec<String>| {
+            found
+                .into_iter()
+                .map(|problem| format!("{service}: {problem}"))
+                .collect::<Vec<_>>()
+        };
+        if let Some(settings) = &catalog {
+            problems.extend(named("catalog", settings.problems()));
+        }
+        if let Some(settings) = &scheduler
+            && let Err(found) = settings.options()
+        {
+            problems.extend(named("scheduler", found));
+        }
+        if let Some(settings) = &inventory {
+            problems.extend(named("inventory", settings.problems()));
+        }
+        if let Some(settings) = &order
+            && let Err(found) = settings.resolve()
+        {
+            problems.extend(named("order", found));
+        }
+        if let Some(settings) = &purchase_order {
+            problems.extend(named("purchase-order", settings.problems()));
+        }
+        match (catalog, scheduler, inventory, order, purchase_order) {
+            (
+                Some(catalog),
+                Some(scheduler),
+                Some(inventory),
+                Some(order),
+                Some(purchase_order),
+            ) if problems.is_empty() => Ok(Self {
+                data_dir,
+                db: DbOptions::default(),
+                server: ServerOptions::default(),
+                catalog,
+                scheduler,
+                inventory,
+                order,
+                purchase_order,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// A service's settings from the environment, or `None` with the problem added to
+/// `problems` (naming the variable, since the runner has no per-service flags).
+fn read_settings<S: clap::Args>(service: &str, problems: &mut Vec<String>) -> Option<S> {
+    match settings_from_env::<S>() {
+        Ok(settings) => Some(settings),
+        Err(error) => {
+            problems.push(format!("{service}: {error}"));
+            None
+        }
     }
 }
 
@@ -63,9 +126,41 @@ pub fn settings_from_env<S: clap::Args>() -> anyhow::Result<S> {
         #[command(flatten)]
         settings: S,
     }
-    let parsed = <EnvOnly<S> as clap::Parser>::try_parse_from(["kosha"])
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    Ok(parsed.settings)
+    match <EnvOnly<S> as clap::Parser>::try_parse_from(["kosha"]) {
+        Ok(parsed) => Ok(parsed.settings),
+        Err(error) => Err(anyhow::anyhow!("{}", env_error::<S>(&error))),
+    }
+}
+
+/// What clap said of a setting, told in terms of its environment variable: clap names
+/// the flag, which the runner does not take.
+fn env_error<S: clap::Args>(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let said = error.to_string();
+    let first = said
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return first;
+    };
+    let long = flag
+        .trim_start_matches("--")
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default();
+    let command = S::augment_args(clap::Command::new("kosha"));
+    let variable_opt = command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    match variable_opt {
+        Some(variable) => first.replace(flag.as_str(), &variable),
+        None => first,
+    }
 }
 
 /// The suite, mounted and bound, ready to serve.

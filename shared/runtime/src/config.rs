@@ -67,7 +67,7 @@ pub struct CommonArgs {
     #[arg(long, env = "KOSHA_DRAIN_DEADLINE_SECS", default_value_t = 20)]
     pub drain_deadline_secs: u64,
 
-    /// Seconds between reporting NOT_SERVING and closing the listener on shutdown, so load
+    /// Milliseconds between reporting NOT_SERVING and closing the listener on shutdown, so load
     /// balancers stop routing new calls here first.
     #[arg(long, env = "KOSHA_SHUTDOWN_DELAY_MS", default_value_t = 500)]
     pub shutdown_delay_ms: u64,

@@ -14,6 +14,9 @@ use crate::store::orders::{self, HistoryRow, SearchFilter};
 /// Most waiting orders looked at to count what orders ahead of one need.
 const MAX_ORDERS_AHEAD: usize = 500;
 
+/// Blocked lines an explanation's summary names at most; the rest are counted.
+const MOST_LINES_SUMMARISED: usize = 5;
+
 /// The answer to "why is this order where it is".
 #[derive(Debug)]
 pub struct Explanation {
@@ -148,7 +151,8 @@ impl App {
                     "",
                     "",
                     format!(
-                        "add the listing of `{sku}` on {} (or the product), then RetryFailedOrders",
+                        "add the listing of `{sku}` on {} (creating the product first if the \
+                         product master lacks it), then RetryFailedOrders",
                         order.channel
                     ),
                 ));
@@ -216,6 +220,33 @@ impl App {
             ));
         }
 
+        // A closed order says how it closed; a completed one what it still has to ship.
+        if order.status == OrderStatus::Cancelled {
+            let mut conn = self.db.pool().acquire().await?;
+            if let Some(entry) = orders::last_move_to(&mut conn, id, OrderStatus::Cancelled).await?
+            {
+                reasons.push(format!(
+                    "cancelled by {} at {}: {}",
+                    entry.actor,
+                    format_micros(entry.at),
+                    entry.reason
+                ));
+            }
+        }
+        if order.status == OrderStatus::Complete {
+            let to_ship: i64 = order
+                .lines
+                .iter()
+                .map(|line| line.picked - line.invoiced)
+                .sum();
+            if to_ship > 0 {
+                reasons.push(format!(
+                    "completed; its {to_ship} picked units not yet invoiced still go through \
+                     PackOrder, InvoiceOrder and DispatchOrder"
+                ));
+            }
+        }
+
         // Per line: what it needs and what the pool has.
         let pool = self.serving_pool(order).await?;
         let mut lines = Vec::with_capacity(order.lines.len());
@@ -240,6 +271,17 @@ impl App {
                 "it is BLOCK_COMPLETE: nothing is allocated until every line can be, and {} cannot",
                 short.join(", ")
             ));
+            // A retry before the short lines get stock would allocate nothing.
+            for unblock in &mut order_unblock {
+                if unblock.action() == api::UnblockAction::RetryAllocation {
+                    unblock.description = format!(
+                        "once {} can be served in full (see the moves of those lines), \
+                         RetryAllocation schedules the allocation; a retry before that \
+                         allocates nothing",
+                        short.join(", ")
+                    );
+                }
+            }
             for line in &mut lines {
                 let could_be_served = matches!(
                     line.blocker(),
@@ -256,12 +298,22 @@ impl App {
                 }
             }
         }
-        for line in &lines {
-            if line.blocker() != api::Blocker::Unspecified
-                && line.blocker() != api::Blocker::BlockComplete
-            {
-                reasons.push(format!("line {}: {}", line.line_number, line.explanation));
-            }
+        // The summary names a few blocked lines; every line says its own in `lines`.
+        let blocked: Vec<&api::LineExplanation> = lines
+            .iter()
+            .filter(|line| {
+                line.blocker() != api::Blocker::Unspecified
+                    && line.blocker() != api::Blocker::BlockComplete
+            })
+            .collect();
+        for line in blocked.iter().take(MOST_LINES_SUMMARISED) {
+            reasons.push(format!("line {}: {}", line.line_number, line.explanation));
+        }
+        if blocked.len() > MOST_LINES_SUMMARISED {
+            reasons.push(format!(
+                "and {} more blocked lines (see lines)",
+                blocked.len() - MOST_LINES_SUMMARISED
+            ));
         }
 
         // Nothing blocks an allocated order: it is waiting for someone to pick it.

@@ -215,7 +215,13 @@ impl OrderId {
             if text.is_empty() {
                 Error::invalid(field, "order id is required")
             } else {
-                Error::invalid(field, format!("`{text}` is not an order id (ORD-<number>)"))
+                Error::invalid(
+                    field,
+                    format!(
+                        "`{text}` is not an order id (ORD-<number>); SearchOrders finds an \
+                         order by its channel order id or parent order id"
+                    ),
+                )
             }
         })
     }

@@ -302,6 +302,36 @@ pub struct HistoryRow {
     pub reason: String,
 }
 
+/// The latest entry of an order's history that moved it to `status` from another status,
+/// if any (later entries may note work done while it stayed there).
+pub async fn last_move_to(
+    conn: &mut AnyConnection,
+    id: OrderId,
+    status: OrderStatus,
+) -> Result<Option<HistoryRow>> {
+    let row_opt = sqlx::query(
+        "SELECT id, at, actor, from_status, to_status, reason FROM order_history \
+         WHERE order_id = $1 AND to_status = $2 AND from_status <> $2 \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row_opt.map(|row| history_row(&row)).transpose()
+}
+
+fn history_row(row: &sqlx::any::AnyRow) -> Result<HistoryRow> {
+    Ok(HistoryRow {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        from_status: row.try_get("from_status")?,
+        to_status: row.try_get("to_status")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
 /// A page of an order's history, oldest first, after row `after_id`.
 pub async fn history(
     conn: &mut AnyConnection,
@@ -318,18 +348,7 @@ pub async fn history(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(HistoryRow {
-                id: row.try_get("id")?,
-                at: row.try_get("at")?,
-                actor: row.try_get("actor")?,
-                from_status: row.try_get("from_status")?,
-                to_status: row.try_get("to_status")?,
-                reason: row.try_get("reason")?,
-            })
-        })
-        .collect()
+    rows.iter().map(history_row).collect()
 }
 
 /// Filters of a search; every set filter must match.

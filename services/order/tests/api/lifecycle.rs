@@ -654,6 +654,93 @@ async fn a_shipment_packed_before_a_cancellation_is_never_invoiced(db: TestDatab
     app.assert_audit_clean().await;
 }
 
+async fn closed_and_all_or_nothing_orders_are_explained_with_what_comes_next(db: TestDatabase) {
+    // Arrange: a cancelled order; a completed bulk order with picked units not yet
+    // invoiced; a BLOCK_COMPLETE bulk order none of whose six lines has stock.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let cancelled = app.create(order("AMAZON", "EXP-C", &[("AM-1", 1)])).await;
+    cancel(&app, &cancelled.order_id).await.unwrap();
+    let completed = app
+        .orders
+        .clone()
+        .create_bulk_order(bulk_order("PO-EXP", &[("SKU-1", 6)]))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let completed_id = kosha_order::domain::OrderId::try_parse(&completed.order_id).unwrap();
+    app.app
+        .allocate_existing(completed_id, "ops", "test")
+        .await
+        .unwrap();
+    pick(&app, &completed.order_id).await.unwrap();
+    app.orders
+        .clone()
+        .complete_order(api::CompleteOrderRequest {
+            order_id: completed.order_id.clone(),
+            actor: "ops".into(),
+            reason: "rest not needed".into(),
+        })
+        .await
+        .unwrap();
+    let all_lines: Vec<(String, i64)> = (1..=6).map(|n| (format!("SKU-{n}"), 10)).collect();
+    let all_lines: Vec<(&str, i64)> = all_lines
+        .iter()
+        .map(|(sku, quantity)| (sku.as_str(), *quantity))
+        .collect();
+    let mut request = bulk_order("PO-ALL", &all_lines);
+    request.fulfilment_type = api::FulfilmentType::BlockComplete as i32;
+    let all_or_nothing = app
+        .orders
+        .clone()
+        .create_bulk_order(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+
+    // Act
+    let cancelled_said = app.explain(&cancelled.order_id).await;
+    let completed_said = app.explain(&completed.order_id).await;
+    let waiting_said = app.explain(&all_or_nothing.order_id).await;
+
+    // Assert
+    assert!(
+        cancelled_said.summary.contains("cancelled by ops at ")
+            && cancelled_said.summary.contains("customer asked"),
+        "{}",
+        cancelled_said.summary
+    );
+    assert!(
+        completed_said
+            .summary
+            .contains("its 5 picked units not yet invoiced still go through PackOrder"),
+        "{}",
+        completed_said.summary
+    );
+    let summary = &waiting_said.summary;
+    assert!(summary.contains("line 5:"), "{summary}");
+    assert!(!summary.contains("line 6:"), "{summary}");
+    assert!(summary.contains("and 1 more blocked lines"), "{summary}");
+    assert_eq!(waiting_said.lines.len(), 6, "every line is still explained");
+    let retry = waiting_said
+        .order_unblock
+        .iter()
+        .find(|step| step.action() == api::UnblockAction::RetryAllocation)
+        .expect("a retry is still the last move");
+    assert!(
+        retry.description.contains("once line 1 (SKU-1)")
+            && retry
+                .description
+                .contains("a retry before that allocates nothing"),
+        "{}",
+        retry.description
+    );
+}
+
 kosha_testkit::store_tests!(
     an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
     single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
@@ -664,4 +751,5 @@ kosha_testkit::store_tests!(
     a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it,
     units_cancelled_before_their_release_goes_through_are_never_picked,
     a_shipment_packed_before_a_cancellation_is_never_invoiced,
+    closed_and_all_or_nothing_orders_are_explained_with_what_comes_next,
 );

@@ -1,0 +1,52 @@
+//! The real `kosha` binary with bad settings: every problem, the runner's and each
+//! service's, is reported at once with the variable to change, the exit status is 64, and
+//! no database file is created.
+
+use std::process::Command;
+
+#[test]
+fn every_bad_setting_is_reported_at_once_before_any_file_is_created() {
+    // Arrange: one bad setting of the runner and one of each of three services.
+    let data_dir = tempfile::tempdir().unwrap();
+    let suite_dir = data_dir.path().join("suite");
+
+    // Act
+    let output = Command::new(env!("CARGO_BIN_EXE_kosha"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "xml",
+            "--data-dir",
+        ])
+        .arg(&suite_dir)
+        .env("KOSHA_MAX_UPLOAD_BYTES", "100")
+        .env("KOSHA_ORDER_HOLD_RULES", "garbage")
+        .env("KOSHA_SCHEDULER_HORIZON_DAYS", "-3")
+        .output()
+        .unwrap();
+
+    // Assert
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{said}");
+    for expected in [
+        "4 configuration problem(s)",
+        "KOSHA_LOG_FORMAT",
+        "catalog: KOSHA_MAX_UPLOAD_BYTES",
+        "order: KOSHA_ORDER_HOLD_RULES",
+        "scheduler: invalid value '-3' for 'KOSHA_SCHEDULER_HORIZON_DAYS'",
+    ] {
+        assert!(
+            said.contains(expected),
+            "`{expected}` missing from:\n{said}"
+        );
+    }
+    assert!(
+        !said.contains("--horizon-days"),
+        "the runner takes no such flag:\n{said}"
+    );
+    assert!(
+        !suite_dir.exists(),
+        "nothing is created before the settings are good"
+    );
+}
