@@ -49,6 +49,7 @@ pub const DEFAULT_ACTOR: &str = "operator";
 #[derive(Debug, Default)]
 pub struct Faults {
     after_allocate: AtomicU32,
+    after_consume: AtomicU32,
     release: AtomicU32,
     schedule: AtomicU32,
 }
@@ -58,6 +59,12 @@ impl Faults {
     /// order is stored.
     pub fn fail_after_allocate(&self, times: u32) {
         self.after_allocate.store(times, Ordering::SeqCst);
+    }
+
+    /// The next `times` invoices fail after inventory consumed the units and before the
+    /// invoice is recorded.
+    pub fn fail_after_consume(&self, times: u32) {
+        self.after_consume.store(times, Ordering::SeqCst);
     }
 
     /// The next `times` calls to inventory's Release fail as if inventory were down.
@@ -82,6 +89,15 @@ impl Faults {
         if Self::trip(&self.after_allocate) {
             return Err(Error::Unavailable(
                 "injected failure after allocation".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_after_consume(&self) -> Result<(), Error> {
+        if Self::trip(&self.after_consume) {
+            return Err(Error::Unavailable(
+                "injected failure after consumption".into(),
             ));
         }
         Ok(())
@@ -264,6 +280,28 @@ impl App {
 /// Longest actor recorded.
 const MOST_ACTOR_CHARS: usize = 128;
 
+/// Longest reason recorded: a sentence or a short note, kept in the history.
+const MOST_REASON_CHARS: usize = 1000;
+
+/// A reason as recorded in the history: trimmed, at most 1,000 characters, and free of
+/// control characters other than line breaks and tabs (a note may have several lines).
+pub fn reason_text(field: &str, reason: &str) -> Result<String, Error> {
+    let reason = reason.trim();
+    if reason.chars().count() > MOST_REASON_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MOST_REASON_CHARS} characters"),
+        ));
+    }
+    if reason
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::invalid(field, "has control characters"));
+    }
+    Ok(reason.to_string())
+}
+
 /// The actor to record: the caller's, or `operator` when none is given. An actor is a name
 /// in the history, so it is at most 128 characters and has no control characters.
 pub fn actor_or_default(actor: &str) -> Result<String, Error> {
@@ -281,4 +319,25 @@ pub fn actor_or_default(actor: &str) -> Result<String, Error> {
         return Err(Error::invalid("actor", "has control characters"));
     }
     Ok(actor.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_a_note_of_bounded_size_without_control_characters() {
+        let long = "x".repeat(MOST_REASON_CHARS + 1);
+
+        let kept = reason_text("reason", "  customer asked\nby phone  ").unwrap();
+        let too_long = reason_text("reason", &long).unwrap_err();
+        let nul = reason_text("reason", "a\u{0}b").unwrap_err();
+
+        assert_eq!(kept, "customer asked\nby phone");
+        assert!(
+            too_long.to_string().contains("longer than 1000"),
+            "{too_long}"
+        );
+        assert!(nul.to_string().contains("control characters"), "{nul}");
+    }
 }

@@ -185,17 +185,24 @@ impl App {
         invoice_number: &str,
         actor: &str,
     ) -> Result<(OrderView, Shipment), Error> {
-        // Consume in inventory first, keyed by the shipment so a retry consumes once.
-        let view = self.view(id).await?;
-        let order = &view.order;
+        // The order stays locked from the check to the record, inventory's consumption
+        // included: a cancellation or completion racing the invoice waits for it (or wins
+        // before it and the check refuses), so units never leave stock for an order that
+        // was cancelled meanwhile. The consumption is keyed by the shipment, so a retry
+        // after a failure in between consumes once.
+        let mut tx = self.db.begin().await?;
+        let mut order = orders::lock(&mut tx, self.db.for_update(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("order", id))?;
+        let shipments = orders::load_shipments(&mut tx, id).await?;
         let shipment =
-            pick_shipment(order, &view.shipments, shipment_id, ShipmentStatus::Packed)?.clone();
-        if shipment.status == ShipmentStatus::Packed {
-            rules::check_invoice(order)?;
-        }
+            pick_shipment(&order, &shipments, shipment_id, ShipmentStatus::Packed)?.clone();
         if shipment.status != ShipmentStatus::Packed {
-            return Ok((view.clone(), shipment));
+            // Invoiced already: answer as the first call did.
+            drop(tx);
+            return Ok((self.view(id).await?, shipment));
         }
+        rules::check_invoice(&order)?;
         let invoice_number = if invoice_number.trim().is_empty() {
             format!("INV-{}", shipment.public_id(id))
         } else {
@@ -217,57 +224,46 @@ impl App {
             actor: JOB_OWNER.to_string(),
         };
         self.clients.inventory.clone().consume(request).await?;
+        self.faults.check_after_consume()?;
 
         // Then record it.
-        let mut tx = self.db.begin().await?;
-        let mut order = orders::lock(&mut tx, self.db.for_update(), id)
-            .await?
-            .ok_or_else(|| Error::not_found("order", id))?;
         let now = now_micros();
-        let shipments = orders::load_shipments(&mut tx, id).await?;
-        let current = shipments.iter().find(|s| s.id == shipment.id).cloned();
         let mut settle_ids = Vec::new();
-        if current
-            .as_ref()
-            .is_some_and(|s| s.status == ShipmentStatus::Packed)
-        {
-            for (line_no, units) in &shipment.lines {
-                if let Some(line) = order.line_mut(*line_no) {
-                    line.invoiced += units;
-                    line.held = (line.held - units).max(0);
-                }
+        for (line_no, units) in &shipment.lines {
+            if let Some(line) = order.line_mut(*line_no) {
+                line.invoiced += units;
+                line.held = (line.held - units).max(0);
             }
-            orders::mark_invoiced(&mut tx, shipment.id, &invoice_number, now).await?;
-            let mut note = format!(
-                "invoiced shipment {} as {invoice_number}",
-                shipment.public_id(id)
-            );
-            if !order.fulfilment.allows_several_shipments() && order.status != OrderStatus::Complete
-            {
-                let mut cancelled_rest = 0;
-                for line in &mut order.lines {
-                    let rest = line.wanted() - line.invoiced;
-                    if rest > 0 {
-                        line.cancelled += rest;
-                        cancelled_rest += rest;
-                    }
-                }
-                if cancelled_rest > 0 {
-                    note.push_str(&format!(
-                        "; {cancelled_rest} units not in the shipment cancelled ({} ships once)",
-                        order.fulfilment.as_str()
-                    ));
-                    let outbox_id =
-                        work::enqueue(&mut tx, OutboxKind::SettleOrder, id.0, now, now).await?;
-                    settle_ids.push(outbox_id);
-                }
-            }
-            let shipments = orders::load_shipments(&mut tx, id).await?;
-            let before = order.status;
-            order.status = settled_status(&order, false, &shipments);
-            orders::save(&mut tx, &order, now).await?;
-            orders::add_history(&mut tx, id, now, actor, Some(before), order.status, &note).await?;
         }
+        orders::mark_invoiced(&mut tx, shipment.id, &invoice_number, now).await?;
+        let mut note = format!(
+            "invoiced shipment {} as {invoice_number}",
+            shipment.public_id(id)
+        );
+        if !order.fulfilment.allows_several_shipments() && order.status != OrderStatus::Complete {
+            let mut cancelled_rest = 0;
+            for line in &mut order.lines {
+                let rest = line.wanted() - line.invoiced;
+                if rest > 0 {
+                    line.cancelled += rest;
+                    cancelled_rest += rest;
+                }
+            }
+            if cancelled_rest > 0 {
+                note.push_str(&format!(
+                    "; {cancelled_rest} units not in the shipment cancelled ({} ships once)",
+                    order.fulfilment.as_str()
+                ));
+                let outbox_id =
+                    work::enqueue(&mut tx, OutboxKind::SettleOrder, id.0, now, now).await?;
+                settle_ids.push(outbox_id);
+            }
+        }
+        let shipments = orders::load_shipments(&mut tx, id).await?;
+        let before = order.status;
+        order.status = settled_status(&order, false, &shipments);
+        orders::save(&mut tx, &order, now).await?;
+        orders::add_history(&mut tx, id, now, actor, Some(before), order.status, &note).await?;
         tx.commit().await?;
         if !settle_ids.is_empty() {
             // A failed delivery stays in the outbox for the sweep.
@@ -375,6 +371,31 @@ impl App {
                 already_cancelled: true,
                 message: format!("order {id} is cancelled already; nothing changed"),
             });
+        }
+
+        // An invoice whose consumption reached inventory but whose record did not (the
+        // service failed in between) must be finished, not cancelled: its units have left
+        // stock. Only an order with a packed shipment can be in that state.
+        let shipments = orders::load_shipments(&mut tx, id).await?;
+        if shipments
+            .iter()
+            .any(|shipment| shipment.status == ShipmentStatus::Packed)
+        {
+            let consumed = self
+                .consumed_in_inventory(&order.client_id, &order.order_ref())
+                .await?;
+            for line in &order.lines {
+                let gone = consumed.get(&line.line_id()).copied().unwrap_or_default();
+                if gone > line.invoiced {
+                    return Err(Error::FailedPrecondition(format!(
+                        "order {id} line {}: inventory consumed {gone} units for an invoice \
+                         this order has recorded {} of; the units have left stock, so finish \
+                         the invoice with InvoiceOrder (cancelling an invoiced order takes a \
+                         re-GRN)",
+                        line.line_no, line.invoiced
+                    )));
+                }
+            }
         }
 
         let freed: i64 = order.lines.iter().map(|line| line.held).sum();

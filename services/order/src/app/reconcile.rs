@@ -174,6 +174,41 @@ impl App {
         Ok(response.released.iter().map(|line| line.quantity).sum())
     }
 
+    /// Units inventory has consumed for each line of an order, by line id.
+    pub(crate) async fn consumed_in_inventory(
+        &self,
+        client_id: &str,
+        order_ref: &str,
+    ) -> Result<BTreeMap<String, i64>, Error> {
+        let mut consumed = BTreeMap::new();
+        let mut page_token = String::new();
+        loop {
+            let request = inv::ListAllocationsRequest {
+                client_id: client_id.to_string(),
+                order_ref: order_ref.to_string(),
+                sku: String::new(),
+                pool: String::new(),
+                open_only: false,
+                page_size: 1000,
+                page_token: page_token.clone(),
+            };
+            let page = self
+                .clients
+                .inventory
+                .clone()
+                .list_allocations(request)
+                .await?
+                .into_inner();
+            for allocation in &page.allocations {
+                *consumed.entry(allocation.line_id.clone()).or_insert(0) += allocation.consumed;
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(consumed);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     /// Compares one order's lines with inventory and, unless `dry_run`, releases the
     /// excess and stores what inventory holds.
     pub async fn settle(&self, id: OrderId, dry_run: bool) -> Result<Vec<LineHolding>, Error> {
@@ -201,15 +236,13 @@ impl App {
             let excess = (held - expected).max(0);
             let mut released = 0;
             if excess > 0 && !dry_run {
+                // The key names only what inventory held when it was read, so two settles
+                // that read the same holding (a cancellation and a completion racing, say)
+                // cannot both release from it: the second replays the first, or is refused
+                // for asking otherwise and is retried from a fresh read.
                 let key = release_key(
                     &order_ref,
-                    &format!(
-                        "release-L{}-h{held}-e{expected}-c{}-i{}-{}",
-                        line.line_no,
-                        line.cancelled,
-                        line.invoiced,
-                        line_held.mark()
-                    ),
+                    &format!("release-L{}-h{held}-{}", line.line_no, line_held.mark()),
                 );
                 let reason = format!(
                     "order {id} is {}: units beyond what it should hold",
@@ -374,7 +407,16 @@ impl App {
                 Some((id, _)) => {
                     seen.insert(id);
                     let order = self.load(id).await?;
-                    self.settle_with(order, holdings, dry_run).await?
+                    match self.settle_with(order, holdings, dry_run).await {
+                        Ok(lines) => lines,
+                        Err(Error::AlreadyExists(message)) => {
+                            // Another settle released from the same holding first; this
+                            // order is compared afresh on the next round.
+                            tracing::debug!(order_id = %id, %message, "settled meanwhile");
+                            Vec::new()
+                        }
+                        Err(error) => return Err(error),
+                    }
                 }
                 None => {
                     self.release_orphan(client_id, order_ref, holdings, orphan_deadline, dry_run)

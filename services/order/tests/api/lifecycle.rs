@@ -741,6 +741,150 @@ async fn closed_and_all_or_nothing_orders_are_explained_with_what_comes_next(db:
     );
 }
 
+/// What inventory holds for each line of an order, and what the order says it should.
+async fn holdings(app: &TestApp, order_id: &str) -> Vec<(i64, i64)> {
+    app.orders
+        .clone()
+        .get_order_holdings(api::GetOrderHoldingsRequest {
+            order_ids: vec![order_id.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .holdings
+        .iter()
+        .map(|line| (line.held_quantity, line.expected_quantity))
+        .collect()
+}
+
+async fn an_invoice_racing_a_cancellation_leaves_exactly_one_of_them(db: TestDatabase) {
+    // Arrange: orders picked and packed, each waiting for its invoice.
+    let app = spawn_app(db, Options::default()).await;
+    const ROUNDS: usize = 8;
+    app.receive("SKU-1", 2 * ROUNDS as i64, QcGrade::Pass).await;
+    let mut packed = Vec::new();
+    for round in 0..ROUNDS {
+        let created = app
+            .create(order("AMAZON", &format!("RACE-I-{round}"), &[("AM-1", 2)]))
+            .await;
+        pick(&app, &created.order_id).await.unwrap();
+        pack(&app, &created.order_id).await.unwrap();
+        packed.push(created.order_id);
+    }
+
+    // Act: each order's invoice and cancellation sent together.
+    let mut outcomes = Vec::new();
+    for order_id in &packed {
+        let (invoiced, cancelled) =
+            tokio::join!(invoice(&app, order_id, ""), cancel(&app, order_id));
+        outcomes.push((invoiced.is_ok(), cancelled.is_ok()));
+    }
+
+    // Assert: one call wins each race, and the books agree with the order.
+    let mut invoiced_orders = 0;
+    for (order_id, (invoiced, cancelled)) in packed.iter().zip(outcomes) {
+        assert!(
+            invoiced != cancelled,
+            "{order_id}: exactly one of them goes through"
+        );
+        let status = app.get(order_id).await.status();
+        if invoiced {
+            invoiced_orders += 1;
+            assert_eq!(status, api::OrderStatus::Invoiced, "{order_id}");
+        } else {
+            assert_eq!(status, api::OrderStatus::Cancelled, "{order_id}");
+        }
+    }
+    app.reconcile(false).await;
+    let consumed = 2 * invoiced_orders;
+    assert_eq!(
+        app.available("SKU-1").await,
+        2 * ROUNDS as i64 - consumed,
+        "only the invoiced orders' units left stock"
+    );
+    app.assert_audit_clean().await;
+}
+
+async fn a_completion_racing_a_line_cancellation_never_frees_a_picked_unit(db: TestDatabase) {
+    // Arrange: bulk orders of 5 with 1 picked.
+    let app = spawn_app(db, Options::default()).await;
+    const ROUNDS: usize = 8;
+    app.receive("SKU-2", 5 * ROUNDS as i64, QcGrade::Pass).await;
+    let mut started = Vec::new();
+    for round in 0..ROUNDS {
+        let bulk = app
+            .orders
+            .clone()
+            .create_bulk_order(bulk_order(&format!("PO-RACE-{round}"), &[("SKU-2", 5)]))
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        let id = kosha_order::domain::OrderId::try_parse(&bulk.order_id).unwrap();
+        app.app.allocate_existing(id, "ops", "test").await.unwrap();
+        pick_list(&app, &bulk.order_id, &[(1, 1)]).await.unwrap();
+        started.push(bulk.order_id);
+    }
+
+    // Act: each order's completion and a cancellation of one unpicked unit sent together.
+    for order_id in &started {
+        let mut orders = app.orders.clone();
+        let complete = orders.complete_order(api::CompleteOrderRequest {
+            order_id: order_id.clone(),
+            actor: "ops".into(),
+            reason: "rest not needed".into(),
+        });
+        let (_completed, _cancelled) = tokio::join!(complete, cancel_units(&app, order_id, 1));
+    }
+
+    // Assert: the picked unit stays held through the race, and once what is owed is
+    // released every order holds exactly its picked unit and can be invoiced.
+    for order_id in &started {
+        for (held, _) in holdings(&app, order_id).await {
+            assert!(held >= 1, "{order_id}: its picked unit was released");
+        }
+    }
+    app.reconcile(false).await;
+    for order_id in &started {
+        assert_eq!(holdings(&app, order_id).await, vec![(1, 1)], "{order_id}");
+        pack(&app, order_id).await.unwrap();
+        invoice(&app, order_id, "").await.unwrap();
+    }
+    assert_eq!(app.available("SKU-2").await, 4 * ROUNDS as i64);
+    app.assert_audit_clean().await;
+}
+
+async fn an_invoice_cut_short_after_inventory_consumed_is_finished_not_cancelled(db: TestDatabase) {
+    // Arrange: a packed order whose invoice failed after inventory consumed its units.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 5, QcGrade::Pass).await;
+    let created = app.create(order("AMAZON", "CUT-1", &[("AM-1", 2)])).await;
+    pick(&app, &created.order_id).await.unwrap();
+    pack(&app, &created.order_id).await.unwrap();
+    app.app.faults().fail_after_consume(1);
+    let cut_short = invoice(&app, &created.order_id, "").await;
+
+    // Act
+    let cancelled = cancel(&app, &created.order_id).await;
+    let finished = invoice(&app, &created.order_id, "").await.unwrap();
+
+    // Assert
+    assert_eq!(cut_short.unwrap_err().code(), tonic::Code::Unavailable);
+    let refusal = cancelled.unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refusal.message().contains("InvoiceOrder"),
+        "{}",
+        refusal.message()
+    );
+    let order = finished.order.unwrap();
+    assert_eq!(order.status(), api::OrderStatus::Invoiced);
+    assert_eq!(order.lines[0].invoiced_quantity, 2);
+    assert_eq!(app.available("SKU-1").await, 3, "the units left stock once");
+    app.assert_audit_clean().await;
+}
+
 kosha_testkit::store_tests!(
     an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
     single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
@@ -752,4 +896,7 @@ kosha_testkit::store_tests!(
     units_cancelled_before_their_release_goes_through_are_never_picked,
     a_shipment_packed_before_a_cancellation_is_never_invoiced,
     closed_and_all_or_nothing_orders_are_explained_with_what_comes_next,
+    an_invoice_racing_a_cancellation_leaves_exactly_one_of_them,
+    a_completion_racing_a_line_cancellation_never_frees_a_picked_unit,
+    an_invoice_cut_short_after_inventory_consumed_is_finished_not_cancelled,
 );
