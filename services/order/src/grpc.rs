@@ -11,7 +11,7 @@ use kosha_runtime::time::{from_timestamp, now_micros};
 use kosha_runtime::{Error, validate};
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, actor_or_default};
+use crate::app::{App, actor_or_default, reason_text};
 use crate::domain::{Hold, HoldKind, OrderId};
 use crate::store::orders::SearchFilter;
 
@@ -195,10 +195,11 @@ impl OrderService for OrderGrpc {
         let request = request.into_inner();
         let result = async {
             let actor = actor_or_default(&request.actor)?;
-            let reason = if request.reason.trim().is_empty() {
+            let reason = reason_text("reason", &request.reason)?;
+            let reason = if reason.is_empty() {
                 "released by request".to_string()
             } else {
-                request.reason.trim().to_string()
+                reason
             };
             let report = match request.target {
                 None => {
@@ -391,7 +392,11 @@ impl OrderService for OrderGrpc {
             let id = order_id("order_id", &request.order_id)?;
             let outcome = self
                 .app
-                .cancel(id, &actor_or_default(&request.actor)?, &request.reason)
+                .cancel(
+                    id,
+                    &actor_or_default(&request.actor)?,
+                    &reason_text("reason", &request.reason)?,
+                )
                 .await?;
             Ok(api::CancelOrderResponse {
                 order: Some(convert::order(&outcome.view)),
@@ -435,7 +440,7 @@ impl OrderService for OrderGrpc {
                     id,
                     &lines,
                     &actor_or_default(&request.actor)?,
-                    &request.reason,
+                    &reason_text("reason", &request.reason)?,
                 )
                 .await?;
             Ok(api::CancelLinesResponse {
@@ -454,7 +459,11 @@ impl OrderService for OrderGrpc {
             let id = order_id("order_id", &request.order_id)?;
             let (view, freed) = self
                 .app
-                .complete(id, &actor_or_default(&request.actor)?, &request.reason)
+                .complete(
+                    id,
+                    &actor_or_default(&request.actor)?,
+                    &reason_text("reason", &request.reason)?,
+                )
                 .await?;
             Ok(api::CompleteOrderResponse {
                 order: Some(convert::order(&view)),

@@ -428,12 +428,15 @@ impl App {
             0
         };
 
-        // What the serving pool has, and where else the SKU is.
+        // What the serving pool has, and where else the SKU is. Orders ahead may need
+        // more in total than one request may name; inventory's steps are then sized for
+        // the most it may, which no stock in sight covers either.
         let quantity = if missing > 0 {
             missing.saturating_add(needed_ahead)
         } else {
             line.wanted().max(1)
-        };
+        }
+        .min(kosha_runtime::validate::MAX_QUANTITY);
         let request = inv::ExplainAvailabilityRequest {
             client_id: order.client_id.clone(),
             sku: line.sku.clone(),

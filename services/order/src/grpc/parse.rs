@@ -93,6 +93,78 @@ fn optional_time(
     }
 }
 
+/// Earliest time an order may carry: 2000-01-01T00:00:00Z. An earlier one is a default
+/// or a typo, and would put the order ahead of every real one waiting for stock (waiting
+/// orders are served earliest first).
+const EARLIEST_ORDER_MICROS: i64 = 946_684_800_000_000;
+
+/// How far ahead of this server's clock an order time may be: a channel's clock a little
+/// fast, never an order placed tomorrow.
+const MOST_ORDER_TIME_AHEAD_MICROS: i64 = 86_400_000_000;
+
+/// [`optional_time`] for an order's own times: not before 2000, and at most `ahead_micros`
+/// after now (`what_ahead` says why not further).
+fn order_time_field(
+    problems: &mut Problems,
+    field: &str,
+    timestamp: Option<&prost_types::Timestamp>,
+    ahead_micros: i64,
+    what_ahead: &str,
+) -> Option<i64> {
+    let micros = optional_time(problems, field, timestamp)?;
+    if micros < EARLIEST_ORDER_MICROS {
+        problems.add(
+            field,
+            "before 2000-01-01T00:00:00Z; no order of this system is that old (an unset \
+             time is sent as no timestamp at all)",
+        );
+        return None;
+    }
+    if micros > now_micros().saturating_add(ahead_micros) {
+        problems.add(field, what_ahead);
+        return None;
+    }
+    Some(micros)
+}
+
+/// The order's own times checked against each other's bounds: order time, start of
+/// processing, dispatch-by.
+fn order_times(
+    problems: &mut Problems,
+    order_time: Option<&prost_types::Timestamp>,
+    start_processing: Option<&prost_types::Timestamp>,
+    dispatch_by: Option<&prost_types::Timestamp>,
+) -> (Option<i64>, Option<i64>, Option<i64>) {
+    let far = format!(
+        "more than {MOST_HOLD_AHEAD_DAYS} days ahead; an order is processed and shipped \
+         within that"
+    );
+    (
+        order_time_field(
+            problems,
+            "order_time",
+            order_time,
+            MOST_ORDER_TIME_AHEAD_MICROS,
+            "more than a day ahead of now; an order cannot have been placed in the future \
+             (check the sender's clock and time zone)",
+        ),
+        order_time_field(
+            problems,
+            "start_processing_time",
+            start_processing,
+            MOST_HOLD_AHEAD_MICROS,
+            &far,
+        ),
+        order_time_field(
+            problems,
+            "dispatch_by_time",
+            dispatch_by,
+            MOST_HOLD_AHEAD_MICROS,
+            &far,
+        ),
+    )
+}
+
 fn grade(problems: &mut Problems, value: i32) -> Grade {
     match QcGrade::try_from(value) {
         Ok(QcGrade::Fail) => Grade::Fail,
@@ -225,15 +297,10 @@ pub fn create_order(request: api::CreateOrderRequest) -> Result<NewOrder, Error>
         }
     };
     let grade = grade(&mut problems, request.qc_grade);
-    let order_time = optional_time(&mut problems, "order_time", request.order_time.as_ref());
-    let start_processing_opt = optional_time(
+    let (order_time, start_processing_opt, dispatch_by_opt) = order_times(
         &mut problems,
-        "start_processing_time",
+        request.order_time.as_ref(),
         request.start_processing_time.as_ref(),
-    );
-    let dispatch_by_opt = optional_time(
-        &mut problems,
-        "dispatch_by_time",
         request.dispatch_by_time.as_ref(),
     );
     let dispatch_after_opt = optional_time(
@@ -312,11 +379,11 @@ pub fn create_bulk_order(request: api::CreateBulkOrderRequest) -> Result<NewOrde
         }
     };
     let grade = grade(&mut problems, request.qc_grade);
-    let order_time = optional_time(&mut problems, "order_time", request.order_time.as_ref());
-    let start_processing_opt = optional_time(
+    let (order_time, start_processing_opt, _) = order_times(
         &mut problems,
-        "start_processing_time",
+        request.order_time.as_ref(),
         request.start_processing_time.as_ref(),
+        None,
     );
     let lines = lines(&mut problems, &request.lines, true);
     let actor = match actor_or_default(&request.actor) {
@@ -373,6 +440,41 @@ mod tests {
         assert_eq!(order.fulfilment, FulfilmentType::SingleShipmentPartial);
         assert_eq!(order.grade, Grade::Pass);
         assert_eq!(order.actor, "operator");
+    }
+
+    #[test]
+    fn an_order_time_from_before_2000_or_the_future_is_refused() {
+        let at = |seconds: i64| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let now = now_micros() / 1_000_000;
+        let year_one = -62_135_596_800;
+        let mut old = request();
+        old.order_time = at(year_one);
+        old.dispatch_by_time = at(0);
+        let mut ahead = request();
+        ahead.order_time = at(now + 2 * 86_400);
+        ahead.start_processing_time = at(253_402_300_799);
+        let mut fine = request();
+        fine.order_time = at(now - 3 * 365 * 86_400);
+        fine.start_processing_time = at(now + 86_400);
+        fine.dispatch_by_time = at(now + 2 * 86_400);
+
+        let fields = |result: Result<NewOrder, Error>| match result {
+            Err(Error::InvalidArgument { violations, .. }) => violations
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect::<Vec<_>>(),
+            other => panic!("expected invalid argument, got {other:?}"),
+        };
+
+        assert_eq!(
+            fields(create_order(old)),
+            vec!["order_time", "dispatch_by_time"]
+        );
+        assert_eq!(
+            fields(create_order(ahead)),
+            vec!["order_time", "start_processing_time"]
+        );
+        assert!(create_order(fine).is_ok());
     }
 
     #[test]
