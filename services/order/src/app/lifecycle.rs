@@ -314,6 +314,13 @@ impl App {
                 tx.commit().await?;
                 return Ok((self.view(id).await?, shipment));
             }
+            ShipmentStatus::Packed if order.status == OrderStatus::Cancelled => {
+                return Err(Error::FailedPrecondition(format!(
+                    "shipment {} of order {id} was packed before the order was cancelled: it \
+                     is void and never ships; unpack it and put its units back on the shelf",
+                    shipment.public_id(id)
+                )));
+            }
             ShipmentStatus::Packed => {
                 return Err(Error::FailedPrecondition(format!(
                     "shipment {} of order {id} is packed but not invoiced: invoice it first",
@@ -414,6 +421,13 @@ impl App {
             format!("cancelled: {}", reason.trim())
         };
         orders::add_history(&mut tx, id, now, actor, Some(before), order.status, &note).await?;
+        // A cancelled order waits for nothing: its open holds close with it.
+        for hold in orders::load_holds(&mut tx, id).await? {
+            if hold.is_open() {
+                orders::release_hold(&mut tx, hold.id, now, actor, "the order was cancelled")
+                    .await?;
+            }
+        }
         let outbox_id = work::enqueue(&mut tx, OutboxKind::SettleOrder, id.0, now, now).await?;
         tx.commit().await?;
         tracing::info!(order_id = %id, from = %before, "order cancelled");

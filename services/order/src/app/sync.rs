@@ -110,6 +110,8 @@ impl App {
         client_id: &str,
         channel_code: &str,
     ) -> Result<SyncOrdersReport, Error> {
+        // An unknown channel is named as such before its missing connector is.
+        self.clients.channel_kind(channel_code, "channel").await?;
         let connector = self.clients.connector(channel_code)?.clone();
         self.clients.require_client(client_id).await?;
         let cursor_name = format!("channel-orders:{client_id}:{channel_code}");
@@ -196,6 +198,7 @@ impl App {
         client_id: &str,
         channel_code: &str,
     ) -> Result<SyncStatusReport, Error> {
+        self.clients.channel_kind(channel_code, "channel").await?;
         self.clients.connector(channel_code)?;
         self.clients.require_client(client_id).await?;
         let mut total = SyncStatusReport::default();

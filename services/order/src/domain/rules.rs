@@ -102,8 +102,14 @@ pub fn plan_pick(order: &Order, pick_list: &[(i32, i64)]) -> Result<Vec<i64>, Er
                 format!("line {line_no} is on the pick list twice"),
             ));
         }
+        if *units <= 0 {
+            return Err(Error::invalid(
+                format!("lines[{index}].quantity"),
+                format!("must be positive, got {units}"),
+            ));
+        }
         let available = order.lines[position].unpicked_allocated();
-        if *units <= 0 || *units > available {
+        if *units > available {
             return Err(Error::invalid(
                 format!("lines[{index}].quantity"),
                 format!(
@@ -317,24 +323,29 @@ pub fn check_invoice(order: &Order) -> Result<(), Error> {
 
 /// Whether a bulk order may be completed.
 pub fn check_complete(order: &Order) -> Result<(), Error> {
+    let open = matches!(
+        order.status,
+        OrderStatus::Created
+            | OrderStatus::Unfulfillable
+            | OrderStatus::PartiallyFulfillable
+            | OrderStatus::Fulfillable
+            | OrderStatus::OnHold
+            | OrderStatus::Processing
+    );
+    if !open {
+        let why = if order.status == OrderStatus::Complete {
+            "it is complete already"
+        } else {
+            "it is closed"
+        };
+        return Err(refused(order, "complete", why));
+    }
     if order.kind != OrderKind::Bulk {
         return Err(refused(
             order,
             "complete",
             "only bulk (B2B) orders are completed; cancel the lines that are not wanted",
         ));
-    }
-    match order.status {
-        OrderStatus::Created
-        | OrderStatus::Unfulfillable
-        | OrderStatus::PartiallyFulfillable
-        | OrderStatus::Fulfillable
-        | OrderStatus::OnHold
-        | OrderStatus::Processing => {}
-        OrderStatus::Complete => {
-            return Err(refused(order, "complete", "it is complete already"));
-        }
-        _ => return Err(refused(order, "complete", "it is closed")),
     }
     // Completing closes what was processed; an order nothing of which was picked would
     // close as complete having shipped nothing, which is what cancelling says plainly.
@@ -471,8 +482,13 @@ pub(crate) mod tests {
         let mut untouched = order(OrderStatus::PartiallyFulfillable, vec![line(2, 1)]);
         untouched.kind = OrderKind::Bulk;
 
+        let mut dispatched = marketplace.clone();
+        dispatched.status = OrderStatus::Dispatched;
+
         assert!(check_complete(&marketplace).is_err());
         assert!(check_complete(&bulk).is_ok());
+        let closed = check_complete(&dispatched).unwrap_err().to_string();
+        assert!(closed.contains("it is closed"), "{closed}");
         let error = check_complete(&untouched).unwrap_err();
         assert!(error.to_string().contains("cancel it instead"), "{error}");
     }

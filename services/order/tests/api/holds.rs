@@ -319,12 +319,65 @@ async fn holds_stack_and_an_order_with_nothing_allocated_is_unfulfillable_whatev
     );
 }
 
+async fn a_cancelled_order_closes_its_open_holds(db: TestDatabase) {
+    // Arrange: an order on a manual hold.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 3, QcGrade::Pass).await;
+    let held = app.create(order("MYNTRA", "MY-GONE", &[("MY-1", 1)])).await;
+    let hold_id = held.holds[0].hold_id.clone();
+
+    // Act
+    app.orders
+        .clone()
+        .cancel_order(api::CancelOrderRequest {
+            order_id: held.order_id.clone(),
+            actor: "ops".into(),
+            reason: "customer asked".into(),
+        })
+        .await
+        .unwrap();
+    let late_release = app
+        .orders
+        .clone()
+        .release_hold(api::ReleaseHoldRequest {
+            target: Some(api::release_hold_request::Target::HoldId(hold_id)),
+            actor: "ops".into(),
+            reason: "checked".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Assert
+    let cancelled = app.get(&held.order_id).await;
+    assert_eq!(cancelled.status(), api::OrderStatus::Cancelled);
+    assert!(!cancelled.holds[0].open, "the hold closed with the order");
+    assert_eq!(cancelled.holds[0].release_reason, "the order was cancelled");
+    assert!(
+        late_release.released.is_empty(),
+        "nothing was left to release"
+    );
+    let after_cancel = app
+        .history(&held.order_id)
+        .await
+        .iter()
+        .filter(|entry| {
+            entry.from_status() == api::OrderStatus::Cancelled && entry.reason.contains("hold H-")
+        })
+        .count();
+    assert_eq!(
+        after_cancel, 0,
+        "the late release records nothing on the cancelled order"
+    );
+}
+
 kosha_testkit::store_tests!(
     a_dispatch_after_hold_releases_at_its_instant,
     racing_releases_of_one_hold_record_one_transition,
     a_replacement_order_waits_for_the_return_pickup_of_the_original,
     a_channel_sync_releases_a_replacement_whose_original_is_not_open_here,
     holds_stack_and_an_order_with_nothing_allocated_is_unfulfillable_whatever_its_holds,
+    a_cancelled_order_closes_its_open_holds,
 );
 
 async fn a_hold_release_that_could_not_be_scheduled_is_delivered_by_the_sweep(db: TestDatabase) {

@@ -648,8 +648,11 @@ async fn a_shipment_packed_before_a_cancellation_is_never_invoiced(db: TestDatab
     // Act
     let invoiced = invoice(&app, &created.order_id, &shipment_id).await;
 
+    let dispatched = dispatch(&app, &created.order_id, &shipment_id).await;
+
     // Assert
     refused(invoiced, &["CANCELLED", "cannot invoice", "void"]);
+    refused(dispatched, &["cancelled", "void", "never ships"]);
     assert_eq!(app.available("SKU-1").await, 5);
     app.assert_audit_clean().await;
 }

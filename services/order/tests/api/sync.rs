@@ -75,6 +75,15 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         })
         .await
         .unwrap_err();
+    let unknown_channel = app
+        .orders
+        .clone()
+        .sync_orders(api::SyncOrdersRequest {
+            client_id: CLIENT.into(),
+            channel: "NOPE".into(),
+        })
+        .await
+        .unwrap_err();
     let unknown_client = app
         .orders
         .clone()
@@ -122,6 +131,14 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         no_connector.message().contains("KOSHA_ORDER_CONNECTORS"),
         "{}",
         no_connector.message()
+    );
+    assert_eq!(unknown_channel.code(), tonic::Code::InvalidArgument);
+    assert!(
+        unknown_channel
+            .message()
+            .contains("`NOPE` is not registered"),
+        "{}",
+        unknown_channel.message()
     );
     for refused in [unknown_client, unknown_client_statuses] {
         assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
