@@ -599,7 +599,11 @@ impl OrderService for OrderGrpc {
             }
             let mut ids = Vec::with_capacity(request.order_ids.len());
             for (index, text) in request.order_ids.iter().enumerate() {
-                ids.push(order_id(&format!("order_ids[{index}]"), text)?);
+                let id = order_id(&format!("order_ids[{index}]"), text)?;
+                // An order named twice is answered once.
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
             }
             let holdings = self.app.holdings(&ids).await?;
             Ok(api::GetOrderHoldingsResponse {

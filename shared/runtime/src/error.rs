@@ -32,6 +32,19 @@ impl FieldViolation {
 /// many more there are; the dry run of the same request returns the full list.
 const MAX_VIOLATIONS_IN_STATUS: usize = 100;
 
+/// Longest text of one message or violation sent to a caller. Messages quote the bad value;
+/// a caller who sent a megabyte of it needs the start, not all of it back.
+const MOST_MESSAGE_CHARS: usize = 2000;
+
+/// `text` cut to [`MOST_MESSAGE_CHARS`] characters, saying so when cut.
+fn bounded(text: String) -> String {
+    if text.chars().count() <= MOST_MESSAGE_CHARS {
+        return text;
+    }
+    let kept: String = text.chars().take(MOST_MESSAGE_CHARS).collect();
+    format!("{kept}… (cut; the message was longer)")
+}
+
 /// Every error a Kosha service returns.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -152,7 +165,10 @@ impl From<Error> for Status {
                 let mut details = ErrorDetails::new();
                 let shown = violations.len().min(MAX_VIOLATIONS_IN_STATUS);
                 for violation in &violations[..shown] {
-                    details.add_bad_request_violation(&violation.field, &violation.description);
+                    details.add_bad_request_violation(
+                        bounded(violation.field.clone()),
+                        bounded(violation.description.clone()),
+                    );
                 }
                 let message = if violations.len() > shown {
                     format!(
@@ -162,13 +178,42 @@ impl From<Error> for Status {
                 } else {
                     message
                 };
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                Status::with_error_details(Code::InvalidArgument, bounded(message), details)
             }
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 Status::internal("internal error; the cause is in the server log")
             }
-            other => Status::new(other.code(), other.to_string()),
+            other => Status::new(other.code(), bounded(other.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_bad_value_comes_back_cut() {
+        let huge = "9".repeat(200_000);
+
+        let status = Status::from(Error::invalid(
+            "price",
+            format!("`{huge}` is not an amount"),
+        ));
+        let not_found = Status::from(Error::not_found("order", &huge));
+
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().len() < 10_000,
+            "{}",
+            status.message().len()
+        );
+        assert!(status.message().ends_with("(cut; the message was longer)"));
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "price");
+        assert!(violation.description.len() < 10_000);
+        assert!(not_found.message().len() < 10_000);
     }
 }

@@ -64,7 +64,10 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> 
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match format {
+        // Colours only for a person at a terminal: a file or a log collector would keep
+        // the escape codes as text.
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

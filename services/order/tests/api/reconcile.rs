@@ -44,7 +44,11 @@ async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestD
         .orders
         .clone()
         .get_order_holdings(api::GetOrderHoldingsRequest {
-            order_ids: vec![leaked.order_id.clone(), picked.order_id.clone()],
+            order_ids: vec![
+                leaked.order_id.clone(),
+                picked.order_id.clone(),
+                leaked.order_id.to_lowercase(),
+            ],
         })
         .await
         .unwrap()
@@ -59,6 +63,11 @@ async fn reconcile_releases_a_leaked_allocation_but_never_picked_units(db: TestD
         cancelled.message.contains("pending"),
         "{}",
         cancelled.message
+    );
+    assert_eq!(
+        holdings.holdings.len(),
+        2,
+        "an order named twice is answered once"
     );
     assert_eq!(holdings.holdings[0].excess_quantity, 3);
     assert_eq!(holdings.holdings[1].excess_quantity, 0);
