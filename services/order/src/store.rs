@@ -161,4 +161,12 @@ CREATE TABLE feed_cursors (
         sql: "DROP INDEX order_lines_by_sku;
               DROP INDEX order_lines_by_marketplace_sku;",
     },
+    Migration {
+        version: 4,
+        name: "shipments by invoice number",
+        // An invoice number names one invoice of a seller; an invoice checks that no other
+        // shipment carries its number. Shipments not invoiced yet have none.
+        sql: "CREATE INDEX shipments_by_invoice_number ON shipments (invoice_number) \
+              WHERE invoice_number <> '';",
+    },
 ];

@@ -208,6 +208,22 @@ impl App {
         } else {
             invoice_number.trim().to_string()
         };
+        // An invoice number names one invoice of the seller.
+        let holder_opt = orders::invoice_number_holder(
+            &mut tx,
+            self.db.backend(),
+            &order.client_id,
+            &invoice_number,
+            shipment.id,
+        )
+        .await?;
+        if let Some((other_id, sequence)) = holder_opt {
+            return Err(Error::AlreadyExists(format!(
+                "invoice number `{invoice_number}` is already on shipment {other_id}-S{sequence} \
+                 of client `{}`; an invoice number names one invoice",
+                order.client_id
+            )));
+        }
         let request = inv::ConsumeRequest {
             client_id: order.client_id.clone(),
             order_ref: order.order_ref(),

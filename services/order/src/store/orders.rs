@@ -1,5 +1,6 @@
 //! Orders with their lines, holds, shipments and history.
 
+use kosha_runtime::db::Backend;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
@@ -1222,6 +1223,37 @@ pub async fn insert_shipment(
         .await?;
     }
     Ok(shipment_id)
+}
+
+/// The order and shipment sequence of another shipment of `client_id` invoiced as
+/// `invoice_number`, if there is one. On PostgreSQL the number is locked for the rest of
+/// the transaction first, so two invoices with one number queue here and the second sees
+/// the first (SQLite's write transactions queue anyway).
+pub async fn invoice_number_holder(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    client_id: &str,
+    invoice_number: &str,
+    shipment_id: i64,
+) -> Result<Option<(OrderId, i64)>> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)")
+            .bind(format!("invoice-number:{client_id}:{invoice_number}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let row_opt = sqlx::query(
+        "SELECT s.order_id, s.sequence FROM shipments s JOIN orders o ON o.id = s.order_id \
+         WHERE s.invoice_number = $1 AND o.client_id = $2 AND s.id <> $3 LIMIT 1",
+    )
+    .bind(invoice_number)
+    .bind(client_id)
+    .bind(shipment_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row_opt
+        .map(|row| Ok((OrderId(row.try_get("order_id")?), row.try_get("sequence")?)))
+        .transpose()
 }
 
 /// Marks a shipment invoiced.

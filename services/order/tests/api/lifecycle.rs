@@ -888,6 +888,60 @@ async fn an_invoice_cut_short_after_inventory_consumed_is_finished_not_cancelled
     app.assert_audit_clean().await;
 }
 
+async fn an_invoice_number_names_one_invoice_of_a_seller(db: TestDatabase) {
+    // Arrange: two packed orders.
+    let app = spawn_app(db, Options::default()).await;
+    app.receive("SKU-1", 4, QcGrade::Pass).await;
+    let mut packed = Vec::new();
+    for n in 0..2 {
+        let created = app
+            .create(order("AMAZON", &format!("INV-NUM-{n}"), &[("AM-1", 1)]))
+            .await;
+        pick(&app, &created.order_id).await.unwrap();
+        pack(&app, &created.order_id).await.unwrap();
+        packed.push(created.order_id);
+    }
+    let numbered = |order_id: &str, number: &str| {
+        let request = api::InvoiceOrderRequest {
+            order_id: order_id.into(),
+            invoice_number: number.into(),
+            actor: "billing".into(),
+            ..Default::default()
+        };
+        let mut orders = app.orders.clone();
+        async move { orders.invoice_order(request).await }
+    };
+
+    // Act
+    numbered(&packed[0], "GST-2026-0007").await.unwrap();
+    let again = numbered(&packed[1], "GST-2026-0007").await;
+    let after_refusal = app.get(&packed[1]).await;
+    let held_after_refusal = holdings(&app, &packed[1]).await;
+    let other = numbered(&packed[1], "GST-2026-0008").await.unwrap();
+
+    // Assert
+    let refusal = again.unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::AlreadyExists);
+    assert!(
+        refusal.message().contains(&format!("{}-S1", packed[0])),
+        "{}",
+        refusal.message()
+    );
+    assert_eq!(after_refusal.status(), api::OrderStatus::Processing);
+    assert_eq!(after_refusal.lines[0].invoiced_quantity, 0);
+    assert_eq!(
+        held_after_refusal,
+        vec![(1, 1)],
+        "the refused invoice consumed nothing"
+    );
+    assert_eq!(
+        other.into_inner().shipment.unwrap().invoice_number,
+        "GST-2026-0008"
+    );
+    assert_eq!(holdings(&app, &packed[1]).await, vec![(0, 0)]);
+    app.assert_audit_clean().await;
+}
+
 kosha_testkit::store_tests!(
     an_order_goes_from_fulfillable_through_pick_pack_invoice_and_dispatch,
     single_shipment_orders_cancel_the_rest_at_invoicing_and_multi_shipment_orders_ship_twice,
@@ -902,4 +956,5 @@ kosha_testkit::store_tests!(
     an_invoice_racing_a_cancellation_leaves_exactly_one_of_them,
     a_completion_racing_a_line_cancellation_never_frees_a_picked_unit,
     an_invoice_cut_short_after_inventory_consumed_is_finished_not_cancelled,
+    an_invoice_number_names_one_invoice_of_a_seller,
 );
