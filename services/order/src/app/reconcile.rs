@@ -211,20 +211,39 @@ impl App {
 
     /// Compares one order's lines with inventory and, unless `dry_run`, releases the
     /// excess and stores what inventory holds.
+    ///
+    /// The order stays locked from before inventory is read until the result is stored:
+    /// every change that takes units from a line (an invoice's consumption, another
+    /// settle's release) holds the same lock, so what is read, what the order should
+    /// hold and what is released all describe one moment.
     pub async fn settle(&self, id: OrderId, dry_run: bool) -> Result<Vec<LineHolding>, Error> {
-        let order = self.load(id).await?;
+        if dry_run {
+            let order = self.load(id).await?;
+            let holdings = self
+                .inventory_holdings(&order.client_id, &order.order_ref())
+                .await?;
+            return Ok(self.compare_and_release(&order, &holdings, true).await?.0);
+        }
+        let mut tx = self.db.begin().await?;
+        let Some(order) = orders::lock(&mut tx, self.db.for_update(), id).await? else {
+            return Err(Error::not_found("order", id));
+        };
         let holdings = self
             .inventory_holdings(&order.client_id, &order.order_ref())
             .await?;
-        self.settle_with(order, &holdings, dry_run).await
+        let (result, held_after) = self.compare_and_release(&order, &holdings, false).await?;
+        self.record_settled(tx, order, &result, &held_after).await?;
+        Ok(result)
     }
 
-    async fn settle_with(
+    /// Each line of `order` against what inventory holds for it; unless `dry_run`, the
+    /// excess is released. Returns the comparison and what each line holds afterwards.
+    async fn compare_and_release(
         &self,
-        order: Order,
+        order: &Order,
         holdings: &Holdings,
         dry_run: bool,
-    ) -> Result<Vec<LineHolding>, Error> {
+    ) -> Result<(Vec<LineHolding>, BTreeMap<i32, i64>), Error> {
         let id = order.id;
         let order_ref = order.order_ref();
         let mut result = Vec::with_capacity(order.lines.len());
@@ -271,15 +290,19 @@ impl App {
                 released,
             });
         }
-        if dry_run {
-            return Ok(result);
-        }
+        Ok((result, held_after))
+    }
 
-        // Store what inventory holds now; in the allocation phase the status follows.
-        let mut tx = self.db.begin().await?;
-        let Some(mut locked) = orders::lock(&mut tx, self.db.for_update(), id).await? else {
-            return Ok(result);
-        };
+    /// Stores what inventory holds for the lines of `locked` (locked in `tx`) after a
+    /// settle; in the allocation phase the status follows.
+    async fn record_settled(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        mut locked: Order,
+        result: &[LineHolding],
+        held_after: &BTreeMap<i32, i64>,
+    ) -> Result<(), Error> {
+        let id = locked.id;
         let now = now_micros();
         let mut changed = false;
         for line in &mut locked.lines {
@@ -319,7 +342,7 @@ impl App {
         if released > 0 {
             tracing::info!(order_id = %id, released, "released units an order no longer needs");
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Reconciles every order of one client (every client when empty) with inventory.
@@ -406,16 +429,20 @@ impl App {
             let lines = match found {
                 Some((id, _)) => {
                     seen.insert(id);
+                    // The listing above is older than the order read here (an invoice or
+                    // a new allocation may have come in between), so it only picks out
+                    // the orders to settle; each is settled from a fresh read under its
+                    // lock.
                     let order = self.load(id).await?;
-                    match self.settle_with(order, holdings, dry_run).await {
-                        Ok(lines) => lines,
-                        Err(Error::AlreadyExists(message)) => {
-                            // Another settle released from the same holding first; this
-                            // order is compared afresh on the next round.
-                            tracing::debug!(order_id = %id, %message, "settled meanwhile");
-                            Vec::new()
-                        }
-                        Err(error) => return Err(error),
+                    let (listed, _) = self.compare_and_release(&order, holdings, true).await?;
+                    let agrees = listed
+                        .iter()
+                        .zip(&order.lines)
+                        .all(|(line, stored)| line.excess == 0 && line.held == stored.held);
+                    if agrees {
+                        listed
+                    } else {
+                        self.settle_candidate(id, dry_run).await?
                     }
                 }
                 None => {
@@ -444,11 +471,30 @@ impl App {
                 if order.lines.iter().all(|line| line.held == 0) {
                     continue;
                 }
-                let lines = self.settle_with(order, &Holdings::new(), dry_run).await?;
+                // Not in the listing, perhaps only because it was allocated after it.
+                let lines = self.settle_candidate(id, dry_run).await?;
                 checked += lines.len() as i64;
+                adjusted.extend(lines.into_iter().filter(|line| line.excess > 0));
             }
         }
         Ok((checked, adjusted))
+    }
+
+    /// [`App::settle`] for the reconcile job: an order a racing settle released from first
+    /// is left for the next round.
+    async fn settle_candidate(
+        &self,
+        id: OrderId,
+        dry_run: bool,
+    ) -> Result<Vec<LineHolding>, Error> {
+        match self.settle(id, dry_run).await {
+            Ok(lines) => Ok(lines),
+            Err(Error::AlreadyExists(message)) => {
+                tracing::debug!(order_id = %id, %message, "settled meanwhile");
+                Ok(Vec::new())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Releases what inventory holds for an order this service never stored (a create

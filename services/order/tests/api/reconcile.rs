@@ -142,4 +142,128 @@ async fn reconcile_releases_units_allocated_again_after_a_cancel(db: TestDatabas
     app.assert_audit_clean().await;
 }
 
-kosha_testkit::store_tests!(reconcile_releases_units_allocated_again_after_a_cancel);
+async fn reconcile_racing_invoices_and_new_orders_releases_nothing_they_hold(db: TestDatabase) {
+    // Arrange: orders allocated 4 with 2 picked and packed, each shipping in several
+    // shipments, behind enough other orders that reconcile's walk takes a while.
+    let app = spawn_app(db, Options::default()).await;
+    const FILLERS: usize = 60;
+    const TARGETS: usize = 10;
+    app.receive("SKU-1", (FILLERS + 4 * TARGETS) as i64, QcGrade::Pass)
+        .await;
+    app.receive("SKU-2", TARGETS as i64, QcGrade::Pass).await;
+    for n in 0..FILLERS {
+        app.create(order("AMAZON", &format!("FILL-{n:03}"), &[("AM-1", 1)]))
+            .await;
+    }
+    let mut targets = Vec::new();
+    for n in 0..TARGETS {
+        let mut request = order("AMAZON", &format!("ZZ-{n:03}"), &[("AM-1", 4)]);
+        request.fulfilment_type = api::FulfilmentType::MultiShipmentPartial as i32;
+        let created = app.create(request).await;
+        let mut orders = app.orders.clone();
+        orders
+            .pick_order(api::PickOrderRequest {
+                order_id: created.order_id.clone(),
+                actor: "picker".into(),
+                lines: vec![api::PickLine {
+                    line_no: 1,
+                    quantity: 2,
+                }],
+            })
+            .await
+            .unwrap();
+        orders
+            .pack_order(api::PackOrderRequest {
+                order_id: created.order_id.clone(),
+                actor: "packer".into(),
+            })
+            .await
+            .unwrap();
+        targets.push(created.order_id);
+    }
+
+    // Act: reconciles while every target is invoiced and new orders come in.
+    let reconciles = async {
+        for _ in 0..3 {
+            app.reconcile(false).await;
+        }
+    };
+    let invoices = async {
+        for order_id in &targets {
+            app.orders
+                .clone()
+                .invoice_order(api::InvoiceOrderRequest {
+                    order_id: order_id.clone(),
+                    actor: "billing".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    };
+    let arrivals = async {
+        let mut created = Vec::new();
+        for n in 0..TARGETS {
+            created.push(
+                app.create(order("AMAZON", &format!("NEW-{n:03}"), &[("AM-2", 1)]))
+                    .await,
+            );
+        }
+        created
+    };
+    let ((), (), arrived) = tokio::join!(reconciles, invoices, arrivals);
+
+    // Assert: every order holds what it should, and the rest of each target still ships.
+    let holdings = |order_id: String| {
+        let mut orders = app.orders.clone();
+        async move {
+            orders
+                .get_order_holdings(api::GetOrderHoldingsRequest {
+                    order_ids: vec![order_id],
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .holdings
+        }
+    };
+    for order_id in &targets {
+        let lines = holdings(order_id.clone()).await;
+        assert_eq!(
+            (lines[0].held_quantity, lines[0].expected_quantity),
+            (2, 2),
+            "{order_id}: the units not yet invoiced stay held"
+        );
+    }
+    for new in &arrived {
+        assert_eq!(
+            app.get(&new.order_id).await.status(),
+            api::OrderStatus::Fulfillable,
+            "{}: an order allocated during reconcile keeps its units",
+            new.order_id
+        );
+        let lines = holdings(new.order_id.clone()).await;
+        assert_eq!(lines[0].held_quantity, 1, "{}", new.order_id);
+    }
+    let history_says_unfulfillable = {
+        let mut any = false;
+        for new in &arrived {
+            any |= app
+                .history(&new.order_id)
+                .await
+                .iter()
+                .any(|entry| entry.to_status() == api::OrderStatus::Unfulfillable);
+        }
+        any
+    };
+    assert!(
+        !history_says_unfulfillable,
+        "no new order was marked as holding nothing"
+    );
+    app.assert_audit_clean().await;
+}
+
+kosha_testkit::store_tests!(
+    reconcile_releases_units_allocated_again_after_a_cancel,
+    reconcile_racing_invoices_and_new_orders_releases_nothing_they_hold,
+);
