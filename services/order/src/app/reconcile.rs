@@ -251,7 +251,7 @@ impl App {
         for line in &order.lines {
             let line_held = holdings.get(&line.line_id()).cloned().unwrap_or_default();
             let held = line_held.held;
-            let expected = expected_hold(&order, line);
+            let expected = expected_hold(order, line);
             let excess = (held - expected).max(0);
             let mut released = 0;
             if excess > 0 && !dry_run {
