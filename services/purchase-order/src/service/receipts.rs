@@ -326,8 +326,12 @@ fn pending_delivery_error(grn_number: &str, error: Error) -> Error {
              ({message}); it is delivered in the background, or call again with the same GRN \
              number"
         )),
-        other => Error::Internal(anyhow::anyhow!(
-            "GRN `{grn_number}` is recorded but inventory refused its stock: {other}"
+        // Inventory said no, for a reason the caller can see and act on: it is not a
+        // fault of this service, so it is not hidden behind INTERNAL.
+        other => Error::FailedPrecondition(format!(
+            "GRN `{grn_number}` is recorded but inventory refused its stock ({other}); the \
+             GRN stays pending with that reason in its last_delivery_error, and is delivered \
+             again in the background"
         )),
     }
 }

@@ -374,6 +374,54 @@ async fn concurrent_receipts_never_over_receive_and_a_doubled_grn_lands_once(db:
     app.stop().await;
 }
 
+async fn a_grn_whose_stock_inventory_refuses_says_why_and_stays_pending(db: TestDatabase) {
+    // Arrange: the GRN's delivery key already used, by hand, for another receipt.
+    let mut app = spawn_app(&db).await;
+    app.add_products(CLIENT, &["A-1"]).await;
+    app.create_po("PO-1", &[("A-1", 10)]).await.unwrap();
+    app.inventory
+        .receive(kosha_proto::kosha::inventory::v1::ReceiveRequest {
+            client_id: CLIENT.into(),
+            reference: "by hand".into(),
+            lines: vec![kosha_proto::kosha::inventory::v1::ReceiveLine {
+                sku: "A-1".into(),
+                grade: kosha_proto::types::QcGrade::Pass as i32,
+                quantity: 1,
+            }],
+            idempotency_key: "grn:GRN-X1:1".into(),
+            actor: "someone".into(),
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let refused = app
+        .receive("GRN-X1", "PO-1", "", &[("A-1", 2, 0)])
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("inventory refused its stock")
+            && refused.message().contains("last_delivery_error"),
+        "{}",
+        refused.message()
+    );
+    let grn = app.get_grn("GRN-X1").await;
+    assert_eq!(
+        grn.inventory_delivery,
+        i32::from(pb::InventoryDelivery::Pending)
+    );
+    assert!(
+        grn.last_delivery_error.contains("idempotency key"),
+        "{}",
+        grn.last_delivery_error
+    );
+
+    app.stop().await;
+}
+
 kosha_testkit::store_tests!(
     concurrent_receipts_never_over_receive_and_a_doubled_grn_lands_once,
     grns_move_the_po_forward_and_put_passed_and_failed_units_into_common,
@@ -381,4 +429,5 @@ kosha_testkit::store_tests!(
     a_repeated_grn_number_returns_the_first_receipt_and_changes_nothing,
     short_close_records_what_never_arrived_and_ends_receiving,
     a_grn_without_a_po_needs_a_reason_and_brings_units_back,
+    a_grn_whose_stock_inventory_refuses_says_why_and_stays_pending,
 );
