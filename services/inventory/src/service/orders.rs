@@ -730,10 +730,20 @@ impl Inventory {
                 });
                 row.quantity -= units;
                 row.released += units;
+                // Units released into a pool that has expired go on to COMMON (below); the
+                // answer names where they are.
+                let back_to = if pools
+                    .get(&row.pool)
+                    .is_some_and(|pool| pool.is_expired(now))
+                {
+                    PoolName::common()
+                } else {
+                    row.pool.clone()
+                };
                 released.push(pb::ReleasedLine {
                     line_id: row.line_id.to_string(),
                     sku: row.sku.to_string(),
-                    pool: row.pool.to_string(),
+                    pool: back_to.to_string(),
                     grade: row.grade.to_proto(),
                     quantity: units,
                     held_after: row.quantity,

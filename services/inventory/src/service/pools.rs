@@ -767,6 +767,9 @@ const MOST_EXPIRY_AHEAD_DAYS: i64 = 400;
 /// once, while an older time is more likely a mistake.
 const MOST_EXPIRY_BEHIND_MICROS: i64 = 3_600_000_000;
 
+/// Earliest start a pool's schedule may name: 2000-01-01T00:00:00Z.
+const EARLIEST_ACTIVATION_MICROS: i64 = 946_684_800_000_000;
+
 /// Optional activation and expiry times; expiry must come after activation, not more than
 /// an hour ago and at most [`MOST_EXPIRY_AHEAD_DAYS`] ahead.
 fn parse_schedule(
@@ -789,6 +792,26 @@ fn parse_schedule_at(
         .as_ref()
         .map(|t| from_timestamp(t, "expire_time"))
         .transpose()?;
+    if let Some(activate_at) = activate_at {
+        // A start in the past only means the pool serves already; one before 2000 is a
+        // default or a typo. A start further ahead than an expiry may be set is refused
+        // for the same reason the expiry is.
+        if activate_at < EARLIEST_ACTIVATION_MICROS {
+            return Err(Error::invalid(
+                "activate_time",
+                "is before 2000-01-01T00:00:00Z; leave it unset for a pool that serves now",
+            ));
+        }
+        if activate_at > now + MOST_EXPIRY_AHEAD_DAYS * 86_400_000_000 {
+            return Err(Error::invalid(
+                "activate_time",
+                format!(
+                    "is more than {MOST_EXPIRY_AHEAD_DAYS} days ahead; create the pool nearer \
+                     the time"
+                ),
+            ));
+        }
+    }
     if let (Some(activate_at), Some(expire_at)) = (activate_at, expire_at)
         && expire_at <= activate_at
     {
@@ -848,6 +871,22 @@ mod tests {
         for refused in [long_ago, too_far, before_activation] {
             let message = refused.unwrap_err().to_string();
             assert!(message.contains("expire_time"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_start_must_lie_after_2000_and_within_the_horizon() {
+        let now = 1_800_000_000_000_000;
+        let year_one = -62_135_596_800_000_000;
+
+        let started = parse_schedule_at(&at(now - 30 * DAY), &None, now);
+        let ancient = parse_schedule_at(&at(year_one), &None, now);
+        let too_far = parse_schedule_at(&at(now + 401 * DAY), &None, now);
+
+        assert_eq!(started.unwrap(), (Some(now - 30 * DAY), None));
+        for refused in [ancient, too_far] {
+            let message = refused.unwrap_err().to_string();
+            assert!(message.contains("activate_time"), "{message}");
         }
     }
 }

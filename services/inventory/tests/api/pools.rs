@@ -174,11 +174,18 @@ async fn bad_pool_requests_name_the_field_and_write_nothing(db: TestDatabase) {
         ),
         (
             pb::CreatePoolRequest {
-                activate_time: Some(to_timestamp(2_000_000)),
-                expire_time: Some(to_timestamp(1_000_000)),
+                activate_time: Some(to_timestamp(now_micros() + 2 * 86_400_000_000)),
+                expire_time: Some(to_timestamp(now_micros() + 86_400_000_000)),
                 ..good.clone()
             },
             "expire_time",
+        ),
+        (
+            pb::CreatePoolRequest {
+                activate_time: Some(to_timestamp(1_000_000)),
+                ..good.clone()
+            },
+            "activate_time",
         ),
         (
             pb::CreatePoolRequest {
@@ -377,7 +384,8 @@ async fn expired_pools_are_swept_back_to_common_through_the_ledger(db: TestDatab
         .client
         .move_stock(move_request("COMMON", "SALE", "SKU-1", 1))
         .await;
-    app.client
+    let released = app
+        .client
         .release(pb::ReleaseRequest {
             client_id: CLIENT.into(),
             order_ref: "AMAZON:1".into(),
@@ -386,8 +394,13 @@ async fn expired_pools_are_swept_back_to_common_through_the_ledger(db: TestDatab
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
 
+    assert_eq!(
+        released.released[0].pool, "COMMON",
+        "the answer names where the released units went"
+    );
     assert_eq!(swept.swept.len(), 1);
     assert_eq!(swept.swept[0].units_moved, 4);
     assert_eq!(
