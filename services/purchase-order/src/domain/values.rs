@@ -67,6 +67,10 @@ impl fmt::Display for UnitCost {
     }
 }
 
+/// Earliest and latest years an expected arrival date may name.
+const EARLIEST_YEAR: i32 = 2000;
+const LATEST_YEAR: i32 = 2100;
+
 /// When a PO line is expected to arrive; may be unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpectedDate(Option<time::Date>);
@@ -88,6 +92,13 @@ impl ExpectedDate {
             return Err(not_a_date());
         }
         let year: i32 = year.parse().map_err(|_| not_a_date())?;
+        // A year outside these is a default or a typo (0000, 9999), not an arrival date.
+        if !(EARLIEST_YEAR..=LATEST_YEAR).contains(&year) {
+            return Err(format!(
+                "`{text}` is not a plausible arrival date: the year lies between \
+                 {EARLIEST_YEAR} and {LATEST_YEAR}"
+            ));
+        }
         let month: u8 = month.parse().map_err(|_| not_a_date())?;
         let day: u8 = day.parse().map_err(|_| not_a_date())?;
         let month = time::Month::try_from(month)
@@ -223,6 +234,10 @@ mod tests {
         );
         for bad in ["31/03/2024", "2024-3-1", "20240301", "tomorrow"] {
             assert!(ExpectedDate::parse(bad).is_err(), "{bad}");
+        }
+        for implausible in ["0000-01-01", "9999-12-31", "1999-12-31"] {
+            let error = ExpectedDate::parse(implausible).unwrap_err();
+            assert!(error.contains("plausible"), "{error}");
         }
     }
 
