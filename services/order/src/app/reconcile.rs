@@ -111,12 +111,15 @@ fn split_order_ref(order_ref: &str) -> Option<(&str, &str)> {
 // === impl App: reconcile ===
 
 impl App {
-    async fn inventory_holdings(
+    /// Every allocation inventory has for one order (only those still holding units when
+    /// `open_only`).
+    async fn order_allocations(
         &self,
         client_id: &str,
         order_ref: &str,
-    ) -> Result<Holdings, Error> {
-        let mut holdings = Holdings::new();
+        open_only: bool,
+    ) -> Result<Vec<inv::Allocation>, Error> {
+        let mut allocations = Vec::new();
         let mut page_token = String::new();
         loop {
             let request = inv::ListAllocationsRequest {
@@ -124,7 +127,7 @@ impl App {
                 order_ref: order_ref.to_string(),
                 sku: String::new(),
                 pool: String::new(),
-                open_only: true,
+                open_only,
                 page_size: 1000,
                 page_token: page_token.clone(),
             };
@@ -135,14 +138,37 @@ impl App {
                 .list_allocations(request)
                 .await?
                 .into_inner();
-            for allocation in &page.allocations {
-                add_allocation(&mut holdings, allocation);
-            }
+            allocations.extend(page.allocations);
             if page.next_page_token.is_empty() {
-                return Ok(holdings);
+                return Ok(allocations);
             }
             page_token = page.next_page_token;
         }
+    }
+
+    async fn inventory_holdings(
+        &self,
+        client_id: &str,
+        order_ref: &str,
+    ) -> Result<Holdings, Error> {
+        let mut holdings = Holdings::new();
+        for allocation in &self.order_allocations(client_id, order_ref, true).await? {
+            add_allocation(&mut holdings, allocation);
+        }
+        Ok(holdings)
+    }
+
+    /// Units inventory has consumed for each line of an order, by line id.
+    pub(crate) async fn consumed_in_inventory(
+        &self,
+        client_id: &str,
+        order_ref: &str,
+    ) -> Result<BTreeMap<String, i64>, Error> {
+        let mut consumed = BTreeMap::new();
+        for allocation in self.order_allocations(client_id, order_ref, false).await? {
+            *consumed.entry(allocation.line_id).or_insert(0) += allocation.consumed;
+        }
+        Ok(consumed)
     }
 
     async fn release_excess(
@@ -172,41 +198,6 @@ impl App {
             .await?
             .into_inner();
         Ok(response.released.iter().map(|line| line.quantity).sum())
-    }
-
-    /// Units inventory has consumed for each line of an order, by line id.
-    pub(crate) async fn consumed_in_inventory(
-        &self,
-        client_id: &str,
-        order_ref: &str,
-    ) -> Result<BTreeMap<String, i64>, Error> {
-        let mut consumed = BTreeMap::new();
-        let mut page_token = String::new();
-        loop {
-            let request = inv::ListAllocationsRequest {
-                client_id: client_id.to_string(),
-                order_ref: order_ref.to_string(),
-                sku: String::new(),
-                pool: String::new(),
-                open_only: false,
-                page_size: 1000,
-                page_token: page_token.clone(),
-            };
-            let page = self
-                .clients
-                .inventory
-                .clone()
-                .list_allocations(request)
-                .await?
-                .into_inner();
-            for allocation in &page.allocations {
-                *consumed.entry(allocation.line_id.clone()).or_insert(0) += allocation.consumed;
-            }
-            if page.next_page_token.is_empty() {
-                return Ok(consumed);
-            }
-            page_token = page.next_page_token;
-        }
     }
 
     /// Compares one order's lines with inventory and, unless `dry_run`, releases the

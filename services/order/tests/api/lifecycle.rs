@@ -112,6 +112,22 @@ async fn cancel(app: &TestApp, order_id: &str) -> Result<api::CancelOrderRespons
         .map(|r| r.into_inner())
 }
 
+/// A bulk order of `lines`, allocated as an operator's retry would allocate it.
+async fn allocated_bulk(app: &TestApp, reference: &str, lines: &[(&str, i64)]) -> api::Order {
+    let bulk = app
+        .orders
+        .clone()
+        .create_bulk_order(bulk_order(reference, lines))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let id = kosha_order::domain::OrderId::try_parse(&bulk.order_id).unwrap();
+    app.app.allocate_existing(id, "ops", "test").await.unwrap();
+    bulk
+}
+
 fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, words: &[&str]) {
     let status = result.expect_err("the move should be refused");
     assert_eq!(
@@ -549,17 +565,7 @@ async fn a_partial_pick_list_leaves_the_rest_allocated_until_complete_frees_it(d
     // Arrange: a bulk order of 10 with 7 allocated.
     let app = spawn_app(db, Options::default()).await;
     app.receive("SKU-5", 7, QcGrade::Pass).await;
-    let bulk = app
-        .orders
-        .clone()
-        .create_bulk_order(bulk_order("PO-P", &[("SKU-5", 10)]))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
-    let id = kosha_order::domain::OrderId::try_parse(&bulk.order_id).unwrap();
-    app.app.allocate_existing(id, "ops", "test").await.unwrap();
+    let bulk = allocated_bulk(&app, "PO-P", &[("SKU-5", 10)]).await;
 
     // Act: bad pick lists first, then a pick list of 4, then complete.
     let unknown_line = pick_list(&app, &bulk.order_id, &[(9, 1)])
@@ -664,20 +670,7 @@ async fn closed_and_all_or_nothing_orders_are_explained_with_what_comes_next(db:
     app.receive("SKU-1", 5, QcGrade::Pass).await;
     let cancelled = app.create(order("AMAZON", "EXP-C", &[("AM-1", 1)])).await;
     cancel(&app, &cancelled.order_id).await.unwrap();
-    let completed = app
-        .orders
-        .clone()
-        .create_bulk_order(bulk_order("PO-EXP", &[("SKU-1", 6)]))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
-    let completed_id = kosha_order::domain::OrderId::try_parse(&completed.order_id).unwrap();
-    app.app
-        .allocate_existing(completed_id, "ops", "test")
-        .await
-        .unwrap();
+    let completed = allocated_bulk(&app, "PO-EXP", &[("SKU-1", 6)]).await;
     pick(&app, &completed.order_id).await.unwrap();
     app.orders
         .clone()
@@ -815,17 +808,7 @@ async fn a_completion_racing_a_line_cancellation_never_frees_a_picked_unit(db: T
     app.receive("SKU-2", 5 * ROUNDS as i64, QcGrade::Pass).await;
     let mut started = Vec::new();
     for round in 0..ROUNDS {
-        let bulk = app
-            .orders
-            .clone()
-            .create_bulk_order(bulk_order(&format!("PO-RACE-{round}"), &[("SKU-2", 5)]))
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap();
-        let id = kosha_order::domain::OrderId::try_parse(&bulk.order_id).unwrap();
-        app.app.allocate_existing(id, "ops", "test").await.unwrap();
+        let bulk = allocated_bulk(&app, &format!("PO-RACE-{round}"), &[("SKU-2", 5)]).await;
         pick_list(&app, &bulk.order_id, &[(1, 1)]).await.unwrap();
         started.push(bulk.order_id);
     }
