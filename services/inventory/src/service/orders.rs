@@ -903,9 +903,11 @@ impl Inventory {
             let consumed_lines: HashSet<&LineId> =
                 lines.iter().map(|(line_id, _)| line_id).collect();
             for row in rows
-                .iter()
+                .iter_mut()
                 .filter(|row| consumed_lines.contains(&row.line_id))
             {
+                // The answer shows each allocation as stored, update time included.
+                row.updated_at = now;
                 allocations::update(&mut tx, row, now).await?;
             }
 

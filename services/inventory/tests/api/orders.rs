@@ -409,6 +409,16 @@ async fn consumption_takes_allocated_units_out_of_the_system(db: TestDatabase) {
         actor: "billing".into(),
     };
 
+    let allocated_at = app.client.list_allocations(pb::ListAllocationsRequest {
+        client_id: CLIENT.into(),
+        order_ref: "AMAZON:5".into(),
+        page_size: 10,
+        ..Default::default()
+    });
+    let allocated_at = allocated_at.await.unwrap().into_inner().allocations[0]
+        .update_time
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let consumed = app
         .client
         .consume(consume("1", 2))
@@ -422,6 +432,11 @@ async fn consumption_takes_allocated_units_out_of_the_system(db: TestDatabase) {
 
     assert_eq!(consumed.allocations[0].quantity, 1);
     assert_eq!(consumed.allocations[0].consumed, 2);
+    let updated_at = consumed.allocations[0].update_time.unwrap();
+    assert!(
+        (updated_at.seconds, updated_at.nanos) > (allocated_at.seconds, allocated_at.nanos),
+        "the answer shows the update the consumption made"
+    );
     assert_error(too_many, Code::FailedPrecondition, "lines[0].quantity");
     assert_error(unknown_line, Code::FailedPrecondition, "lines[0]");
     assert_error(zero, Code::InvalidArgument, "lines[0].quantity");
