@@ -14,10 +14,11 @@ pub mod outward;
 pub mod purchase_orders;
 
 /// Schema changes, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "purchase orders, grns, outward purchase orders",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "purchase orders, grns, outward purchase orders",
+        sql: r#"
 CREATE TABLE purchase_orders (
     client_id TEXT NOT NULL,
     po_number TEXT NOT NULL,
@@ -107,7 +108,16 @@ CREATE TABLE outward_purchase_order_lines (
 );
 CREATE INDEX outward_purchase_order_lines_by_sku ON outward_purchase_order_lines (client_id, sku);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "a delivery key of each GRN's own",
+        // A GRN's units reach inventory under idempotency keys built from its number,
+        // which anyone could send first by hand; a random part stored with the GRN makes
+        // them its own. GRNs recorded before keep the keys they were delivered under.
+        sql: "ALTER TABLE grns ADD COLUMN delivery_nonce TEXT NOT NULL DEFAULT '';",
+    },
+];
 
 /// A GRN or an outward PO waiting for delivery, as the background redelivery finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

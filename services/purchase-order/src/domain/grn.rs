@@ -145,6 +145,8 @@ pub struct Grn {
     pub create_time: i64,
     /// When inventory confirmed it.
     pub deliver_time_opt: Option<i64>,
+    /// The random part of its delivery keys; empty for GRNs recorded before there was one.
+    pub delivery_nonce: String,
 }
 
 /// One inventory receipt call of a GRN.
@@ -173,7 +175,8 @@ impl Grn {
         for line in &self.lines {
             let is_new_part = parts.last().is_none_or(|(part, _)| *part != line.part);
             if is_new_part {
-                let key = receive_idempotency_key(&self.grn_number, line.part);
+                let key =
+                    receive_idempotency_key(&self.grn_number, &self.delivery_nonce, line.part);
                 parts.push((
                     line.part,
                     ReceivePart {
@@ -198,9 +201,14 @@ impl Grn {
     }
 }
 
-/// The idempotency key of one inventory receipt call of a GRN.
-pub fn receive_idempotency_key(grn_number: &str, part: i64) -> String {
-    format!("grn:{grn_number}:{part}")
+/// The idempotency key of one inventory receipt call of a GRN: its number, the random part
+/// stored with it (when it has one), and the part of the receipt.
+pub fn receive_idempotency_key(grn_number: &str, nonce: &str, part: i64) -> String {
+    if nonce.is_empty() {
+        format!("grn:{grn_number}:{part}")
+    } else {
+        format!("grn:{grn_number}:{nonce}:{part}")
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +228,7 @@ mod tests {
             last_delivery_error: String::new(),
             create_time: 0,
             deliver_time_opt: None,
+            delivery_nonce: String::new(),
         }
     }
 
@@ -260,6 +269,11 @@ mod tests {
         );
         assert_eq!(parts[1].idempotency_key, "grn:GRN-1:2");
         assert_eq!((grn.passed(), grn.failed()), (8, 3));
+        let own = Grn {
+            delivery_nonce: "5f0c".into(),
+            ..grn
+        };
+        assert_eq!(own.receive_parts()[1].idempotency_key, "grn:GRN-1:5f0c:2");
     }
 
     #[test]

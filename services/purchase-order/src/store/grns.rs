@@ -13,7 +13,8 @@ use super::{
 use crate::domain::grn::{Delivery, Grn, GrnLine, NewGrn};
 
 const HEADER_COLUMNS: &str = "client_id, grn_number, po_number, reason, actor, delivery, \
-                              delivery_attempts, last_delivery_error, create_time, deliver_time";
+                              delivery_attempts, last_delivery_error, create_time, \
+                              deliver_time, delivery_nonce";
 
 /// Which GRNs a page holds.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +47,8 @@ pub async fn insert(
 ) -> Result<bool, Error> {
     let inserted = sqlx::query(
         "INSERT INTO grns (client_id, grn_number, po_number, reason, actor, delivery, \
-                           next_attempt_time, create_time) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                           next_attempt_time, create_time, delivery_nonce) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (client_id, grn_number) DO NOTHING",
     )
     .bind(client_id)
@@ -58,6 +59,7 @@ pub async fn insert(
     .bind(Delivery::Pending.as_str())
     .bind(next_attempt_time)
     .bind(now)
+    .bind(uuid::Uuid::new_v4().simple().to_string())
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -270,6 +272,7 @@ fn header_from_row(row: &AnyRow) -> Result<Grn, Error> {
         last_delivery_error: row.try_get("last_delivery_error")?,
         create_time: row.try_get("create_time")?,
         deliver_time_opt: row.try_get("deliver_time")?,
+        delivery_nonce: row.try_get("delivery_nonce")?,
     })
 }
 

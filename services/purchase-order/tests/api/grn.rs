@@ -6,7 +6,7 @@ use kosha_purchase_order::config::Settings;
 use kosha_testkit::TestDatabase;
 use tonic::Code;
 
-use crate::support::{CLIENT, spawn_app, spawn_app_with, violated_fields};
+use crate::support::{CLIENT, Fault, spawn_app, spawn_app_with, violated_fields};
 
 fn status_of(po: &pb::PurchaseOrder) -> pb::PurchaseOrderStatus {
     pb::PurchaseOrderStatus::try_from(po.status).unwrap()
@@ -375,24 +375,11 @@ async fn concurrent_receipts_never_over_receive_and_a_doubled_grn_lands_once(db:
 }
 
 async fn a_grn_whose_stock_inventory_refuses_says_why_and_stays_pending(db: TestDatabase) {
-    // Arrange: the GRN's delivery key already used, by hand, for another receipt.
+    // Arrange
     let mut app = spawn_app(&db).await;
     app.add_products(CLIENT, &["A-1"]).await;
     app.create_po("PO-1", &[("A-1", 10)]).await.unwrap();
-    app.inventory
-        .receive(kosha_proto::kosha::inventory::v1::ReceiveRequest {
-            client_id: CLIENT.into(),
-            reference: "by hand".into(),
-            lines: vec![kosha_proto::kosha::inventory::v1::ReceiveLine {
-                sku: "A-1".into(),
-                grade: kosha_proto::types::QcGrade::Pass as i32,
-                quantity: 1,
-            }],
-            idempotency_key: "grn:GRN-X1:1".into(),
-            actor: "someone".into(),
-        })
-        .await
-        .unwrap();
+    app.stock_faults.arm(Fault::Refused);
 
     // Act
     let refused = app
@@ -414,9 +401,50 @@ async fn a_grn_whose_stock_inventory_refuses_says_why_and_stays_pending(db: Test
         i32::from(pb::InventoryDelivery::Pending)
     );
     assert!(
-        grn.last_delivery_error.contains("idempotency key"),
+        grn.last_delivery_error.contains("injected refusal"),
         "{}",
         grn.last_delivery_error
+    );
+
+    app.stop().await;
+}
+
+async fn a_receipt_sent_by_hand_under_a_grns_number_does_not_block_it(db: TestDatabase) {
+    // Arrange: a receipt sent straight to inventory under the key a GRN's number alone
+    // would give.
+    let mut app = spawn_app(&db).await;
+    app.add_products(CLIENT, &["A-1"]).await;
+    app.create_po("PO-1", &[("A-1", 10)]).await.unwrap();
+    app.inventory
+        .receive(kosha_proto::kosha::inventory::v1::ReceiveRequest {
+            client_id: CLIENT.into(),
+            reference: "by hand".into(),
+            lines: vec![kosha_proto::kosha::inventory::v1::ReceiveLine {
+                sku: "A-1".into(),
+                grade: kosha_proto::types::QcGrade::Pass as i32,
+                quantity: 1,
+            }],
+            idempotency_key: "grn:GRN-X1:1".into(),
+            actor: "someone".into(),
+        })
+        .await
+        .unwrap();
+
+    // Act
+    let received = app
+        .receive("GRN-X1", "PO-1", "", &[("A-1", 2, 0)])
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        received.grn.unwrap().inventory_delivery,
+        i32::from(pb::InventoryDelivery::Delivered)
+    );
+    assert_eq!(
+        app.common_stock("A-1").await,
+        (3, 0),
+        "both receipts landed"
     );
 
     app.stop().await;
@@ -430,4 +458,5 @@ kosha_testkit::store_tests!(
     short_close_records_what_never_arrived_and_ends_receiving,
     a_grn_without_a_po_needs_a_reason_and_brings_units_back,
     a_grn_whose_stock_inventory_refuses_says_why_and_stays_pending,
+    a_receipt_sent_by_hand_under_a_grns_number_does_not_block_it,
 );

@@ -44,6 +44,8 @@ pub enum Fault {
     BeforeCall,
     /// Make the call, then fail, as if the process died before recording the answer.
     AfterCall,
+    /// Fail without calling, as the dependency does when it refuses the request.
+    Refused,
 }
 
 /// A dependency call with a fault that fires once when armed.
@@ -64,7 +66,10 @@ impl FaultSwitch {
 }
 
 fn injected(fault: Fault) -> Error {
-    Error::Unavailable(format!("injected fault: {fault:?}"))
+    match fault {
+        Fault::Refused => Error::FailedPrecondition("injected refusal".to_string()),
+        _ => Error::Unavailable(format!("injected fault: {fault:?}")),
+    }
 }
 
 /// Inventory's `Receive`, with a fault in between.
@@ -77,7 +82,7 @@ impl StockReceiver for FaultyStock {
     fn receive(&self, request: inventory_pb::ReceiveRequest) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             match self.switch.take() {
-                Some(Fault::BeforeCall) => Err(injected(Fault::BeforeCall)),
+                Some(fault @ (Fault::BeforeCall | Fault::Refused)) => Err(injected(fault)),
                 Some(Fault::AfterCall) => {
                     self.inner.receive(request).await?;
                     Err(injected(Fault::AfterCall))
@@ -101,7 +106,7 @@ impl BulkOrders for FaultyOrders {
     ) -> BoxFuture<'_, Result<String, Error>> {
         Box::pin(async move {
             match self.switch.take() {
-                Some(Fault::BeforeCall) => Err(injected(Fault::BeforeCall)),
+                Some(fault @ (Fault::BeforeCall | Fault::Refused)) => Err(injected(fault)),
                 Some(Fault::AfterCall) => {
                     self.inner.create_bulk_order(request).await?;
                     Err(injected(Fault::AfterCall))
