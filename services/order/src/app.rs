@@ -286,20 +286,7 @@ const MOST_REASON_CHARS: usize = 1000;
 /// A reason as recorded in the history: trimmed, at most 1,000 characters, and free of
 /// control characters other than line breaks and tabs (a note may have several lines).
 pub fn reason_text(field: &str, reason: &str) -> Result<String, Error> {
-    let reason = reason.trim();
-    if reason.chars().count() > MOST_REASON_CHARS {
-        return Err(Error::invalid(
-            field,
-            format!("longer than {MOST_REASON_CHARS} characters"),
-        ));
-    }
-    if reason
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(Error::invalid(field, "has control characters"));
-    }
-    Ok(reason.to_string())
+    kosha_runtime::validate::free_text(field, reason.trim(), MOST_REASON_CHARS)
 }
 
 /// The actor to record: the caller's, or `operator` when none is given. An actor is a name

@@ -140,6 +140,24 @@ pub fn parse_quantity(text: &str) -> Result<i64, String> {
     Ok(quantity)
 }
 
+/// Checks free text (a reason, a note, a reference) for length and control characters;
+/// line breaks and tabs are allowed, since a note may have several lines.
+pub fn free_text(field: &str, text: &str, max: usize) -> Result<String, Error> {
+    if text.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::invalid(field, "control characters are not allowed"));
+    }
+    Ok(text.to_string())
+}
+
 /// Checks a quantity field of a request.
 pub fn quantity(field: &str, quantity: i64) -> Result<(), Error> {
     if quantity <= 0 {

@@ -271,22 +271,7 @@ fn printable_token(field: &str, text: &str, what: &str, max: usize) -> Result<St
     Ok(text.to_string())
 }
 
-/// Checks free text (a reason, a note, a reference) for length and control characters.
-pub fn free_text(field: &str, text: &str, max: usize) -> Result<String, Error> {
-    if text.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("longer than {max} characters"),
-        ));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(Error::invalid(field, "control characters are not allowed"));
-    }
-    Ok(text.to_string())
-}
+pub use kosha_runtime::validate::free_text;
 
 #[cfg(test)]
 mod tests {

@@ -576,6 +576,19 @@ impl TestApp {
             .into_inner()
     }
 
+    /// `GetOrderHoldings` of one order: per line, what inventory holds and what it should.
+    pub async fn holdings(&self, order_id: &str) -> Vec<api::LineHolding> {
+        self.orders
+            .clone()
+            .get_order_holdings(api::GetOrderHoldingsRequest {
+                order_ids: vec![order_id.into()],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .holdings
+    }
+
     /// Units inventory holds open for an order, by line id.
     pub async fn held(&self, order_ref: &str) -> BTreeMap<String, i64> {
         let response = self

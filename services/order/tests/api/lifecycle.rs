@@ -739,15 +739,8 @@ async fn closed_and_all_or_nothing_orders_are_explained_with_what_comes_next(db:
 
 /// What inventory holds for each line of an order, and what the order says it should.
 async fn holdings(app: &TestApp, order_id: &str) -> Vec<(i64, i64)> {
-    app.orders
-        .clone()
-        .get_order_holdings(api::GetOrderHoldingsRequest {
-            order_ids: vec![order_id.into()],
-        })
+    app.holdings(order_id)
         .await
-        .unwrap()
-        .into_inner()
-        .holdings
         .iter()
         .map(|line| (line.held_quantity, line.expected_quantity))
         .collect()

@@ -214,21 +214,8 @@ async fn reconcile_racing_invoices_and_new_orders_releases_nothing_they_hold(db:
     let ((), (), arrived) = tokio::join!(reconciles, invoices, arrivals);
 
     // Assert: every order holds what it should, and the rest of each target still ships.
-    let holdings = |order_id: String| {
-        let mut orders = app.orders.clone();
-        async move {
-            orders
-                .get_order_holdings(api::GetOrderHoldingsRequest {
-                    order_ids: vec![order_id],
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .holdings
-        }
-    };
     for order_id in &targets {
-        let lines = holdings(order_id.clone()).await;
+        let lines = app.holdings(order_id).await;
         assert_eq!(
             (lines[0].held_quantity, lines[0].expected_quantity),
             (2, 2),
@@ -242,7 +229,7 @@ async fn reconcile_racing_invoices_and_new_orders_releases_nothing_they_hold(db:
             "{}: an order allocated during reconcile keeps its units",
             new.order_id
         );
-        let lines = holdings(new.order_id.clone()).await;
+        let lines = app.holdings(&new.order_id).await;
         assert_eq!(lines[0].held_quantity, 1, "{}", new.order_id);
     }
     let history_says_unfulfillable = {
