@@ -6,7 +6,7 @@ pub mod parse;
 
 use kosha_proto::kosha::order::v1 as api;
 use kosha_proto::kosha::order::v1::order_service_server::OrderService;
-use kosha_runtime::page::{decode_query_token, encode_query_token, page_size};
+use kosha_runtime::page::{decode_id_token, encode_query_token, page_size};
 use kosha_runtime::time::{from_timestamp, now_micros};
 use kosha_runtime::{Error, validate};
 use tonic::{Request, Response, Status};
@@ -36,16 +36,6 @@ fn reply<T>(result: Result<T, Error>) -> Reply<T> {
 
 fn order_id(field: &str, text: &str) -> Result<OrderId, Error> {
     OrderId::parse(field, text)
-}
-
-/// The id a page token of the listing `query` describes resumes after (0 for none).
-fn numeric_token(query: &str, token: &str) -> Result<i64, Error> {
-    match decode_query_token(query, token)? {
-        None => Ok(0),
-        Some(text) => text
-            .parse()
-            .map_err(|_| Error::invalid("page_token", "not a token returned by this list call")),
-    }
 }
 
 fn optional_client(field: &str, client_id: &str) -> Result<(), Error> {
@@ -637,7 +627,7 @@ impl OrderService for OrderGrpc {
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
             let query = kosha_runtime::list_filters!(request);
-            let before_id = numeric_token(&query, &request.page_token)?;
+            let before_id = decode_id_token(&query, &request.page_token)?;
             let mut statuses = Vec::new();
             for (index, value) in request.statuses.iter().enumerate() {
                 let status = api::OrderStatus::try_from(*value)
@@ -703,7 +693,7 @@ impl OrderService for OrderGrpc {
             optional_channel("channel", &request.channel)?;
             let limit = page_size(request.page_size)?;
             let query = kosha_runtime::list_filters!(request);
-            let after_id = numeric_token(&query, &request.page_token)?;
+            let after_id = decode_id_token(&query, &request.page_token)?;
             let failed = self
                 .app
                 .failed_orders(&request.client_id, &request.channel, after_id, limit)
@@ -731,7 +721,7 @@ impl OrderService for OrderGrpc {
             let id = order_id("order_id", &request.order_id)?;
             let limit = page_size(request.page_size)?;
             let query = kosha_runtime::list_filters!(request);
-            let after_id = numeric_token(&query, &request.page_token)?;
+            let after_id = decode_id_token(&query, &request.page_token)?;
             let rows = self.app.history(id, after_id, limit).await?;
             let next_page_token = match rows.last() {
                 Some(last) if rows.len() as i64 == limit => {

@@ -68,6 +68,17 @@ pub fn decode_query_token(query: &str, token: &str) -> Result<Option<String>, Er
     Ok(Some(key.to_string()))
 }
 
+/// Decodes a token of [`encode_query_token`] whose key is a row id, for listings ordered by
+/// id; the first page starts after id 0.
+pub fn decode_id_token(query: &str, token: &str) -> Result<i64, Error> {
+    match decode_query_token(query, token)? {
+        None => Ok(0),
+        Some(text) => text
+            .parse()
+            .map_err(|_| Error::invalid("page_token", "not a token returned by this list call")),
+    }
+}
+
 /// The filters of a list request, for [`encode_query_token`] and [`decode_query_token`]:
 /// the request (a message with `page_token` and `page_size` fields) written out with both
 /// cleared, so a caller may change the page size between pages but nothing else.
@@ -120,6 +131,17 @@ mod tests {
         assert!(other.to_string().contains("other filters"), "{other}");
         assert!(plain.to_string().contains("not a token"), "{plain}");
         assert_eq!(decode_query_token("status=FAILED", "").unwrap(), None);
+    }
+
+    #[test]
+    fn id_tokens_hold_a_row_id_and_nothing_else() {
+        let token = encode_query_token("status=FAILED", "42");
+        let word = encode_query_token("status=FAILED", "forty-two");
+
+        assert_eq!(decode_id_token("status=FAILED", &token).unwrap(), 42);
+        assert_eq!(decode_id_token("status=FAILED", "").unwrap(), 0);
+        assert!(decode_id_token("status=FAILED", &word).is_err());
+        assert!(decode_id_token("status=CANCELLED", &token).is_err());
     }
 
     #[test]

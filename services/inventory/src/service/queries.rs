@@ -269,7 +269,7 @@ impl Inventory {
         };
         let limit = page::page_size(request.page_size)?;
         let query = kosha_runtime::list_filters!(request);
-        let after_id = id_token(&query, &request.page_token)?;
+        let after_id = page::decode_id_token(&query, &request.page_token)?;
 
         let mut rows =
             allocations::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
@@ -318,7 +318,7 @@ impl Inventory {
         }
         let limit = page::page_size(request.page_size)?;
         let query = kosha_runtime::list_filters!(request);
-        let after_id = id_token(&query, &request.page_token)?;
+        let after_id = page::decode_id_token(&query, &request.page_token)?;
 
         let mut transfers =
             ledger::list(self.db().pool(), &client, &filter, after_id, limit + 1).await?;
@@ -539,17 +539,6 @@ fn optional<T>(
         Ok(None)
     } else {
         parse(text).map(Some)
-    }
-}
-
-/// A page token of the listing `query` describes, holding the last id of the previous
-/// page; the first page starts at zero.
-fn id_token(query: &str, token: &str) -> Result<i64, Error> {
-    match page::decode_query_token(query, token)? {
-        None => Ok(0),
-        Some(text) => text
-            .parse()
-            .map_err(|_| Error::invalid("page_token", "not a token returned by this list call")),
     }
 }
 
