@@ -13,15 +13,19 @@
 //! - `orders.csv`: the same, one row per line, header
 //!   `channel_order_id,parent_order_id,order_time,marketplace_sku,quantity,price,`
 //!   `fulfilment_type,dispatch_by_time,dispatch_after_time,replacement_for,priority,`
-//!   `marketplace_fulfilled` (rows with one order id form one order; only the first four
-//!   and quantity are required);
-//! - `statuses.csv`: `channel_order_id,state` with states `OPEN`, `CANCELLED`,
+//!   `marketplace_fulfilled` (consecutive rows with one order id form one order; only the
+//!   id, time, marketplace SKU and quantity are required);
+//! - `statuses.csv`: header `channel_order_id,state`, states `OPEN`, `CANCELLED`,
 //!   `RETURN_PICKED_UP`, `SHIPPED`; rows may be appended as states change, and an order's
 //!   last row is its state;
 //! - `availability.csv`: written by pushes, `marketplace_sku,sku,quantity`.
 //!
-//! Orders are served oldest first; the cursor is the order time and id of the last order
-//! served, so orders added later with a later time are picked up by the next fetch.
+//! The order files are logs that only grow: orders are appended, never edited or removed.
+//! The cursor counts what was served of each (orders of the JSON file, rows of the CSV
+//! file), so an order appended later is served by the next fetch whatever its order time.
+//! An order with a cell that cannot be read is served as unreadable, with the file, row and
+//! column, and the order service reports it as refused; the channel sends it again by
+//! appending it corrected. A missing client folder is an error, not an empty channel.
 
 pub mod file;
 

@@ -534,6 +534,7 @@ impl OrderService for OrderGrpc {
                     .map(ToString::to_string)
                     .collect(),
                 holds_released: report.holds_released,
+                unknown_channel_order_ids: report.unknown_channel_order_ids,
             })
         };
         reply(result.await)

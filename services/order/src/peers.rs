@@ -14,6 +14,7 @@ use kosha_proto::kosha::scheduler::v1::scheduler_service_client::SchedulerServic
 use kosha_runtime::Error;
 use kosha_runtime::client::{TracedChannel, connect_lazy};
 use kosha_runtime::config::DEFAULT_LISTEN;
+use tonic::{Code, Status};
 
 use crate::config::ConnectorAddress;
 use crate::connector::FileConnector;
@@ -65,9 +66,18 @@ impl PeerArgs {
     }
 }
 
-/// A channel's connector: a remote server or the in-process file connector.
+/// A channel's connector: a remote server or the in-process file connector, with where it
+/// is, so a failure can name the channel and the address an operator has to look at.
 #[derive(Clone)]
-pub enum Connector {
+pub struct Connector {
+    channel: String,
+    /// The server's address or the directory, as configured.
+    place: String,
+    kind: ConnectorKind,
+}
+
+#[derive(Clone)]
+enum ConnectorKind {
     /// A `ChannelConnector` server.
     Grpc(Box<ChannelConnectorClient<TracedChannel>>),
     /// Files under a directory.
@@ -75,16 +85,74 @@ pub enum Connector {
 }
 
 impl Connector {
+    /// The connector of `channel` at `address`.
+    fn connect(
+        channel: &str,
+        address: &ConnectorAddress,
+        max_message_bytes: usize,
+    ) -> anyhow::Result<Self> {
+        let (place, kind) = match address {
+            ConnectorAddress::Grpc(address) => (
+                address.clone(),
+                ConnectorKind::Grpc(Box::new(
+                    ChannelConnectorClient::new(connect_lazy(address)?)
+                        .max_decoding_message_size(max_message_bytes),
+                )),
+            ),
+            ConnectorAddress::Dir(path) => (
+                format!("dir:{}", path.display()),
+                ConnectorKind::Dir(Arc::new(FileConnector::new(path))),
+            ),
+        };
+        Ok(Self {
+            channel: channel.to_string(),
+            place,
+            kind,
+        })
+    }
+
+    /// A failed call, named by channel and address. Whatever the connector answers, the
+    /// operator's request was not at fault: the connector could not be reached (retry
+    /// later), or it could not serve what the channel holds (fix it there).
+    fn failed(&self, call: &str, status: &Status) -> Error {
+        tracing::warn!(
+            channel = %self.channel,
+            connector = %self.place,
+            call,
+            code = ?status.code(),
+            error = status.message(),
+            "channel connector call failed"
+        );
+        let place = format!("channel `{}` connector ({})", self.channel, self.place);
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                Error::Unavailable(format!(
+                    "{place} is not reachable: {}; retry later",
+                    status.message()
+                ))
+            }
+            Code::Internal | Code::Unknown | Code::Unimplemented | Code::DataLoss => {
+                Error::Unavailable(format!(
+                    "{place} failed on {call}: {}; its own log says more",
+                    status.message()
+                ))
+            }
+            _ => Error::FailedPrecondition(format!("{place} refused {call}: {}", status.message())),
+        }
+    }
+
     /// New orders after `cursor`.
     pub async fn fetch_orders(
         &self,
         request: channel::FetchOrdersRequest,
     ) -> Result<channel::FetchOrdersResponse, Error> {
-        let response = match self {
-            Self::Grpc(client) => client.as_ref().clone().fetch_orders(request).await?,
-            Self::Dir(files) => files.fetch_orders(tonic::Request::new(request)).await?,
+        let response = match &self.kind {
+            ConnectorKind::Grpc(client) => client.as_ref().clone().fetch_orders(request).await,
+            ConnectorKind::Dir(files) => files.fetch_orders(tonic::Request::new(request)).await,
         };
-        Ok(response.into_inner())
+        response
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.failed("FetchOrders", &status))
     }
 
     /// Channel-side status of some orders.
@@ -92,21 +160,19 @@ impl Connector {
         &self,
         request: channel::FetchOrderStatusesRequest,
     ) -> Result<channel::FetchOrderStatusesResponse, Error> {
-        let response = match self {
-            Self::Grpc(client) => {
-                client
-                    .as_ref()
-                    .clone()
-                    .fetch_order_statuses(request)
-                    .await?
+        let response = match &self.kind {
+            ConnectorKind::Grpc(client) => {
+                client.as_ref().clone().fetch_order_statuses(request).await
             }
-            Self::Dir(files) => {
+            ConnectorKind::Dir(files) => {
                 files
                     .fetch_order_statuses(tonic::Request::new(request))
-                    .await?
+                    .await
             }
         };
-        Ok(response.into_inner())
+        response
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.failed("FetchOrderStatuses", &status))
     }
 
     /// Pushes availability.
@@ -114,15 +180,15 @@ impl Connector {
         &self,
         request: channel::PushAvailabilityRequest,
     ) -> Result<channel::PushAvailabilityResponse, Error> {
-        let response = match self {
-            Self::Grpc(client) => client.as_ref().clone().push_availability(request).await?,
-            Self::Dir(files) => {
-                files
-                    .push_availability(tonic::Request::new(request))
-                    .await?
+        let response = match &self.kind {
+            ConnectorKind::Grpc(client) => client.as_ref().clone().push_availability(request).await,
+            ConnectorKind::Dir(files) => {
+                files.push_availability(tonic::Request::new(request)).await
             }
         };
-        Ok(response.into_inner())
+        response
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.failed("PushAvailability", &status))
     }
 }
 
@@ -151,13 +217,7 @@ impl Clients {
     ) -> anyhow::Result<Self> {
         let mut connector_clients = BTreeMap::new();
         for (channel_code, address) in connectors {
-            let connector = match address {
-                ConnectorAddress::Grpc(address) => Connector::Grpc(Box::new(
-                    ChannelConnectorClient::new(connect_lazy(address)?)
-                        .max_decoding_message_size(max_message_bytes),
-                )),
-                ConnectorAddress::Dir(path) => Connector::Dir(Arc::new(FileConnector::new(path))),
-            };
+            let connector = Connector::connect(channel_code, address, max_message_bytes)?;
             connector_clients.insert(channel_code.clone(), connector);
         }
         Ok(Self {

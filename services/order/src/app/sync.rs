@@ -50,6 +50,8 @@ pub struct SyncStatusReport {
     pub conflict_order_ids: Vec<OrderId>,
     /// Holds released by return pickups.
     pub holds_released: i64,
+    /// Channel order ids of orders stored here that the channel does not know.
+    pub unknown_channel_order_ids: Vec<String>,
 }
 
 /// A channel order as a CreateOrder request.
@@ -134,6 +136,18 @@ impl App {
             report.fetched += page.orders.len() as i64;
             for order in page.orders {
                 let channel_order_id = order.channel_order_id.clone();
+                if !order.unreadable_reason.is_empty() {
+                    tracing::warn!(
+                        %channel_order_id,
+                        reason = %order.unreadable_reason,
+                        "channel connector could not read an order"
+                    );
+                    report.failed += 1;
+                    report
+                        .refused
+                        .push((channel_order_id, order.unreadable_reason));
+                    continue;
+                }
                 let request = create_request(client_id, channel_code, order);
                 let new = match crate::grpc::parse::create_order(request) {
                     Ok(new) => new,
@@ -221,6 +235,9 @@ impl App {
             total.cancelled_order_ids.extend(report.cancelled_order_ids);
             total.conflict_order_ids.extend(report.conflict_order_ids);
             total.holds_released += report.holds_released;
+            total
+                .unknown_channel_order_ids
+                .extend(report.unknown_channel_order_ids);
         }
 
         // The originals that open return-pickup holds wait for: usually dispatched long
@@ -266,6 +283,17 @@ impl App {
 
         let mut report = SyncStatusReport {
             checked: response.statuses.len() as i64,
+            // Originals awaited by return-pickup holds may be unknown to the channel for
+            // reasons of its own; only orders stored here are worth an operator's look.
+            unknown_channel_order_ids: response
+                .unknown_channel_order_ids
+                .into_iter()
+                .filter(|unknown| {
+                    targets
+                        .iter()
+                        .any(|(id, channel_order_id)| id.is_some() && channel_order_id == unknown)
+                })
+                .collect(),
             ..Default::default()
         };
         for status in response.statuses {

@@ -1,6 +1,6 @@
 //! The file connector: see the parent module for the directory layout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kosha_proto::kosha::channel::v1 as channel;
@@ -42,12 +42,6 @@ struct JsonOrder {
     priority: bool,
     #[serde(default)]
     marketplace_fulfilled: bool,
-}
-
-/// An order read from a file, with its time for sorting.
-struct FileOrder {
-    order_time: i64,
-    order: channel::ChannelOrder,
 }
 
 fn bad_file(
@@ -100,6 +94,68 @@ fn parse_flag(text: &str) -> Result<bool, String> {
     }
 }
 
+/// How far a client's files have been served: orders of `orders.json` and data rows of
+/// `orders.csv`. Both files are logs that only grow, so a count of what was served is
+/// enough to find what came after, whatever the new orders' times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Served {
+    json_orders: usize,
+    csv_rows: usize,
+}
+
+/// Marks a cursor written by [`Served::cursor`].
+const CURSOR_PREFIX: &str = "files/";
+
+impl Served {
+    fn cursor(self) -> String {
+        format!(
+            "{CURSOR_PREFIX}json={}/csv={}",
+            self.json_orders, self.csv_rows
+        )
+    }
+
+    fn parse(text: &str) -> Result<Served, Error> {
+        if text.is_empty() {
+            return Ok(Served::default());
+        }
+        let bad = || Error::invalid("cursor", "not a cursor returned by this connector");
+        let Some(rest) = text.strip_prefix(CURSOR_PREFIX) else {
+            // Cursors written before positions were used held an order time and id. Such a
+            // channel is served again from the start: the order service knows the orders it
+            // took in by their ids, so they change nothing, and the ones that arrived late
+            // with an earlier time, missed by those cursors, are taken in at last.
+            let (time, _) = text.split_once('|').ok_or_else(bad)?;
+            time.parse::<i64>().map_err(|_| bad())?;
+            return Ok(Served::default());
+        };
+        let (json, csv) = rest.split_once('/').ok_or_else(bad)?;
+        let count = |part: &str, name: &str| {
+            part.strip_prefix(name)
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(bad)
+        };
+        Ok(Served {
+            json_orders: count(json, "json=")?,
+            csv_rows: count(csv, "csv=")?,
+        })
+    }
+}
+
+/// An order of a file, and how far the files are served once it is.
+struct FileOrder {
+    order: channel::ChannelOrder,
+    served_after: Served,
+}
+
+/// An order no one can take in, for what is wrong with it.
+fn unreadable(channel_order_id: String, reason: String) -> channel::ChannelOrder {
+    channel::ChannelOrder {
+        channel_order_id,
+        unreadable_reason: reason,
+        ..channel::ChannelOrder::default()
+    }
+}
+
 impl FileConnector {
     /// A connector over `root`.
     pub fn new(root: &Path) -> Self {
@@ -108,27 +164,71 @@ impl FileConnector {
         }
     }
 
+    /// The client's directory, which must exist: a missing one is far more often a wrong
+    /// path or client than a client without orders, and saying "nothing new" would hide it.
     fn client_dir(&self, client_id: &str) -> Result<PathBuf, Error> {
         kosha_runtime::validate::client_id("client_id", client_id)?;
-        Ok(self.root.join(client_id))
+        if !self.root.is_dir() {
+            return Err(Error::FailedPrecondition(format!(
+                "connector directory {} does not exist",
+                self.root.display()
+            )));
+        }
+        let dir = self.root.join(client_id);
+        if !dir.is_dir() {
+            return Err(Error::FailedPrecondition(format!(
+                "connector directory {} has no folder for client `{client_id}`; its orders go \
+                 in {}/orders.csv or orders.json",
+                self.root.display(),
+                dir.display()
+            )));
+        }
+        Ok(dir)
     }
 
-    fn read_orders(&self, client_id: &str) -> Result<Vec<FileOrder>, Error> {
+    /// Every order of a client's files after `served`: those of `orders.json`, then those of
+    /// `orders.csv`, each file in its own order.
+    fn orders_after(&self, client_id: &str, served: Served) -> Result<Vec<FileOrder>, Error> {
         let dir = self.client_dir(client_id)?;
         let mut orders = Vec::new();
         let json_path = dir.join("orders.json");
-        if json_path.exists() {
-            orders.extend(read_json_orders(&json_path)?);
+        let json_orders = if json_path.exists() {
+            read_json_orders(&json_path)?
+        } else {
+            Vec::new()
+        };
+        let json_total = json_orders.len().max(served.json_orders);
+        for (index, order) in json_orders.into_iter().enumerate().skip(served.json_orders) {
+            orders.push(FileOrder {
+                order,
+                served_after: Served {
+                    json_orders: index + 1,
+                    csv_rows: served.csv_rows,
+                },
+            });
         }
         let csv_path = dir.join("orders.csv");
         if csv_path.exists() {
-            orders.extend(read_csv_orders(&csv_path)?);
+            for (rows, order) in read_csv_orders(&csv_path, served.csv_rows)? {
+                orders.push(FileOrder {
+                    order,
+                    served_after: Served {
+                        json_orders: json_total,
+                        csv_rows: rows,
+                    },
+                });
+            }
         }
-        orders.sort_by(|a, b| {
-            (a.order_time, &a.order.channel_order_id)
-                .cmp(&(b.order_time, &b.order.channel_order_id))
-        });
         Ok(orders)
+    }
+
+    /// The ids of every order in a client's files.
+    fn known_ids(&self, client_id: &str) -> Result<BTreeSet<String>, Error> {
+        Ok(self
+            .orders_after(client_id, Served::default())?
+            .into_iter()
+            .map(|order| order.order.channel_order_id)
+            .collect())
     }
 
     fn read_statuses(
@@ -140,13 +240,35 @@ impl FileConnector {
         if !path.exists() {
             return Ok(statuses);
         }
-        let mut reader =
-            csv::Reader::from_path(&path).map_err(|e| bad_file(&path, None, "file", e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&path)
+            .map_err(|e| bad_file(&path, None, "file", e))?;
+        let (id_column, state_column) = {
+            let headers = reader
+                .headers()
+                .map_err(|e| bad_file(&path, Some(1), "header", e))?;
+            let column = |name: &str| {
+                headers
+                    .iter()
+                    .position(|header| header.trim() == name)
+                    .ok_or_else(|| {
+                        bad_file(
+                            &path,
+                            Some(1),
+                            name,
+                            "missing: the first row names the columns, \
+                             `channel_order_id,state`",
+                        )
+                    })
+            };
+            (column("channel_order_id")?, column("state")?)
+        };
         for (index, record) in reader.records().enumerate() {
             let row = index + 2;
             let record = record.map_err(|e| bad_file(&path, Some(row), "row", e))?;
-            let id = record.get(0).unwrap_or_default().trim().to_string();
-            let state = match record.get(1).unwrap_or_default().trim() {
+            let id = record.get(id_column).unwrap_or_default().trim().to_string();
+            let state = match record.get(state_column).unwrap_or_default().trim() {
                 "OPEN" => channel::ChannelOrderState::Open,
                 "CANCELLED" => channel::ChannelOrderState::Cancelled,
                 "RETURN_PICKED_UP" => channel::ChannelOrderState::ReturnPickedUp,
@@ -156,7 +278,10 @@ impl FileConnector {
                         &path,
                         Some(row),
                         "state",
-                        format!("`{other}` is not a state"),
+                        format!(
+                            "`{other}` is not a state (OPEN, CANCELLED, RETURN_PICKED_UP, \
+                             SHIPPED)"
+                        ),
                     ));
                 }
             };
@@ -170,139 +295,228 @@ impl FileConnector {
     }
 }
 
-fn read_json_orders(path: &Path) -> Result<Vec<FileOrder>, Error> {
+/// The orders of a JSON file, in the file's order. An order that cannot be read is kept,
+/// as unreadable, so the others still go through; a file that is not a JSON array of
+/// objects fails whole, since nothing in it can be told apart.
+fn read_json_orders(path: &Path) -> Result<Vec<channel::ChannelOrder>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| bad_file(path, None, "file", e))?;
-    let parsed: Vec<JsonOrder> =
+    let parsed: Vec<serde_json::Value> =
         serde_json::from_str(&text).map_err(|e| bad_file(path, None, "json", e))?;
-    let mut orders = Vec::with_capacity(parsed.len());
-    for (index, order) in parsed.into_iter().enumerate() {
-        let place = |field: &str| format!("[{index}].{field}");
-        let order_time = parse_time(&order.order_time)
-            .map_err(|e| bad_file(path, None, &place("order_time"), e))?;
-        let dispatch_by = parse_optional_time(&order.dispatch_by_time)
-            .map_err(|e| bad_file(path, None, &place("dispatch_by_time"), e))?;
-        let dispatch_after = parse_optional_time(&order.dispatch_after_time)
-            .map_err(|e| bad_file(path, None, &place("dispatch_after_time"), e))?;
-        let fulfilment = parse_fulfilment(&order.fulfilment_type)
-            .map_err(|e| bad_file(path, None, &place("fulfilment_type"), e))?;
-        orders.push(FileOrder {
-            order_time,
-            order: channel::ChannelOrder {
-                channel_order_id: order.channel_order_id,
-                parent_order_id: order.parent_order_id,
-                order_time: Some(to_timestamp(order_time)),
-                lines: order
-                    .lines
-                    .into_iter()
-                    .map(|line| channel::ChannelOrderLine {
-                        marketplace_sku: line.marketplace_sku,
-                        quantity: line.quantity,
-                        price: line.price,
-                    })
-                    .collect(),
-                fulfilment_type: fulfilment as i32,
-                dispatch_by_time: dispatch_by.map(to_timestamp),
-                dispatch_after_time: dispatch_after.map(to_timestamp),
-                replacement_for_channel_order_id: order.replacement_for_channel_order_id,
-                priority: order.priority,
-                marketplace_fulfilled: order.marketplace_fulfilled,
-            },
-        });
-    }
-    Ok(orders)
+    Ok(parsed
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let id = value
+                .get("channel_order_id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            json_order(value).unwrap_or_else(|(field, why)| {
+                let place = format!("{} [{index}].{field}", path.display());
+                unreadable(id, format!("connector file {place}: {why}"))
+            })
+        })
+        .collect())
 }
 
-fn read_csv_orders(path: &Path) -> Result<Vec<FileOrder>, Error> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad_file(path, None, "file", e))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| bad_file(path, Some(1), "header", e))?
-        .clone();
-    let column = |name: &str| headers.iter().position(|header| header.trim() == name);
-    let required = [
+/// One order of a JSON file, or the field that is wrong and why.
+fn json_order(value: serde_json::Value) -> Result<channel::ChannelOrder, (&'static str, String)> {
+    let order: JsonOrder =
+        serde_json::from_value(value).map_err(|error| ("order", error.to_string()))?;
+    if order.channel_order_id.trim().is_empty() {
+        return Err(("channel_order_id", "blank".into()));
+    }
+    let order_time = parse_time(&order.order_time).map_err(|e| ("order_time", e))?;
+    let dispatch_by =
+        parse_optional_time(&order.dispatch_by_time).map_err(|e| ("dispatch_by_time", e))?;
+    let dispatch_after =
+        parse_optional_time(&order.dispatch_after_time).map_err(|e| ("dispatch_after_time", e))?;
+    let fulfilment =
+        parse_fulfilment(&order.fulfilment_type).map_err(|e| ("fulfilment_type", e))?;
+    Ok(channel::ChannelOrder {
+        channel_order_id: order.channel_order_id,
+        parent_order_id: order.parent_order_id,
+        order_time: Some(to_timestamp(order_time)),
+        lines: order
+            .lines
+            .into_iter()
+            .map(|line| channel::ChannelOrderLine {
+                marketplace_sku: line.marketplace_sku,
+                quantity: line.quantity,
+                price: line.price,
+            })
+            .collect(),
+        fulfilment_type: fulfilment as i32,
+        dispatch_by_time: dispatch_by.map(to_timestamp),
+        dispatch_after_time: dispatch_after.map(to_timestamp),
+        replacement_for_channel_order_id: order.replacement_for_channel_order_id,
+        priority: order.priority,
+        marketplace_fulfilled: order.marketplace_fulfilled,
+        unreadable_reason: String::new(),
+    })
+}
+
+/// The columns of a CSV order file, by name.
+struct CsvColumns(csv::StringRecord);
+
+impl CsvColumns {
+    const REQUIRED: [&'static str; 4] = [
         "channel_order_id",
         "order_time",
         "marketplace_sku",
         "quantity",
     ];
-    for name in required {
-        if column(name).is_none() {
+
+    fn cell(&self, record: &csv::StringRecord, name: &str) -> String {
+        self.0
+            .iter()
+            .position(|header| header.trim() == name)
+            .and_then(|i| record.get(i))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+/// The orders of a CSV file that start after its first `skip` data rows, each with the
+/// count of data rows up to its last. An order is a run of consecutive rows with one order
+/// id; the same id further down is the order sent again (corrected, say). A row that cannot
+/// be read makes its order unreadable, and the rest of the file still goes through; a file
+/// without the required columns fails whole.
+fn read_csv_orders(path: &Path, skip: usize) -> Result<Vec<(usize, channel::ChannelOrder)>, Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| bad_file(path, None, "file", e))?;
+    let columns = CsvColumns(
+        reader
+            .headers()
+            .map_err(|e| bad_file(path, Some(1), "header", e))?
+            .clone(),
+    );
+    for name in CsvColumns::REQUIRED {
+        if !columns.0.iter().any(|header| header.trim() == name) {
             return Err(bad_file(path, Some(1), name, "required column is missing"));
         }
     }
-    let mut by_id: BTreeMap<String, FileOrder> = BTreeMap::new();
+    // Each order with the index of its first data row and the count of data rows up to its
+    // last.
+    let mut orders: Vec<(usize, usize, channel::ChannelOrder)> = Vec::new();
+    // Whether the last order read may take more lines: an unreadable row ends it.
+    let mut open = false;
     for (index, record) in reader.records().enumerate() {
         let row = index + 2;
-        let record = record.map_err(|e| bad_file(path, Some(row), "row", e))?;
-        let cell = |name: &str| {
-            column(name)
-                .and_then(|i| record.get(i))
-                .unwrap_or_default()
-                .trim()
-                .to_string()
+        let rows = index + 1;
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                if index >= skip {
+                    let reason = bad_file(path, Some(row), "row", error).to_string();
+                    orders.push((index, rows, unreadable(String::new(), reason)));
+                }
+                open = false;
+                continue;
+            }
         };
-        let id = cell("channel_order_id");
-        if id.is_empty() {
-            return Err(bad_file(path, Some(row), "channel_order_id", "blank"));
-        }
-        let quantity_text = cell("quantity");
-        let quantity = kosha_runtime::validate::parse_quantity(&quantity_text)
-            .map_err(|e| bad_file(path, Some(row), "quantity", e))?;
-        let line = channel::ChannelOrderLine {
-            marketplace_sku: cell("marketplace_sku"),
-            quantity,
-            price: cell("price"),
-        };
-        if let Some(existing) = by_id.get_mut(&id) {
-            existing.order.lines.push(line);
+        let id = columns.cell(&record, "channel_order_id");
+        let line_result = csv_line(&columns, &record);
+        let same_order = open
+            && !id.is_empty()
+            && orders
+                .last()
+                .is_some_and(|(_, _, order)| order.channel_order_id == id);
+        if same_order {
+            let (_, end, order) = orders.last_mut().expect("the order this row continues");
+            *end = rows;
+            match line_result {
+                Ok(line) if order.unreadable_reason.is_empty() => order.lines.push(line),
+                Ok(_) => {}
+                Err((column, why)) => {
+                    if order.unreadable_reason.is_empty() {
+                        order.unreadable_reason =
+                            bad_file(path, Some(row), column, why).to_string();
+                    }
+                }
+            }
             continue;
         }
-        let order_time = parse_time(&cell("order_time"))
-            .map_err(|e| bad_file(path, Some(row), "order_time", e))?;
-        let dispatch_by = parse_optional_time(&cell("dispatch_by_time"))
-            .map_err(|e| bad_file(path, Some(row), "dispatch_by_time", e))?;
-        let dispatch_after = parse_optional_time(&cell("dispatch_after_time"))
-            .map_err(|e| bad_file(path, Some(row), "dispatch_after_time", e))?;
-        let fulfilment = parse_fulfilment(&cell("fulfilment_type"))
-            .map_err(|e| bad_file(path, Some(row), "fulfilment_type", e))?;
-        let priority =
-            parse_flag(&cell("priority")).map_err(|e| bad_file(path, Some(row), "priority", e))?;
-        let marketplace_fulfilled = parse_flag(&cell("marketplace_fulfilled"))
-            .map_err(|e| bad_file(path, Some(row), "marketplace_fulfilled", e))?;
-        by_id.insert(
-            id.clone(),
-            FileOrder {
-                order_time,
-                order: channel::ChannelOrder {
+        open = true;
+        if index < skip {
+            // Served before: kept only so that its later rows are known as its own. Rows
+            // added to an order after it was served are not read: a channel does not add
+            // lines to an order it has sent.
+            orders.push((
+                index,
+                rows,
+                channel::ChannelOrder {
                     channel_order_id: id,
-                    parent_order_id: cell("parent_order_id"),
-                    order_time: Some(to_timestamp(order_time)),
-                    lines: vec![line],
-                    fulfilment_type: fulfilment as i32,
-                    dispatch_by_time: dispatch_by.map(to_timestamp),
-                    dispatch_after_time: dispatch_after.map(to_timestamp),
-                    replacement_for_channel_order_id: cell("replacement_for"),
-                    priority,
-                    marketplace_fulfilled,
+                    ..channel::ChannelOrder::default()
                 },
-            },
-        );
+            ));
+            continue;
+        }
+        let order = line_result
+            .and_then(|line| csv_order(&columns, &record, id.clone(), line))
+            .unwrap_or_else(|(column, why)| {
+                unreadable(id, bad_file(path, Some(row), column, why).to_string())
+            });
+        orders.push((index, rows, order));
     }
-    Ok(by_id.into_values().collect())
+    Ok(orders
+        .into_iter()
+        .filter(|(start, _, _)| *start >= skip)
+        .map(|(_, end, order)| (end, order))
+        .collect())
 }
 
-/// The cursor after an order: its time and id.
-fn cursor_of(order: &FileOrder) -> String {
-    format!("{}|{}", order.order_time, order.order.channel_order_id)
+/// The order line of a CSV row, or the column that is wrong and why.
+fn csv_line(
+    columns: &CsvColumns,
+    record: &csv::StringRecord,
+) -> Result<channel::ChannelOrderLine, (&'static str, String)> {
+    let quantity = kosha_runtime::validate::parse_quantity(&columns.cell(record, "quantity"))
+        .map_err(|e| ("quantity", e.to_string()))?;
+    Ok(channel::ChannelOrderLine {
+        marketplace_sku: columns.cell(record, "marketplace_sku"),
+        quantity,
+        price: columns.cell(record, "price"),
+    })
 }
 
-fn parse_cursor(text: &str) -> Result<Option<(i64, String)>, Error> {
-    if text.is_empty() {
-        return Ok(None);
+/// The order a CSV row starts, or the column that is wrong and why.
+fn csv_order(
+    columns: &CsvColumns,
+    record: &csv::StringRecord,
+    id: String,
+    line: channel::ChannelOrderLine,
+) -> Result<channel::ChannelOrder, (&'static str, String)> {
+    if id.is_empty() {
+        return Err(("channel_order_id", "blank".into()));
     }
-    let bad = || Error::invalid("cursor", "not a cursor returned by this connector");
-    let (time, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(Some((time.parse().map_err(|_| bad())?, id.to_string())))
+    let cell = |name: &str| columns.cell(record, name);
+    let order_time = parse_time(&cell("order_time")).map_err(|e| ("order_time", e))?;
+    let dispatch_by =
+        parse_optional_time(&cell("dispatch_by_time")).map_err(|e| ("dispatch_by_time", e))?;
+    let dispatch_after = parse_optional_time(&cell("dispatch_after_time"))
+        .map_err(|e| ("dispatch_after_time", e))?;
+    let fulfilment =
+        parse_fulfilment(&cell("fulfilment_type")).map_err(|e| ("fulfilment_type", e))?;
+    let priority = parse_flag(&cell("priority")).map_err(|e| ("priority", e))?;
+    let marketplace_fulfilled =
+        parse_flag(&cell("marketplace_fulfilled")).map_err(|e| ("marketplace_fulfilled", e))?;
+    Ok(channel::ChannelOrder {
+        channel_order_id: id,
+        parent_order_id: cell("parent_order_id"),
+        order_time: Some(to_timestamp(order_time)),
+        lines: vec![line],
+        fulfilment_type: fulfilment as i32,
+        dispatch_by_time: dispatch_by.map(to_timestamp),
+        dispatch_after_time: dispatch_after.map(to_timestamp),
+        replacement_for_channel_order_id: cell("replacement_for"),
+        priority,
+        marketplace_fulfilled,
+        unreadable_reason: String::new(),
+    })
 }
 
 #[tonic::async_trait]
@@ -313,23 +527,18 @@ impl ChannelConnector for FileConnector {
     ) -> Result<Response<channel::FetchOrdersResponse>, Status> {
         let request = request.into_inner();
         let page_size = kosha_runtime::page::page_size(request.page_size).map_err(Status::from)?;
-        let after_opt = parse_cursor(&request.cursor).map_err(Status::from)?;
-        let orders = self.read_orders(&request.client_id).map_err(Status::from)?;
+        let served = Served::parse(&request.cursor).map_err(Status::from)?;
+        let orders = self
+            .orders_after(&request.client_id, served)
+            .map_err(Status::from)?;
 
-        let mut remaining = orders.into_iter().filter(|order| match &after_opt {
-            Some((time, id)) => (order.order_time, &order.order.channel_order_id) > (*time, id),
-            None => true,
-        });
+        let more = orders.len() as i64 > page_size;
         let mut page = Vec::new();
         let mut next_cursor = request.cursor.clone();
-        for order in remaining.by_ref() {
-            next_cursor = cursor_of(&order);
+        for order in orders.into_iter().take(page_size as usize) {
+            next_cursor = order.served_after.cursor();
             page.push(order.order);
-            if page.len() as i64 == page_size {
-                break;
-            }
         }
-        let more = remaining.next().is_some();
         Ok(Response::new(channel::FetchOrdersResponse {
             orders: page,
             next_cursor,
@@ -345,12 +554,7 @@ impl ChannelConnector for FileConnector {
         let statuses = self
             .read_statuses(&request.client_id)
             .map_err(Status::from)?;
-        let known: std::collections::BTreeSet<String> = self
-            .read_orders(&request.client_id)
-            .map_err(Status::from)?
-            .into_iter()
-            .map(|order| order.order.channel_order_id)
-            .collect();
+        let known = self.known_ids(&request.client_id).map_err(Status::from)?;
         let mut response = channel::FetchOrderStatusesResponse::default();
         for id in request.channel_order_ids {
             match statuses.get(&id) {
@@ -413,7 +617,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn orders_from_csv_and_json_are_served_oldest_first_page_by_page() {
+    async fn orders_from_json_then_csv_are_served_page_by_page() {
         let root = tempfile::tempdir().unwrap();
         let client_dir = root.path().join("acme");
         write(
@@ -463,32 +667,154 @@ mod tests {
         assert_eq!(third.next_cursor, second.next_cursor);
     }
 
-    #[tokio::test]
-    async fn a_bad_cell_is_reported_with_its_row_and_column() {
-        let root = tempfile::tempdir().unwrap();
-        write(
-            &root.path().join("acme"),
-            "orders.csv",
-            "channel_order_id,order_time,marketplace_sku,quantity\nF-1,yesterday,M-1,1\n",
-        );
-        let connector = FileConnector::new(root.path());
-        let request = channel::FetchOrdersRequest {
+    fn ask(cursor: &str) -> Request<channel::FetchOrdersRequest> {
+        Request::new(channel::FetchOrdersRequest {
             client_id: "acme".into(),
             channel: "FLIPKART".into(),
-            cursor: String::new(),
+            cursor: cursor.into(),
             page_size: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_bad_cell_makes_its_order_unreadable_and_holds_back_no_other() {
+        let root = tempfile::tempdir().unwrap();
+        let client_dir = root.path().join("acme");
+        let header = "channel_order_id,order_time,marketplace_sku,quantity\n";
+        let rows = "F-1,yesterday,M-1,1\n\
+                    F-2,2026-01-01T10:00:00Z,M-1,1\n\
+                    F-2,2026-01-01T10:00:00Z,M-2,x\n\
+                    F-3,2026-01-01T11:00:00Z,M-1,2\n\
+                    ,2026-01-01T11:00:00Z,M-1,2\n";
+        write(&client_dir, "orders.csv", &format!("{header}{rows}"));
+        let connector = FileConnector::new(root.path());
+
+        let first = connector.fetch_orders(ask("")).await.unwrap().into_inner();
+        write(
+            &client_dir,
+            "orders.csv",
+            &format!("{header}{rows}F-1,2026-01-01T09:00:00Z,M-1,1\n"),
+        );
+        let resent = connector
+            .fetch_orders(ask(&first.next_cursor))
+            .await
+            .unwrap()
+            .into_inner();
+
+        let reasons: Vec<(&str, &str)> = first
+            .orders
+            .iter()
+            .map(|o| (o.channel_order_id.as_str(), o.unreadable_reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(
+            reasons[0].1.contains("row 2 column `order_time`"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[1].0, "F-2");
+        assert!(
+            reasons[1].1.contains("row 4 column `quantity`"),
+            "{reasons:?}"
+        );
+        assert_eq!(
+            reasons[2],
+            ("F-3", ""),
+            "a good order after bad ones is served"
+        );
+        assert!(
+            reasons[3].1.contains("row 6 column `channel_order_id`"),
+            "{reasons:?}"
+        );
+        assert_eq!(resent.orders.len(), 1, "only the corrected order is new");
+        assert_eq!(resent.orders[0].channel_order_id, "F-1");
+        assert!(resent.orders[0].unreadable_reason.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_order_added_late_with_an_earlier_time_is_still_served() {
+        let root = tempfile::tempdir().unwrap();
+        let client_dir = root.path().join("acme");
+        let header = "channel_order_id,order_time,marketplace_sku,quantity\n";
+        write(
+            &client_dir,
+            "orders.csv",
+            &format!("{header}F-2,2026-01-02T10:00:00Z,M-1,1\n"),
+        );
+        let connector = FileConnector::new(root.path());
+
+        let first = connector.fetch_orders(ask("")).await.unwrap().into_inner();
+        write(
+            &client_dir,
+            "orders.csv",
+            &format!(
+                "{header}F-2,2026-01-02T10:00:00Z,M-1,1\n\
+                 F-1,2026-01-01T10:00:00Z,M-1,1\nF-1,2026-01-01T10:00:00Z,M-2,1\n"
+            ),
+        );
+        let second = connector
+            .fetch_orders(ask(&first.next_cursor))
+            .await
+            .unwrap()
+            .into_inner();
+        let third = connector
+            .fetch_orders(ask(&second.next_cursor))
+            .await
+            .unwrap()
+            .into_inner();
+        let from_an_old_cursor = connector
+            .fetch_orders(ask("1767261600000000|F-2"))
+            .await
+            .unwrap()
+            .into_inner();
+
+        assert_eq!(first.orders.len(), 1);
+        assert_eq!(second.orders.len(), 1);
+        assert_eq!(second.orders[0].channel_order_id, "F-1");
+        assert_eq!(second.orders[0].lines.len(), 2);
+        assert!(third.orders.is_empty());
+        assert_eq!(
+            from_an_old_cursor.orders.len(),
+            2,
+            "a cursor of the order-time kind starts again from the beginning"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_folder_or_status_header_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        let connector = FileConnector::new(root.path());
+        let statuses = |connector: FileConnector| async move {
+            connector
+                .fetch_order_statuses(Request::new(channel::FetchOrderStatusesRequest {
+                    client_id: "acme".into(),
+                    channel: "FLIPKART".into(),
+                    channel_order_ids: vec!["F-1".into()],
+                }))
+                .await
         };
 
-        let status = connector
-            .fetch_orders(Request::new(request))
+        let no_folder = connector.fetch_orders(ask("")).await.unwrap_err();
+        write(
+            &root.path().join("acme"),
+            "statuses.csv",
+            "F-1,CANCELLED\nF-2,CANCELLED\n",
+        );
+        let no_header = statuses(connector.clone()).await.unwrap_err();
+        let no_root = FileConnector::new(&root.path().join("nowhere"))
+            .fetch_orders(ask(""))
             .await
             .unwrap_err();
 
+        assert_eq!(no_folder.code(), tonic::Code::FailedPrecondition);
         assert!(
-            status.message().contains("row 2 column `order_time`"),
-            "{}",
-            status.message()
+            no_folder.message().contains("no folder for client `acme`"),
+            "{no_folder:?}"
         );
+        assert!(
+            no_header.message().contains("`channel_order_id,state`"),
+            "{no_header:?}"
+        );
+        assert!(no_root.message().contains("does not exist"), "{no_root:?}");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use kosha_proto::types::QcGrade;
 use kosha_runtime::time::{now_micros, to_timestamp};
 use kosha_testkit::TestDatabase;
 
-use crate::harness::{CLIENT, Options, spawn_app};
+use crate::harness::{CLIENT, Options, order, spawn_app};
 
 async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db: TestDatabase) {
     // Arrange
@@ -24,12 +24,16 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
           {"channel_order_id": "404-F-2", "order_time": "2026-01-05T11:00:00+05:30",
            "lines": [{"marketplace_sku": "AM-NOT-LISTED", "quantity": 1}]},
           {"channel_order_id": "404-F-0", "order_time": "2026-01-05T12:00:00+05:30",
-           "lines": [{"marketplace_sku": "AM-1", "quantity": 0}]}
+           "lines": [{"marketplace_sku": "AM-1", "quantity": 0}]},
+          {"channel_order_id": "404-F-9", "order_time": "yesterday",
+           "lines": [{"marketplace_sku": "AM-1", "quantity": 1}]}
         ]"#,
     )
     .unwrap();
     let mut options = Options::default();
-    options.settings.connectors = format!("AMAZON=dir:{}", files.display());
+    // Nothing listens on port 1 of loopback: PAYTM's connector cannot be reached.
+    options.settings.connectors =
+        format!("AMAZON=dir:{},PAYTM=http://127.0.0.1:1", files.display());
     let app = spawn_app(db, options).await;
     app.receive("SKU-1", 5, QcGrade::Pass).await;
     let sync = |app: &crate::harness::TestApp| {
@@ -56,6 +60,15 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
     )
     .unwrap();
     let third = sync(&app).await;
+    let unreachable = app
+        .orders
+        .clone()
+        .sync_orders(api::SyncOrdersRequest {
+            client_id: CLIENT.into(),
+            channel: "PAYTM".into(),
+        })
+        .await
+        .unwrap_err();
     let pushed = app
         .orders
         .clone()
@@ -66,6 +79,10 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         .await
         .unwrap()
         .into_inner();
+    let by_hand = app
+        .create(order("AMAZON", "404-BY-HAND", &[("AM-1", 1)]))
+        .await;
+    let statuses = app.sync_channel_statuses("AMAZON").await;
     let no_connector = app
         .orders
         .clone()
@@ -108,20 +125,42 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         .unwrap_err();
 
     // Assert
-    assert_eq!((first.fetched, first.created, first.failed), (3, 1, 2));
+    assert_eq!((first.fetched, first.created, first.failed), (4, 1, 3));
     let refused: Vec<_> = first
         .refused
         .iter()
         .map(|order| order.channel_order_id.as_str())
         .collect();
-    assert_eq!(refused, ["404-F-0"], "only the malformed order is refused");
+    assert_eq!(
+        refused,
+        ["404-F-0", "404-F-9"],
+        "only malformed orders are refused"
+    );
     assert!(
         first.refused[0].reason.contains("quantity"),
         "{}",
         first.refused[0].reason
     );
+    assert!(
+        first.refused[1].reason.contains("[3].order_time"),
+        "the connector names what it could not read: {}",
+        first.refused[1].reason
+    );
     assert_eq!(second.fetched, 0, "the cursor moved past what was taken in");
     assert_eq!((third.fetched, third.created), (1, 1));
+    assert_eq!(
+        statuses.unknown_channel_order_ids,
+        std::slice::from_ref(&by_hand.channel_order_id),
+        "the channel's files do not know an order entered by hand"
+    );
+    assert_eq!(unreachable.code(), tonic::Code::Unavailable);
+    assert!(
+        unreachable
+            .message()
+            .contains("channel `PAYTM` connector (http://127.0.0.1:1)"),
+        "{}",
+        unreachable.message()
+    );
     assert_eq!(pushed.pushed, 6);
     let availability = std::fs::read_to_string(client_dir.join("availability.csv")).unwrap();
     assert!(availability.contains("AM-1,SKU-1,2\n"), "{availability}");
