@@ -14,6 +14,9 @@ use crate::store::orders::{self, HistoryRow, SearchFilter};
 /// Most waiting orders looked at to count what orders ahead of one need.
 const MAX_ORDERS_AHEAD: usize = 500;
 
+/// Why a bulk order waits, when nothing else keeps it waiting.
+const BULK_RETRY_REASON: &str = "bulk orders are allocated only when an operator retries them";
+
 /// Blocked lines an explanation's summary names at most; the rest are counted.
 const MOST_LINES_SUMMARISED: usize = 5;
 
@@ -210,7 +213,7 @@ impl App {
             && order.pending() > 0
         {
             order_blockers.push(api::Blocker::BulkAwaitsRetry);
-            reasons.push("bulk orders are allocated only when an operator retries them".into());
+            reasons.push(BULK_RETRY_REASON.into());
             order_unblock.push(step(
                 api::UnblockAction::RetryAllocation,
                 order.pending(),
@@ -245,6 +248,28 @@ impl App {
                      PackOrder, InvoiceOrder and DispatchOrder"
                 ));
             }
+        }
+
+        // Picked and on its way: the next steps, and what the channel said meanwhile.
+        if order.status == OrderStatus::Processing {
+            reasons.push(
+                "picking has started; PackOrder is next, and it first asks the channel whether \
+                 the order was cancelled there (SyncOrderStatus asks now)"
+                    .into(),
+            );
+        }
+        if !order.channel_conflict.is_empty() {
+            order_blockers.push(api::Blocker::ChannelConflict);
+            reasons.push(order.channel_conflict.clone());
+            order_unblock.push(step(
+                api::UnblockAction::ReceiveStock,
+                order.lines.iter().map(|line| line.invoiced).sum(),
+                "",
+                "",
+                "when the returned units are back, ReceiveGrn (a re-GRN, without a PO) \
+                 brings them into stock"
+                    .into(),
+            ));
         }
 
         // Per line: what it needs and what the pool has.
@@ -295,6 +320,33 @@ impl App {
                          other lines cannot be served in full",
                         line.available_in_pool, line.pool
                     );
+                }
+            }
+        }
+        // A bulk order none of whose missing units are in the pool gains nothing from a
+        // retry now, however often the operator retries: say so rather than point at one.
+        let bulk_retry_is_futile = order.kind == OrderKind::Bulk
+            && !block_complete_waits
+            && order_blockers.contains(&api::Blocker::BulkAwaitsRetry)
+            && lines
+                .iter()
+                .filter(|line| line.missing_quantity > 0)
+                .all(|line| line.available_in_pool == 0);
+        if bulk_retry_is_futile {
+            order_blockers.retain(|blocker| *blocker != api::Blocker::BulkAwaitsRetry);
+            order_blockers.push(api::Blocker::NoStock);
+            reasons.retain(|reason| reason != BULK_RETRY_REASON);
+            reasons.push(format!(
+                "none of its missing units are AVAILABLE in {pool} ({}), so a retry now \
+                 allocates nothing; each line names the move that brings stock",
+                order.grade.as_str()
+            ));
+            for unblock in &mut order_unblock {
+                if unblock.action() == api::UnblockAction::RetryAllocation {
+                    unblock.description = "once stock is there for its lines (see the moves \
+                                           of each line), RetryAllocation schedules the \
+                                           allocation; a retry before that allocates nothing"
+                        .into();
                 }
             }
         }
@@ -590,7 +642,9 @@ impl App {
                 "",
                 format!(
                     "{other_grade_units} units of {} are QC {other}: an order served from QC \
-                     {other} could use them; this one is served from QC {grade_name}",
+                     {other} could use them; this one is served from QC {grade_name}, and an \
+                     order's grade never changes: CancelOrder it and create it again with QC \
+                     {other} (an outward PO again under a new PO number)",
                     line.sku
                 ),
             ));

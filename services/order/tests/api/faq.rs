@@ -90,6 +90,7 @@ async fn faq_an_order_cancelled_on_the_seller_panel_is_caught_when_packing(db: T
         ..Default::default()
     };
     let refused = app.orders.clone().cancel_order(cancel).await.unwrap_err();
+    let conflict_explained = app.explain(&invoiced.order_id).await;
 
     // Assert: the sync at packing caught the cancellation and freed the stock.
     assert_eq!(packing.code(), tonic::Code::FailedPrecondition);
@@ -116,6 +117,20 @@ async fn faq_an_order_cancelled_on_the_seller_panel_is_caught_when_packing(db: T
         refused.message().contains("re-GRN"),
         "{}",
         refused.message()
+    );
+    assert!(
+        conflict_explained
+            .order_blockers()
+            .any(|blocker| blocker == api::Blocker::ChannelConflict),
+        "{conflict_explained:?}"
+    );
+    assert!(
+        has_step(
+            &conflict_explained.order_unblock,
+            api::UnblockAction::ReceiveStock,
+            1
+        ),
+        "{conflict_explained:?}"
     );
     app.assert_audit_clean().await;
 }
@@ -370,6 +385,20 @@ async fn faq_a_bulk_order_stays_unfulfillable_for_block_complete_or_its_qc_grade
         line.elsewhere
             .iter()
             .any(|e| e.qc_grade() == QcGrade::Pass && e.quantity == 4)
+    );
+    // A retry ran and found nothing: the answer no longer points at another retry.
+    assert!(
+        !grade_explained
+            .order_blockers
+            .contains(&(api::Blocker::BulkAwaitsRetry as i32)),
+        "{grade_explained:?}"
+    );
+    assert!(
+        grade_explained
+            .summary
+            .contains("a retry now allocates nothing"),
+        "{}",
+        grade_explained.summary
     );
 }
 
