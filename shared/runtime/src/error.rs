@@ -32,16 +32,25 @@ impl FieldViolation {
 /// many more there are; the dry run of the same request returns the full list.
 const MAX_VIOLATIONS_IN_STATUS: usize = 100;
 
-/// Longest text of one message or violation sent to a caller. Messages quote the bad value;
-/// a caller who sent a megabyte of it needs the start, not all of it back.
+/// Most bytes of violations (fields and descriptions) in one status. The details travel
+/// base64-encoded in a trailer beside the message, and common gRPC clients refuse a
+/// response whose trailers pass 8 KiB (some 16 KiB) with `RESOURCE_EXHAUSTED`, losing the
+/// whole report: this leaves room for the message and the encoding's third.
+const MOST_VIOLATION_BYTES: usize = 3_500;
+
+/// Longest text of one message sent to a caller. Messages quote the bad value; a caller
+/// who sent a megabyte of it needs the start, not all of it back.
 const MOST_MESSAGE_CHARS: usize = 2000;
 
-/// `text` cut to [`MOST_MESSAGE_CHARS`] characters, saying so when cut.
-fn bounded(text: String) -> String {
-    if text.chars().count() <= MOST_MESSAGE_CHARS {
+/// Longest field or description of one violation in a status.
+const MOST_VIOLATION_CHARS: usize = 400;
+
+/// `text` cut to `most` characters, saying so when cut.
+fn bounded(text: String, most: usize) -> String {
+    if text.chars().count() <= most {
         return text;
     }
-    let kept: String = text.chars().take(MOST_MESSAGE_CHARS).collect();
+    let kept: String = text.chars().take(most).collect();
     format!("{kept}… (cut; the message was longer)")
 }
 
@@ -163,12 +172,19 @@ impl From<Error> for Status {
                 violations,
             } => {
                 let mut details = ErrorDetails::new();
-                let shown = violations.len().min(MAX_VIOLATIONS_IN_STATUS);
-                for violation in &violations[..shown] {
-                    details.add_bad_request_violation(
-                        bounded(violation.field.clone()),
-                        bounded(violation.description.clone()),
-                    );
+                let mut budget = MOST_VIOLATION_BYTES;
+                let mut shown = 0;
+                for violation in violations.iter().take(MAX_VIOLATIONS_IN_STATUS) {
+                    let field = bounded(violation.field.clone(), MOST_VIOLATION_CHARS);
+                    let description = bounded(violation.description.clone(), MOST_VIOLATION_CHARS);
+                    // A few bytes of framing per violation besides its text.
+                    let cost = field.len() + description.len() + 8;
+                    if cost > budget {
+                        break;
+                    }
+                    budget -= cost;
+                    details.add_bad_request_violation(field, description);
+                    shown += 1;
                 }
                 let message = if violations.len() > shown {
                     format!(
@@ -178,13 +194,17 @@ impl From<Error> for Status {
                 } else {
                     message
                 };
-                Status::with_error_details(Code::InvalidArgument, bounded(message), details)
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    bounded(message, MOST_MESSAGE_CHARS),
+                    details,
+                )
             }
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 Status::internal("internal error; the cause is in the server log")
             }
-            other => Status::new(other.code(), bounded(other.to_string())),
+            other => Status::new(other.code(), bounded(other.to_string(), MOST_MESSAGE_CHARS)),
         }
     }
 }
@@ -215,5 +235,43 @@ mod tests {
         assert_eq!(violation.field, "price");
         assert!(violation.description.len() < 10_000);
         assert!(not_found.message().len() < 10_000);
+    }
+
+    #[test]
+    fn a_long_report_fits_the_trailer_budget_of_common_clients() {
+        let violations = (1..=300)
+            .map(|row| {
+                FieldViolation::new(
+                    format!("rows[{row}].sku"),
+                    format!(
+                        "`{}-{row:05}!` has a character a SKU cannot hold",
+                        "Z".repeat(40)
+                    ),
+                )
+            })
+            .collect();
+
+        let status = Status::from(Error::invalid_many("300 rows are wrong", violations));
+
+        let mut headers = tonic::metadata::MetadataMap::new().into_headers();
+        status.add_header(&mut headers).unwrap();
+        let trailer_bytes: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        assert!(
+            trailer_bytes < 8 * 1024,
+            "{trailer_bytes} bytes of trailers"
+        );
+        let details = status.get_error_details();
+        let shown = details.bad_request().unwrap().field_violations.len();
+        assert!(shown >= 30, "only {shown} rows listed");
+        assert!(
+            status
+                .message()
+                .contains(&format!("{} more problems not listed", 300 - shown)),
+            "{}",
+            status.message()
+        );
     }
 }
