@@ -97,6 +97,15 @@ impl<'a> CsvFile<'a> {
             )
         })?;
 
+        if let Some(line) = unclosed_quote_line(text) {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "a quoted cell opened on line {line} is never closed, so every line after \
+                     it would be read as part of that cell; close the quote or remove it"
+                ),
+            ));
+        }
         let mut reader = reader(text);
         let header = reader
             .headers()
@@ -148,6 +157,38 @@ impl<'a> CsvFile<'a> {
             }
         })
     }
+}
+
+/// The line of a quoted cell that the text never closes. The CSV reader takes such a cell
+/// to run to the end of the file, swallowing the rows after it, and reports nothing.
+fn unclosed_quote_line(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at_cell_start = true;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'"' if at_cell_start => {
+                let opened = index;
+                index += 1;
+                loop {
+                    match bytes.get(index) {
+                        None => {
+                            let line = bytes[..opened].iter().filter(|b| **b == b'\n').count();
+                            return Some(line + 1);
+                        }
+                        Some(b'"') if bytes.get(index + 1) == Some(&b'"') => index += 2,
+                        Some(b'"') => break,
+                        Some(_) => index += 1,
+                    }
+                }
+                at_cell_start = false;
+            }
+            b',' | b'\n' | b'\r' => at_cell_start = true,
+            _ => at_cell_start = false,
+        }
+        index += 1;
+    }
+    None
 }
 
 /// Finds the line a record starts on, counting forward only (each byte is read once).
@@ -347,6 +388,21 @@ pub fn reject_or_report(mut report: UploadReport) -> Result<UploadReport, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_left_open_is_refused_with_its_line() {
+        let at_end = CsvFile::parse(b"sku,name,mrp\nQ-1,\"unterminated,1\n").unwrap_err();
+        let in_the_middle =
+            CsvFile::parse(b"sku,name,mrp\nQ-2,ok,1\nQ-3,\"unterm,1\nQ-4,x,2\n").unwrap_err();
+
+        assert!(at_end.to_string().contains("opened on line 2"), "{at_end}");
+        assert!(
+            in_the_middle.to_string().contains("opened on line 3"),
+            "{in_the_middle}"
+        );
+        assert!(CsvFile::parse(b"sku,name\nQ-5,\"say \"\"hi\"\", twice\"\n").is_ok());
+        assert!(CsvFile::parse(b"sku,name\nQ-6,5\" screen\n").is_ok());
+    }
 
     #[test]
     fn bom_crlf_and_quotes_are_read() {
