@@ -246,9 +246,10 @@ impl Store {
         Ok((runs, next_opt))
     }
 
-    /// Makes the next occurrence of a recurring job due now: its pending run is pulled
-    /// forward (the schedule after it is unchanged). Refused while a run is running, since
-    /// runs never overlap.
+    /// Runs a recurring job once now, besides its schedule: its pending run becomes a run
+    /// due now that stands for no occurrence, so the occurrence it stood for gets a run of
+    /// its own once this one ends. An operator who runs a weekly job now still gets this
+    /// week's run. Refused while a run is running, since runs never overlap.
     pub async fn make_recurring_due_now(
         &self,
         recurring_job_id: &str,
@@ -277,7 +278,7 @@ impl Store {
         };
 
         let sql = format!(
-            "UPDATE jobs SET due_at = $2, updated_at = $2 WHERE job_id = $1 \
+            "UPDATE jobs SET due_at = $2, first_due_at = $2, updated_at = $2 WHERE job_id = $1 \
              RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql)

@@ -125,7 +125,9 @@ async fn registering_again_keeps_the_schedule_and_a_new_interval_or_payload_upda
     scheduler.stop().await;
 }
 
-async fn each_occurrence_is_one_run_and_run_now_or_cancel_move_only_the_next_one(db: TestDatabase) {
+async fn each_occurrence_is_one_run_run_now_adds_one_and_cancel_skips_the_next_one(
+    db: TestDatabase,
+) {
     // Arrange
     let (clock, shared_clock) = fake_clock();
     let handler = TestHandler::new(shared_clock.clone());
@@ -160,7 +162,7 @@ async fn each_occurrence_is_one_run_and_run_now_or_cancel_move_only_the_next_one
         |runs| runs.len() == 2 && pending_count(runs) == 1,
     )
     .await;
-    // Run the second occurrence now, an hour-minute early.
+    // Run it once now, between the first occurrence and the second.
     let pulled = client
         .run_now(pb::RunNowRequest { job_id: id.clone() })
         .await
@@ -191,12 +193,16 @@ async fn each_occurrence_is_one_run_and_run_now_or_cancel_move_only_the_next_one
     assert_eq!(pulled.job.unwrap().job_id, after_first[0].job_id);
     assert_eq!(
         micros(&after_second[0].due_time),
-        T0 + 180 * SECOND,
-        "the schedule kept its beat"
+        T0 + 120 * SECOND,
+        "the second occurrence still has a run of its own"
     );
     assert_eq!(after_cancel.len(), 4);
     assert_eq!(after_cancel[1].state, pb::JobState::Cancelled as i32);
-    assert_eq!(micros(&after_cancel[0].due_time), T0 + 240 * SECOND);
+    assert_eq!(
+        micros(&after_cancel[0].due_time),
+        T0 + 180 * SECOND,
+        "the schedule kept its beat"
+    );
     assert!(after_cancel.iter().all(|run| run.recurring_job_id == id));
     assert_eq!(handler.calls().len(), 2);
     scheduler.stop().await;
@@ -205,5 +211,5 @@ async fn each_occurrence_is_one_run_and_run_now_or_cancel_move_only_the_next_one
 
 kosha_testkit::store_tests!(
     registering_again_keeps_the_schedule_and_a_new_interval_or_payload_updates_it,
-    each_occurrence_is_one_run_and_run_now_or_cancel_move_only_the_next_one,
+    each_occurrence_is_one_run_run_now_adds_one_and_cancel_skips_the_next_one,
 );
