@@ -67,10 +67,13 @@ impl SuiteOptions {
         if let Some(settings) = &catalog {
             problems.extend(named("catalog", settings.problems()));
         }
-        if let Some(settings) = &scheduler
-            && let Err(found) = settings.options()
-        {
-            problems.extend(named("scheduler", found));
+        if let Some(settings) = &scheduler {
+            if let Err(found) = settings.options() {
+                problems.extend(named("scheduler", found));
+            }
+            if let Err(found) = scheduler_peers("127.0.0.1:0", settings) {
+                problems.extend(named("scheduler", found));
+            }
         }
         if let Some(settings) = &inventory {
             problems.extend(named("inventory", settings.problems()));
@@ -103,6 +106,18 @@ impl SuiteOptions {
             _ => Err(problems),
         }
     }
+}
+
+/// The services of this process that own jobs: the scheduler calls them at the runner's
+/// own address, where [`JobDispatcher`] hands each job to its owner.
+const LOCAL_JOB_OWNERS: [&str; 2] = [kosha_inventory::NAME, kosha_order::NAME];
+
+/// Whom the runner's scheduler calls: the local owners, and any the settings add.
+fn scheduler_peers(
+    own_address: &str,
+    settings: &kosha_scheduler::config::Settings,
+) -> Result<kosha_scheduler::config::Peers, Vec<String>> {
+    kosha_scheduler::config::Peers::in_process(own_address, &LOCAL_JOB_OWNERS, settings)
 }
 
 /// A service's settings from the environment, or `None` with the problem added to
@@ -199,7 +214,8 @@ impl Suite {
             &mut server,
             open(&options, kosha_scheduler::NAME).await?,
             &options.scheduler,
-            &kosha_scheduler::config::Peers::all_in_one(own_address.clone()),
+            &scheduler_peers(&own_address, &options.scheduler)
+                .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?,
         )
         .await?;
 

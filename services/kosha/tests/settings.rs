@@ -50,3 +50,31 @@ fn every_bad_setting_is_reported_at_once_before_any_file_is_created() {
         "nothing is created before the settings are good"
     );
 }
+
+#[test]
+fn extra_job_owners_of_the_scheduler_are_checked_too() {
+    // Arrange
+    let data_dir = tempfile::tempdir().unwrap();
+    let suite_dir = data_dir.path().join("suite");
+
+    // Act
+    let output = Command::new(env!("CARGO_BIN_EXE_kosha"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&suite_dir)
+        .env("KOSHA_SCHEDULER_OWNERS", "garbage,billing=127.0.0.1:4000")
+        .output()
+        .unwrap();
+
+    // Assert
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{said}");
+    assert!(
+        said.contains("scheduler: KOSHA_SCHEDULER_OWNERS entry `garbage`: expected NAME=ADDR"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("billing"),
+        "a good entry is no problem:\n{said}"
+    );
+    assert!(!suite_dir.exists());
+}

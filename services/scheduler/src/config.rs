@@ -227,6 +227,31 @@ impl Peers {
         }
     }
 
+    /// The all-in-one runner's owners: `local`, the services of its process that own jobs,
+    /// at `address`, where one handler passes each job to its owner in-process; and the
+    /// further owners `KOSHA_SCHEDULER_OWNERS` names, whose handlers run elsewhere. No other
+    /// name is an owner, so a job for a service without jobs is refused when scheduled
+    /// rather than retried until it gives up.
+    pub fn in_process(
+        address: &str,
+        local: &[&str],
+        settings: &Settings,
+    ) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut owner_addrs = extra_owners(&settings.owners, &mut problems);
+        for name in local {
+            owner_addrs.insert((*name).to_string(), address.to_string());
+        }
+        if problems.is_empty() {
+            Ok(Self {
+                owner_addrs,
+                default_owner_addr: None,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
     /// The owners named by the settings; returns every problem at once.
     pub fn from_settings(settings: &Settings) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
@@ -253,27 +278,7 @@ impl Peers {
             }
         }
 
-        for entry in settings
-            .owners
-            .iter()
-            .map(|entry| entry.trim())
-            .filter(|e| !e.is_empty())
-        {
-            let Some((name, address)) = entry.split_once('=') else {
-                problems.push(format!(
-                    "KOSHA_SCHEDULER_OWNERS entry `{entry}`: expected NAME=ADDR"
-                ));
-                continue;
-            };
-            let (name, address) = (name.trim(), address.trim());
-            if let Some(why) = owner_name_problem(name) {
-                problems.push(format!("KOSHA_SCHEDULER_OWNERS entry `{entry}`: {why}"));
-            } else if let Some(why) = address_problem(address) {
-                problems.push(format!("KOSHA_SCHEDULER_OWNERS entry `{entry}`: {why}"));
-            } else {
-                owner_addrs.insert(name.to_string(), address.to_string());
-            }
-        }
+        owner_addrs.extend(extra_owners(&settings.owners, &mut problems));
 
         let default_owner_addr = settings
             .default_owner_addr
@@ -311,6 +316,33 @@ impl Peers {
         }
         Owners::new(addresses)
     }
+}
+
+/// The owners of `KOSHA_SCHEDULER_OWNERS` entries (`NAME=ADDR`), with a problem added to
+/// `problems` for each entry that is not one.
+fn extra_owners(entries: &[String], problems: &mut Vec<String>) -> BTreeMap<String, String> {
+    let mut owner_addrs = BTreeMap::new();
+    for entry in entries
+        .iter()
+        .map(|entry| entry.trim())
+        .filter(|e| !e.is_empty())
+    {
+        let Some((name, address)) = entry.split_once('=') else {
+            problems.push(format!(
+                "KOSHA_SCHEDULER_OWNERS entry `{entry}`: expected NAME=ADDR"
+            ));
+            continue;
+        };
+        let (name, address) = (name.trim(), address.trim());
+        if let Some(why) = owner_name_problem(name) {
+            problems.push(format!("KOSHA_SCHEDULER_OWNERS entry `{entry}`: {why}"));
+        } else if let Some(why) = address_problem(address) {
+            problems.push(format!("KOSHA_SCHEDULER_OWNERS entry `{entry}`: {why}"));
+        } else {
+            owner_addrs.insert(name.to_string(), address.to_string());
+        }
+    }
+    owner_addrs
 }
 
 /// Why `address` cannot be dialled, if it cannot.
