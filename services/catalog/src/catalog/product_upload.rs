@@ -210,10 +210,22 @@ impl Check {
 
         match self.mode {
             UploadMode::Create => {
-                let existing = products::existing(conn, client, &skus).await?;
+                // A row that repeats a stored product exactly is a retried upload's, and
+                // counts as unchanged, so that sending the same file again succeeds.
+                let stored: HashMap<String, Product> = products::load(conn, client, &skus)
+                    .await?
+                    .into_iter()
+                    .map(|product| (product.sku.to_string(), product))
+                    .collect();
                 for row in &batch {
                     let Some(sku) = &row.sku_opt else { continue };
-                    if existing.contains(sku.as_str()) {
+                    if let Some(product) = stored.get(sku.as_str()) {
+                        if let Some(RowValues::Create(attributes)) = &row.values_opt
+                            && *attributes == product.attributes
+                        {
+                            self.tally.count(&sku.to_string(), Outcome::Unchanged);
+                            continue;
+                        }
                         self.errors.push(row_error(
                             row.row,
                             column,
@@ -332,6 +344,16 @@ async fn write_batch(
     }
     match mode {
         UploadMode::Create => {
+            let skus: Vec<&str> = batch
+                .iter()
+                .filter_map(|row| row.sku_opt.as_ref())
+                .map(Sku::as_str)
+                .collect();
+            let stored: HashMap<String, Product> = products::load(conn, client, &skus)
+                .await?
+                .into_iter()
+                .map(|product| (product.sku.to_string(), product))
+                .collect();
             let mut new_products: Vec<(&Sku, &ProductAttributes)> = Vec::with_capacity(batch.len());
             for row in batch {
                 let (Some(sku), Some(RowValues::Create(attributes))) =
@@ -339,7 +361,16 @@ async fn write_batch(
                 else {
                     return Err(reread_failed(row.row));
                 };
-                new_products.push((sku, attributes));
+                match stored.get(sku.as_str()) {
+                    Some(product) if product.attributes == *attributes => written.unchanged += 1,
+                    Some(_) => {
+                        return Err(Error::Aborted(format!(
+                            "another call created SKU `{sku}` with other values while the \
+                             upload ran; nothing was stored; upload again to see the rows"
+                        )));
+                    }
+                    None => new_products.push((sku, attributes)),
+                }
             }
             match products::insert(conn, client, &new_products, now).await {
                 Ok(()) => written.created += new_products.len() as i64,

@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
@@ -111,16 +111,6 @@ pub async fn active_by_sku(
         found.insert(row.try_get("sku")?, active == 1);
     }
     Ok(found)
-}
-
-/// Which of one chunk of SKUs exist.
-pub async fn existing(
-    conn: &mut AnyConnection,
-    client: &ClientId,
-    skus: &[&str],
-) -> sqlx::Result<HashSet<String>> {
-    let found = active_by_sku(conn, client, skus).await?;
-    Ok(found.into_keys().collect())
 }
 
 /// Up to `limit` products after SKU `after_opt`, in SKU order.

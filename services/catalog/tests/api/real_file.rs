@@ -162,24 +162,34 @@ async fn the_real_product_master_is_checked_whole_then_created_in_one_call(db: T
         [&first[1], &first[2], &first[3], &first[4]]
     );
 
-    // Act: the same file again in create mode.
+    // Act: the same file again in create mode (a retry), then once with one row changed.
     let again = app
         .upload_products("ethnic", pb::UploadMode::Create, false, &clean_file)
         .await;
-    let again_report = app
-        .upload_products("ethnic", pb::UploadMode::Create, true, &clean_file)
+    let mut changed_rows = clean_rows.clone();
+    changed_rows[0][4] = format!("{} and more", changed_rows[0][4]);
+    let changed_report = app
+        .upload_products(
+            "ethnic",
+            pb::UploadMode::Create,
+            true,
+            &to_csv(&changed_rows),
+        )
         .await
         .unwrap();
 
-    // Assert: rejected whole as existing SKUs; nothing changed.
-    assert_eq!(again.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(again_report.errors.len(), 9165);
-    assert!(
-        again_report
-            .errors
-            .iter()
-            .all(|error| error.reason == "SKU_EXISTS")
+    // Assert: the retry is taken as done, unchanged; the changed row is an existing SKU.
+    let again = again.unwrap();
+    assert!(again.applied, "{:?}", again.errors.first());
+    assert_eq!((again.created, again.unchanged), (0, 9165));
+    assert_eq!(
+        changed_report.errors.len(),
+        1,
+        "{:?}",
+        changed_report.errors
     );
+    assert_eq!(changed_report.errors[0].reason, "SKU_EXISTS");
+    assert_eq!(changed_report.errors[0].row, 2);
     assert_eq!(app.count_products("ethnic").await, 9165);
     let unchanged = app.get_product("ethnic", &first[0]).await.unwrap();
     assert_eq!(unchanged, stored);
