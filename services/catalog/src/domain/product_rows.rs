@@ -115,7 +115,36 @@ impl ProductLayout {
         let mut optional: Vec<&str> = TextField::ALL.iter().map(|field| field.name()).collect();
         optional.push(MRP_COLUMN);
         let is_channel_mrp = |key: &str| channel_of_mrp_column(key, marketplaces).is_some();
+        let first_new_error = errors.len();
         let columns = Columns::resolve(header, &[SKU_COLUMN], &optional, is_channel_mrp, errors);
+        // The fixed list the shared check names leaves out the per-channel MRP columns.
+        let channel_columns: Vec<String> = marketplaces
+            .iter()
+            .map(|code| format!("mrp_{}", code.as_str().to_ascii_lowercase()))
+            .collect();
+        for error in &mut errors[first_new_error..] {
+            if error.reason != "UNKNOWN_COLUMN" {
+                continue;
+            }
+            if error.value.to_ascii_lowercase().starts_with("mrp_") {
+                error.message = format!(
+                    "unknown column `{}`: an MRP column names a marketplace channel registered \
+                     in catalog; they are {}",
+                    error.value,
+                    if channel_columns.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        channel_columns.join(", ")
+                    }
+                );
+            } else if !channel_columns.is_empty() {
+                error.message = format!(
+                    "{}, and one MRP column per marketplace channel: {}",
+                    error.message,
+                    channel_columns.join(", ")
+                );
+            }
+        }
 
         let sku = FileColumn::find(&columns, header, SKU_COLUMN)?;
         let texts: Vec<(TextField, FileColumn)> = TextField::ALL
@@ -473,6 +502,33 @@ mod tests {
         assert_eq!(
             (errors[0].column.as_str(), errors[0].reason.as_str()),
             ("mrp_myntra", "UNKNOWN_COLUMN")
+        );
+        assert!(
+            errors[0].message.contains("they are mrp_amazon"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn an_unknown_column_is_told_the_channel_mrp_columns_too() {
+        let mut errors = Vec::new();
+
+        ProductLayout::resolve(
+            &header(&["sku", "colour"]),
+            UploadMode::Create,
+            &marketplaces(),
+            &mut errors,
+        );
+
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].message.contains("size, sku, style")
+                && errors[0]
+                    .message
+                    .ends_with("one MRP column per marketplace channel: mrp_amazon"),
+            "{}",
+            errors[0].message
         );
     }
 }
