@@ -166,8 +166,14 @@ impl Catalog {
         let same = stored.display_name == channel.display_name && stored.kind == channel.kind;
         if !inserted && !same {
             return Err(Error::AlreadyExists(format!(
-                "channel `{}` exists as `{}` ({:?})",
-                stored.code, stored.display_name, stored.kind
+                "channel `{}` exists as `{}`, a {} channel; a channel's name and kind do not \
+                 change",
+                stored.code,
+                stored.display_name,
+                match stored.kind {
+                    ChannelKind::Marketplace => "marketplace",
+                    ChannelKind::B2b => "B2B",
+                }
             )));
         }
         if inserted {

@@ -32,7 +32,9 @@ pub fn channel_to_pb(channel: Channel) -> pb::Channel {
         code: channel.code.to_string(),
         display_name: channel.display_name,
         kind: kind.into(),
-        create_time: Some(to_timestamp(channel.create_time)),
+        // Built-in channels (INTERNAL) were never created by anyone: no time is sent for
+        // them rather than the epoch they are stored with.
+        create_time: (channel.create_time > 0).then(|| to_timestamp(channel.create_time)),
     }
 }
 

@@ -142,7 +142,9 @@ async fn internal_exists_from_the_start_and_channels_are_registered_once(db: Tes
 
     // Assert
     assert_eq!(internal.kind, i32::from(pb::ChannelKind::B2b));
+    assert_eq!(internal.create_time, None, "built in, never created");
     assert_eq!(amazon.kind, i32::from(pb::ChannelKind::Marketplace));
+    assert!(amazon.create_time.is_some());
     assert_eq!(again.unwrap().into_inner().channel.unwrap(), amazon);
     assert_eq!(other_kind.unwrap_err().code(), Code::AlreadyExists);
     assert_eq!(violated_fields(&no_kind.unwrap_err()), ["kind"]);

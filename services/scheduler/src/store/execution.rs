@@ -160,7 +160,7 @@ impl Store {
                 (JobState::Cancelled, job.due_at, clip_error(&error))
             }
             AttemptEnd::Retryable { error, .. } if job.attempts >= job.max_attempts => {
-                let error = format!("gave up after {} attempts: {error}", job.attempts);
+                let error = format!("gave up after {}: {error}", attempts_text(job.attempts));
                 (JobState::Failed, job.due_at, clip_error(&error))
             }
             AttemptEnd::Retryable { error, retry_at } => {
@@ -235,7 +235,7 @@ impl Store {
         } else if job.attempts >= job.max_attempts {
             (
                 JobState::Failed,
-                format!("gave up after {} attempts: {cut_off}", job.attempts),
+                format!("gave up after {}: {cut_off}", attempts_text(job.attempts)),
             )
         } else {
             (JobState::Pending, cut_off)
@@ -310,4 +310,13 @@ async fn end_attempt(
         .fetch_one(&mut **tx)
         .await?;
     job_from_row(&row)
+}
+
+/// "1 attempt", "3 attempts".
+fn attempts_text(attempts: i32) -> String {
+    if attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{attempts} attempts")
+    }
 }
