@@ -155,7 +155,21 @@ pub fn free_text(field: &str, text: &str, max: usize) -> Result<String, Error> {
     {
         return Err(Error::invalid(field, "control characters are not allowed"));
     }
+    if has_direction_override(text) {
+        return Err(Error::invalid(
+            field,
+            "text-direction override characters are not allowed",
+        ));
+    }
     Ok(text.to_string())
+}
+
+/// Whether `text` holds a text-direction override or isolate. They make text display in
+/// another order than it is stored, so that a name can pass for another on an operator's
+/// screen; no name or note needs them.
+pub fn has_direction_override(text: &str) -> bool {
+    text.chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 
 /// Checks a quantity field of a request.

@@ -48,5 +48,7 @@ mod tests {
         assert_eq!(display_name_or("  ", "acme").unwrap(), "acme");
         assert_eq!(display_name_or(" Acme Ltd ", "acme").unwrap(), "Acme Ltd");
         assert!(display_name_or("a\tb", "acme").is_err());
+        assert!(display_name_or("Acme \u{202E}dtL", "acme").is_err());
+        assert_eq!(display_name_or("ভারত", "acme").unwrap(), "ভারত");
     }
 }

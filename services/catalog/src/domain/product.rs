@@ -78,6 +78,9 @@ pub fn text_problem(text: &str) -> Option<String> {
     if text.chars().any(char::is_control) {
         return Some("contains a control character (a line break or tab)".to_string());
     }
+    if kosha_runtime::validate::has_direction_override(text) {
+        return Some("contains a text-direction override character".to_string());
+    }
     None
 }
 

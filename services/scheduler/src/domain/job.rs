@@ -482,6 +482,13 @@ fn check_idempotency_key(key: &str, problems: &mut Problems) {
         );
     } else if key.chars().any(char::is_control) {
         problems.push("idempotency_key", "contains control characters");
+    } else if key.trim() != key {
+        // Keys are compared exactly: ` k1` would be another job than `k1`, which a caller
+        // who typed a space never means.
+        problems.push(
+            "idempotency_key",
+            "begins or ends with white space (or is nothing else)",
+        );
     }
 }
 
@@ -603,6 +610,22 @@ mod tests {
                 "max_attempts"
             ]
         );
+    }
+
+    #[test]
+    fn an_idempotency_key_with_white_space_around_it_is_refused() {
+        let with_key = |key: &str| pb::ScheduleJobRequest {
+            owner: "order".into(),
+            kind: "release-hold".into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+
+        for key in ["  ", " k1", "k1 "] {
+            let fields = fields_of(NewJob::parse(with_key(key), &owners(), NOW).unwrap_err());
+            assert_eq!(fields, ["idempotency_key"], "key {key:?}");
+        }
+        assert!(NewJob::parse(with_key("hold 7 release"), &owners(), NOW).is_ok());
     }
 
     #[test]
