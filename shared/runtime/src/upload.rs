@@ -34,14 +34,31 @@ where
     let mut header_opt: Option<H> = None;
     let mut bytes = Vec::new();
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|status| Error::InvalidArgument {
-            message: format!("upload stream broke off: {}", status.message()),
-            violations: Vec::new(),
+        let message = message.map_err(|status| match status.code() {
+            // The transport refused a message over the server's size limit.
+            tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => {
+                Error::ResourceExhausted(format!(
+                    "a message of the upload stream is larger than the server takes \
+                     (KOSHA_MAX_MESSAGE_BYTES): {}; send the file in smaller chunks",
+                    status.message()
+                ))
+            }
+            _ => Error::InvalidArgument {
+                message: format!("upload stream broke off: {}", status.message()),
+                violations: Vec::new(),
+            },
         })?;
         let (header, chunk) = split(message);
         match &header_opt {
             None => header_opt = Some(header),
             Some(first) if header == H::default() || header == *first => {}
+            Some(first) if *first == H::default() => {
+                return Err(Error::invalid(
+                    "header",
+                    "the first message of the stream names the client, mode and dry run; \
+                     it named none, and a later one did",
+                ));
+            }
             Some(_) => {
                 return Err(Error::invalid(
                     "header",
@@ -388,6 +405,65 @@ pub fn reject_or_report(mut report: UploadReport) -> Result<UploadReport, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stream_of(
+        messages: Vec<Result<(String, &'static [u8]), tonic::Status>>,
+    ) -> impl Stream<Item = Result<(String, Vec<u8>), tonic::Status>> + Unpin {
+        futures::stream::iter(
+            messages
+                .into_iter()
+                .map(|message| message.map(|(header, chunk)| (header, chunk.to_vec()))),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stream_says_which_message_broke_the_rules() {
+        let unnamed_first = collect(
+            stream_of(vec![
+                Ok((String::new(), b"sku\n")),
+                Ok(("acme".into(), b"A\n")),
+            ]),
+            1000,
+            |message| message,
+        )
+        .await
+        .unwrap_err();
+        let too_large = collect(
+            stream_of(vec![
+                Ok(("acme".into(), b"sku\n")),
+                Err(tonic::Status::out_of_range(
+                    "decoded message length too large",
+                )),
+            ]),
+            1000,
+            |message| message,
+        )
+        .await
+        .unwrap_err();
+        let (header, bytes) = collect(
+            stream_of(vec![
+                Ok(("acme".into(), b"sku\n")),
+                Ok((String::new(), b"A\n")),
+            ]),
+            1000,
+            |message| message,
+        )
+        .await
+        .unwrap();
+
+        assert!(
+            unnamed_first.to_string().contains("it named none"),
+            "{unnamed_first}"
+        );
+        assert!(
+            matches!(too_large, Error::ResourceExhausted(_)),
+            "{too_large:?}"
+        );
+        assert_eq!(
+            (header.as_str(), bytes.as_slice()),
+            ("acme", &b"sku\nA\n"[..])
+        );
+    }
 
     #[test]
     fn a_quote_left_open_is_refused_with_its_line() {

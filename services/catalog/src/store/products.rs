@@ -23,7 +23,8 @@ const CHANNEL_MRP_ROWS: usize = 1000;
 /// Filters of a product listing.
 #[derive(Debug, Clone, Default)]
 pub struct ProductFilter {
-    /// Only this category, compared case-insensitively.
+    /// Only this category, compared without regard to the case of A-Z (SQLite lowers no
+    /// other letters).
     pub category_opt: Option<String>,
     /// Only this style.
     pub style_opt: Option<String>,
