@@ -130,6 +130,14 @@ impl SchedulerApi {
                 .map(|timestamp| from_timestamp(timestamp, "due_before"))
                 .transpose()?,
         };
+        if let (Some(from), Some(before)) = (filter.due_from_opt, filter.due_before_opt)
+            && from >= before
+        {
+            return Err(Error::invalid(
+                "due_after",
+                "is not before due_before: no job could be due in between",
+            ));
+        }
         let (jobs, next_opt) = self
             .store
             .list_jobs(&filter, after_opt.as_ref(), limit)

@@ -101,14 +101,19 @@ pub fn parse_money(text: &str) -> Result<i64, String> {
     if text.ends_with('.') {
         return Err(not_money());
     }
-    let whole: i64 = whole.parse().map_err(|_| not_money())?;
+    let too_large = || format!("`{text}` is too large: at most {}", format_money(MAX_PAISE));
+    // All digits by now: a whole part that does not fit is too large, not malformed.
+    let whole: i64 = whole.parse().map_err(|_| too_large())?;
     let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| not_money())?;
     whole
         .checked_mul(100)
         .and_then(|paise| paise.checked_add(fraction))
-        .filter(|paise| *paise <= 1_000_000_000_000)
-        .ok_or_else(|| format!("`{text}` is too large"))
+        .filter(|paise| *paise <= MAX_PAISE)
+        .ok_or_else(too_large)
 }
+
+/// The largest amount taken, in paise: ten billion rupees.
+const MAX_PAISE: i64 = 1_000_000_000_000;
 
 /// Whole paise as a decimal string with two decimals.
 pub fn format_money(paise: i64) -> String {
@@ -219,6 +224,13 @@ mod tests {
             assert!(parse_money(bad).is_err(), "{bad}");
         }
         assert_eq!(format_money(129_950), "1299.50");
+        for huge in ["99999999999", "99999999999999999999999999"] {
+            let refused = parse_money(huge).unwrap_err();
+            assert!(
+                refused.ends_with("is too large: at most 10000000000.00"),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

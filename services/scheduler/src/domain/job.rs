@@ -154,6 +154,7 @@ impl Job {
             update_time: Some(to_timestamp(self.updated_at)),
             finish_time: to_timestamp_opt(self.finished_at_opt),
             recurring_job_id: self.recurring_job_id_opt.clone().unwrap_or_default(),
+            cancel_requested: self.cancel_requested,
         }
     }
 }
@@ -496,6 +497,10 @@ fn check_idempotency_key(key: &str, problems: &mut Problems) {
 fn duration_to_micros(duration: &prost_types::Duration) -> Result<i64, String> {
     // Both parts must share a sign, as the protobuf contract says; a negative interval is
     // never meaningful here.
+    if (duration.seconds > 0 && duration.nanos < 0) || (duration.seconds < 0 && duration.nanos > 0)
+    {
+        return Err("is malformed: its seconds and nanos have opposite signs".to_string());
+    }
     if duration.seconds < 0 || duration.nanos < 0 {
         return Err("must not be negative".to_string());
     }

@@ -82,6 +82,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored(db: TestDat
         ("interval", recurring(seconds(0, 500_000_000), "")),
         ("interval", recurring(None, "")),
         ("interval", recurring(seconds(-60, 0), "")),
+        ("interval", recurring(seconds(5, -1), "")),
         ("cron", recurring(None, "every day at noon")),
         ("cron", recurring(None, "0 12 * * 9")),
         (
@@ -189,6 +190,23 @@ async fn bad_ids_filters_and_tokens_are_refused_naming_the_field(db: TestDatabas
             client
                 .list_jobs(pb::ListJobsRequest {
                     page_token: "zz".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "due_after",
+            client
+                .list_jobs(pb::ListJobsRequest {
+                    due_after: Some(prost_types::Timestamp {
+                        seconds: 2_000_000_000,
+                        nanos: 0,
+                    }),
+                    due_before: Some(prost_types::Timestamp {
+                        seconds: 1_900_000_000,
+                        nanos: 0,
+                    }),
                     ..Default::default()
                 })
                 .await

@@ -388,6 +388,10 @@ async fn cancelling_a_running_job_lets_its_attempt_finish_and_stops_its_retries(
         pb::JobState::Running as i32,
         "the attempt runs on"
     );
+    assert!(
+        asked.cancel_requested,
+        "the answer says the cancellation is taken"
+    );
     assert_eq!(ended.attempts, 1);
     assert_eq!(ended.last_error, "cancelled after attempt 1: stock busy");
     scheduler.stop().await;
