@@ -408,6 +408,10 @@ impl Catalog {
     ) -> Result<Page<Listing>> {
         let mut conn = self.conn().await?;
         require_client(&mut conn, client).await?;
+        // An unregistered channel has no listings, but an empty page would hide the typo.
+        if let Some(channel) = channel_opt {
+            require_channel(&mut conn, channel).await?;
+        }
         let fetched =
             listings::list(&mut conn, client, channel_opt, sku_opt, after_opt, size + 1).await?;
         Ok(Page::of(fetched, size, |listing| {

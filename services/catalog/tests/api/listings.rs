@@ -174,6 +174,10 @@ async fn listings_are_listed_by_channel_and_sku_in_pages_and_deleted(db: TestDat
     };
     app.catalog.delete_listing(delete()).await.unwrap();
     let deleted_again = app.catalog.delete_listing(delete()).await;
+    let of_unregistered = app
+        .catalog
+        .list_listings(list("SNAPDEAL", "", String::new()))
+        .await;
 
     // Assert
     assert_eq!(
@@ -194,6 +198,12 @@ async fn listings_are_listed_by_channel_and_sku_in_pages_and_deleted(db: TestDat
         .collect();
     assert_eq!(of_k1, ["A-1", "A-3"]);
     assert_eq!(deleted_again.unwrap_err().code(), Code::NotFound);
+    let of_unregistered = of_unregistered.unwrap_err();
+    assert_eq!(of_unregistered.code(), Code::NotFound);
+    assert!(
+        of_unregistered.message().contains("SNAPDEAL"),
+        "{of_unregistered:?}"
+    );
     let resolved = resolve(&mut app, "AMAZON", &["A-1"]).await.unwrap();
     assert_eq!(resolved.unknown_marketplace_skus, ["A-1"]);
 }
