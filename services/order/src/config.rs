@@ -189,6 +189,21 @@ impl Settings {
                         Some(path) => ConnectorAddress::Dir(PathBuf::from(path)),
                         None => ConnectorAddress::Grpc(address.to_string()),
                     };
+                    // The file connector's folders hold one channel's orders: a folder
+                    // shared by two channels would give each of them every order.
+                    let shared_with = connectors.iter().find(|(_, other)| {
+                        matches!(
+                            (&parsed, other),
+                            (ConnectorAddress::Dir(path), ConnectorAddress::Dir(other_path))
+                                if path == other_path
+                        )
+                    });
+                    if let Some((other_channel, _)) = shared_with {
+                        problems.push(format!(
+                            "KOSHA_ORDER_CONNECTORS: `{entry}` uses the folder of \
+                             {other_channel}; each channel's files need a folder of their own"
+                        ));
+                    }
                     connectors.insert(channel.trim().to_string(), parsed);
                 }
                 _ => problems.push(format!(
@@ -291,6 +306,22 @@ mod tests {
         let problems = settings.resolve().unwrap_err();
 
         assert_eq!(problems.len(), 5, "{problems:?}");
+    }
+
+    #[test]
+    fn two_channels_cannot_share_a_folder() {
+        let settings = Settings {
+            connectors: "AMAZON=dir:/tmp/chan,FLIPKART=dir:/tmp/chan".into(),
+            ..Settings::default()
+        };
+
+        let problems = settings.resolve().unwrap_err();
+
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("uses the folder of AMAZON"),
+            "{problems:?}"
+        );
     }
 
     #[test]

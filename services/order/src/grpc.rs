@@ -489,6 +489,7 @@ impl OrderService for OrderGrpc {
                         reason,
                     })
                     .collect(),
+                refused_not_listed: report.refused_not_listed,
             })
         };
         reply(result.await)

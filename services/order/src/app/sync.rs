@@ -35,8 +35,38 @@ pub struct SyncOrdersReport {
     pub failed: i64,
     /// Cursor after the sync.
     pub cursor: String,
-    /// Orders refused outright, as (channel order id, why).
+    /// Orders refused outright, as (channel order id, why): the first
+    /// [`MOST_REFUSED_LISTED`], each cut to a readable length.
     pub refused: Vec<(String, String)>,
+    /// Refused orders beyond those listed.
+    pub refused_not_listed: i64,
+}
+
+/// Most refused orders listed in one sync's answer. A file of bad rows would otherwise make
+/// an answer too large to send, after the work is done; the log names every one.
+pub const MOST_REFUSED_LISTED: usize = 100;
+
+/// Longest channel order id and reason quoted for a refused order.
+const MOST_REFUSED_CHARS: usize = 500;
+
+impl SyncOrdersReport {
+    /// Counts a refused order, listing it while there is room.
+    fn refuse(&mut self, channel_order_id: &str, reason: String) {
+        self.failed += 1;
+        if self.refused.len() < MOST_REFUSED_LISTED {
+            let cut = |text: &str| {
+                if text.chars().count() <= MOST_REFUSED_CHARS {
+                    text.to_string()
+                } else {
+                    let kept: String = text.chars().take(MOST_REFUSED_CHARS).collect();
+                    format!("{kept}… (cut)")
+                }
+            };
+            self.refused.push((cut(channel_order_id), cut(&reason)));
+        } else {
+            self.refused_not_listed += 1;
+        }
+    }
 }
 
 /// What a status sync did.
@@ -130,22 +160,26 @@ impl App {
                 client_id: client_id.to_string(),
                 channel: channel_code.to_string(),
                 cursor: report.cursor.clone(),
-                page_size: 100,
+                // Large pages: a connector may read its whole source for each one.
+                page_size: 1000,
             };
             let page = connector.fetch_orders(request).await?;
             report.fetched += page.orders.len() as i64;
             for order in page.orders {
                 let channel_order_id = order.channel_order_id.clone();
+                // Where the channel holds the order, for the operator to find it there.
+                let origin = if order.origin.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", order.origin)
+                };
                 if !order.unreadable_reason.is_empty() {
                     tracing::warn!(
                         %channel_order_id,
                         reason = %order.unreadable_reason,
                         "channel connector could not read an order"
                     );
-                    report.failed += 1;
-                    report
-                        .refused
-                        .push((channel_order_id, order.unreadable_reason));
+                    report.refuse(&channel_order_id, order.unreadable_reason);
                     continue;
                 }
                 let request = create_request(client_id, channel_code, order);
@@ -155,8 +189,7 @@ impl App {
                         // A malformed order cannot be stored; the caller is told which and
                         // why, besides the log.
                         tracing::warn!(%channel_order_id, %error, "channel sent a malformed order");
-                        report.failed += 1;
-                        report.refused.push((channel_order_id, error.to_string()));
+                        report.refuse(&channel_order_id, format!("{origin}{error}"));
                         continue;
                     }
                 };
@@ -169,8 +202,7 @@ impl App {
                     Err(error @ (Error::Unavailable(_) | Error::Internal(_))) => return Err(error),
                     Err(error) => {
                         tracing::warn!(%channel_order_id, %error, "channel order refused");
-                        report.failed += 1;
-                        report.refused.push((channel_order_id, error.to_string()));
+                        report.refuse(&channel_order_id, format!("{origin}{error}"));
                     }
                 }
             }

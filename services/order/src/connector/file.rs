@@ -59,9 +59,9 @@ fn bad_file(
 
 fn parse_time(text: &str) -> Result<i64, String> {
     let instant = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|error| format!("`{text}` is not an RFC 3339 time ({error})"))?;
+        .map_err(|error| format!("`{}` is not an RFC 3339 time ({error})", cut(text)))?;
     i64::try_from(instant.unix_timestamp_nanos() / 1_000)
-        .map_err(|_| format!("`{text}` is out of range"))
+        .map_err(|_| format!("`{}` is out of range", cut(text)))
 }
 
 fn parse_optional_time(text: &str) -> Result<Option<i64>, String> {
@@ -80,8 +80,9 @@ fn parse_fulfilment(text: &str) -> Result<channel::ChannelFulfilmentType, String
         "MULTI_SHIPMENT_PARTIAL" => Ok(Kind::MultiShipmentPartial),
         "SINGLE_SHIPMENT_PARTIAL" => Ok(Kind::SingleShipmentPartial),
         other => Err(format!(
-            "`{other}` is not a fulfilment type (BLOCK_COMPLETE, MULTI_SHIPMENT_PARTIAL, \
-             SINGLE_SHIPMENT_PARTIAL)"
+            "`{}` is not a fulfilment type (BLOCK_COMPLETE, MULTI_SHIPMENT_PARTIAL, \
+             SINGLE_SHIPMENT_PARTIAL)",
+            cut(other)
         )),
     }
 }
@@ -90,7 +91,7 @@ fn parse_flag(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "" | "false" | "0" | "no" => Ok(false),
         "true" | "1" | "yes" => Ok(true),
-        other => Err(format!("`{other}` is not true or false")),
+        other => Err(format!("`{}` is not true or false", cut(other))),
     }
 }
 
@@ -187,36 +188,58 @@ impl FileConnector {
     }
 
     /// Every order of a client's files after `served`: those of `orders.json`, then those of
-    /// `orders.csv`, each file in its own order.
+    /// `orders.csv`, each file in its own order. A file that cannot be read at all (cut off
+    /// while written, say) comes back as one unreadable order that moves the cursor past
+    /// nothing, so it is reported on every pull until it reads, and the other file still
+    /// goes through.
     fn orders_after(&self, client_id: &str, served: Served) -> Result<Vec<FileOrder>, Error> {
         let dir = self.client_dir(client_id)?;
         let mut orders = Vec::new();
         let json_path = dir.join("orders.json");
-        let json_orders = if json_path.exists() {
-            read_json_orders(&json_path)?
-        } else {
-            Vec::new()
-        };
-        let json_total = json_orders.len().max(served.json_orders);
-        for (index, order) in json_orders.into_iter().enumerate().skip(served.json_orders) {
-            orders.push(FileOrder {
-                order,
-                served_after: Served {
-                    json_orders: index + 1,
-                    csv_rows: served.csv_rows,
-                },
-            });
+        let mut json_total = served.json_orders;
+        if json_path.exists() {
+            match read_json_orders(&json_path) {
+                Ok(json_orders) => {
+                    json_total = json_total.max(json_orders.len());
+                    for (index, order) in
+                        json_orders.into_iter().enumerate().skip(served.json_orders)
+                    {
+                        orders.push(FileOrder {
+                            order,
+                            served_after: Served {
+                                json_orders: index + 1,
+                                csv_rows: served.csv_rows,
+                            },
+                        });
+                    }
+                }
+                Err(error) => orders.push(FileOrder {
+                    order: unreadable(String::new(), error.to_string()),
+                    served_after: served,
+                }),
+            }
         }
         let csv_path = dir.join("orders.csv");
         if csv_path.exists() {
-            for (rows, order) in read_csv_orders(&csv_path, served.csv_rows)? {
-                orders.push(FileOrder {
-                    order,
+            match read_csv_orders(&csv_path, served.csv_rows) {
+                Ok(csv_orders) => {
+                    for (rows, order) in csv_orders {
+                        orders.push(FileOrder {
+                            order,
+                            served_after: Served {
+                                json_orders: json_total,
+                                csv_rows: rows,
+                            },
+                        });
+                    }
+                }
+                Err(error) => orders.push(FileOrder {
+                    order: unreadable(String::new(), error.to_string()),
                     served_after: Served {
                         json_orders: json_total,
-                        csv_rows: rows,
+                        csv_rows: served.csv_rows,
                     },
-                });
+                }),
             }
         }
         Ok(orders)
@@ -228,70 +251,96 @@ impl FileConnector {
             .orders_after(client_id, Served::default())?
             .into_iter()
             .map(|order| order.order.channel_order_id)
+            .filter(|id| !id.is_empty())
             .collect())
     }
 
-    fn read_statuses(
-        &self,
-        client_id: &str,
-    ) -> Result<BTreeMap<String, channel::ChannelOrderState>, Error> {
+    /// Each order's last state in `statuses.csv`, or why its last row cannot be read. A bad
+    /// row holds up only the order it names; one without an order id is skipped (with a
+    /// warning), since it holds up no one.
+    fn read_statuses(&self, client_id: &str) -> Result<BTreeMap<String, StatusRow>, Error> {
         let path = self.client_dir(client_id)?.join("statuses.csv");
         let mut statuses = BTreeMap::new();
         if !path.exists() {
             return Ok(statuses);
         }
+        let bytes = std::fs::read(&path).map_err(|e| bad_file(&path, None, "file", e))?;
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
-            .from_path(&path)
-            .map_err(|e| bad_file(&path, None, "file", e))?;
-        let (id_column, state_column) = {
-            let headers = reader
-                .headers()
-                .map_err(|e| bad_file(&path, Some(1), "header", e))?;
-            let column = |name: &str| {
-                headers
-                    .iter()
-                    .position(|header| header.trim() == name)
-                    .ok_or_else(|| {
-                        bad_file(
-                            &path,
-                            Some(1),
-                            name,
-                            "missing: the first row names the columns, \
-                             `channel_order_id,state`",
-                        )
-                    })
-            };
-            (column("channel_order_id")?, column("state")?)
-        };
-        for (index, record) in reader.records().enumerate() {
+            .from_reader(complete_lines(&bytes));
+        let header = CsvHeader::read(&mut reader, &path)?;
+        for name in ["channel_order_id", "state"] {
+            if header.position(name).is_none() {
+                return Err(bad_file(
+                    &path,
+                    Some(1),
+                    name,
+                    "missing: the first row names the columns, `channel_order_id,state`",
+                ));
+            }
+        }
+        for (index, record) in reader.byte_records().enumerate() {
             let row = index + 2;
-            let record = record.map_err(|e| bad_file(&path, Some(row), "row", e))?;
-            let id = record.get(id_column).unwrap_or_default().trim().to_string();
-            let state = match record.get(state_column).unwrap_or_default().trim() {
-                "OPEN" => channel::ChannelOrderState::Open,
-                "CANCELLED" => channel::ChannelOrderState::Cancelled,
-                "RETURN_PICKED_UP" => channel::ChannelOrderState::ReturnPickedUp,
-                "SHIPPED" => channel::ChannelOrderState::Shipped,
-                other => {
-                    return Err(bad_file(
-                        &path,
-                        Some(row),
-                        "state",
-                        format!(
-                            "`{other}` is not a state (OPEN, CANCELLED, RETURN_PICKED_UP, \
-                             SHIPPED)"
-                        ),
-                    ));
+            let cells = match record {
+                Ok(record) => CsvCells::of(&header, &record),
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), row, %error, "status row skipped");
+                    continue;
                 }
             };
+            let id = cells.get("channel_order_id");
             if id.is_empty() {
-                return Err(bad_file(&path, Some(row), "channel_order_id", "blank"));
+                tracing::warn!(file = %path.display(), row, "status row without an order id");
+                continue;
             }
+            let state = match (cells.invalid_column(), cells.get("state").as_str()) {
+                (Some(column), _) => Err(bad_file(&path, Some(row), column, NOT_UTF8)),
+                (None, "OPEN") => Ok(channel::ChannelOrderState::Open),
+                (None, "CANCELLED") => Ok(channel::ChannelOrderState::Cancelled),
+                (None, "RETURN_PICKED_UP") => Ok(channel::ChannelOrderState::ReturnPickedUp),
+                (None, "SHIPPED") => Ok(channel::ChannelOrderState::Shipped),
+                (None, other) => Err(bad_file(
+                    &path,
+                    Some(row),
+                    "state",
+                    format!(
+                        "`{}` is not a state (OPEN, CANCELLED, RETURN_PICKED_UP, SHIPPED)",
+                        cut(other)
+                    ),
+                )),
+            };
             // The file is a log: a later row for an order supersedes an earlier one.
-            statuses.insert(id, state);
+            statuses.insert(id, state.map_err(|error| error.to_string()));
         }
         Ok(statuses)
+    }
+}
+
+/// An order's last row in `statuses.csv`: its state, or why the row cannot be read.
+type StatusRow = Result<channel::ChannelOrderState, String>;
+
+/// Why a cell is refused that is not UTF-8 text.
+const NOT_UTF8: &str = "not UTF-8 text";
+
+/// Longest cell value quoted in a reason.
+const MOST_QUOTED_CHARS: usize = 80;
+
+/// `text` cut for quoting in a reason.
+fn cut(text: &str) -> String {
+    if text.chars().count() <= MOST_QUOTED_CHARS {
+        text.to_string()
+    } else {
+        let kept: String = text.chars().take(MOST_QUOTED_CHARS).collect();
+        format!("{kept}…")
+    }
+}
+
+/// A file up to its last line break. A line still being written is left for the next
+/// read, rather than read half and then never again.
+fn complete_lines(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().rposition(|byte| *byte == b'\n') {
+        Some(end) => &bytes[..=end],
+        None => bytes,
     }
 }
 
@@ -311,10 +360,12 @@ fn read_json_orders(path: &Path) -> Result<Vec<channel::ChannelOrder>, Error> {
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            json_order(value).unwrap_or_else(|(field, why)| {
+            let mut order = json_order(value).unwrap_or_else(|(field, why)| {
                 let place = format!("{} [{index}].{field}", path.display());
-                unreadable(id, format!("connector file {place}: {why}"))
-            })
+                unreadable(cut(&id), format!("connector file {place}: {why}"))
+            });
+            order.origin = format!("{} [{index}]", file_name(path));
+            order
         })
         .collect())
 }
@@ -353,147 +404,198 @@ fn json_order(value: serde_json::Value) -> Result<channel::ChannelOrder, (&'stat
         priority: order.priority,
         marketplace_fulfilled: order.marketplace_fulfilled,
         unreadable_reason: String::new(),
+        origin: String::new(),
     })
 }
 
-/// The columns of a CSV order file, by name.
-struct CsvColumns(csv::StringRecord);
+/// The column names of a CSV file, trimmed.
+struct CsvHeader(Vec<String>);
 
-impl CsvColumns {
-    const REQUIRED: [&'static str; 4] = [
-        "channel_order_id",
-        "order_time",
-        "marketplace_sku",
-        "quantity",
-    ];
+impl CsvHeader {
+    fn read(reader: &mut csv::Reader<&[u8]>, path: &Path) -> Result<Self, Error> {
+        let header = reader
+            .byte_headers()
+            .map_err(|e| bad_file(path, Some(1), "header", e))?;
+        Ok(Self(
+            header
+                .iter()
+                .map(|name| String::from_utf8_lossy(name).trim().to_string())
+                .collect(),
+        ))
+    }
 
-    fn cell(&self, record: &csv::StringRecord, name: &str) -> String {
-        self.0
-            .iter()
-            .position(|header| header.trim() == name)
-            .and_then(|i| record.get(i))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|header| header == name)
     }
 }
 
+/// One row's cells by column name. Cells are read as bytes so that one that is not UTF-8
+/// is pinned on its row and column, and the row still belongs to its order.
+struct CsvCells<'a> {
+    header: &'a CsvHeader,
+    cells: Vec<String>,
+    invalid_opt: Option<usize>,
+}
+
+impl<'a> CsvCells<'a> {
+    fn of(header: &'a CsvHeader, record: &csv::ByteRecord) -> Self {
+        let invalid_opt = record
+            .iter()
+            .position(|cell| std::str::from_utf8(cell).is_err());
+        let cells = record
+            .iter()
+            .map(|cell| String::from_utf8_lossy(cell).trim().to_string())
+            .collect();
+        Self {
+            header,
+            cells,
+            invalid_opt,
+        }
+    }
+
+    fn get(&self, name: &str) -> String {
+        self.header
+            .position(name)
+            .and_then(|i| self.cells.get(i))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The first column holding bytes that are not UTF-8 text.
+    fn invalid_column(&self) -> Option<&str> {
+        self.invalid_opt.map(|index| {
+            self.header
+                .0
+                .get(index)
+                .map_or("(beyond the header)", String::as_str)
+        })
+    }
+}
+
+/// The columns an order file must have.
+const REQUIRED_ORDER_COLUMNS: [&str; 4] = [
+    "channel_order_id",
+    "order_time",
+    "marketplace_sku",
+    "quantity",
+];
+
 /// The orders of a CSV file that start after its first `skip` data rows, each with the
-/// count of data rows up to its last. An order is a run of consecutive rows with one order
-/// id; the same id further down is the order sent again (corrected, say). A row that cannot
-/// be read makes its order unreadable, and the rest of the file still goes through; a file
-/// without the required columns fails whole.
+/// count of data rows up to its last. Only complete lines are read.
+///
+/// An order is a run of consecutive rows with one order id, among the rows not served
+/// before. Rows with an order's id after it was served are a new sending of that order:
+/// pulled again, a corrected one after a refusal is taken in, and one that differs from
+/// the order taken in is refused by the order service, so no row is dropped unseen. A row
+/// that cannot be read makes its order unreadable, and the rest of the file still goes
+/// through; a file without the required columns fails whole.
 fn read_csv_orders(path: &Path, skip: usize) -> Result<Vec<(usize, channel::ChannelOrder)>, Error> {
+    let bytes = std::fs::read(path).map_err(|e| bad_file(path, None, "file", e))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(path)
-        .map_err(|e| bad_file(path, None, "file", e))?;
-    let columns = CsvColumns(
-        reader
-            .headers()
-            .map_err(|e| bad_file(path, Some(1), "header", e))?
-            .clone(),
-    );
-    for name in CsvColumns::REQUIRED {
-        if !columns.0.iter().any(|header| header.trim() == name) {
+        .from_reader(complete_lines(&bytes));
+    let header = CsvHeader::read(&mut reader, path)?;
+    for name in REQUIRED_ORDER_COLUMNS {
+        if header.position(name).is_none() {
             return Err(bad_file(path, Some(1), name, "required column is missing"));
         }
     }
-    // Each order with the index of its first data row and the count of data rows up to its
-    // last.
-    let mut orders: Vec<(usize, usize, channel::ChannelOrder)> = Vec::new();
+    let mut orders: Vec<(usize, channel::ChannelOrder)> = Vec::new();
     // Whether the last order read may take more lines: an unreadable row ends it.
     let mut open = false;
-    for (index, record) in reader.records().enumerate() {
+    for (index, record) in reader.byte_records().enumerate().skip(skip) {
         let row = index + 2;
         let rows = index + 1;
-        let record = match record {
-            Ok(record) => record,
+        let cells = match record {
+            Ok(record) => CsvCells::of(&header, &record),
             Err(error) => {
-                if index >= skip {
-                    let reason = bad_file(path, Some(row), "row", error).to_string();
-                    orders.push((index, rows, unreadable(String::new(), reason)));
-                }
+                let reason = bad_file(path, Some(row), "row", error).to_string();
+                orders.push((rows, unreadable(String::new(), reason)));
                 open = false;
                 continue;
             }
         };
-        let id = columns.cell(&record, "channel_order_id");
-        let line_result = csv_line(&columns, &record);
+        let id = cells.get("channel_order_id");
+        let line_result = match cells.invalid_column() {
+            Some(column) => Err((column.to_string(), NOT_UTF8.to_string())),
+            None => csv_line(&cells).map_err(|(column, why)| (column.to_string(), why)),
+        };
         let same_order = open
             && !id.is_empty()
             && orders
                 .last()
-                .is_some_and(|(_, _, order)| order.channel_order_id == id);
+                .is_some_and(|(_, order)| order.channel_order_id == id);
         if same_order {
-            let (_, end, order) = orders.last_mut().expect("the order this row continues");
+            let (end, order) = orders.last_mut().expect("the order this row continues");
             *end = rows;
+            order.origin = format!("{} rows {}-{row}", file_name(path), row_of(&order.origin));
             match line_result {
                 Ok(line) if order.unreadable_reason.is_empty() => order.lines.push(line),
                 Ok(_) => {}
                 Err((column, why)) => {
                     if order.unreadable_reason.is_empty() {
                         order.unreadable_reason =
-                            bad_file(path, Some(row), column, why).to_string();
+                            bad_file(path, Some(row), &column, why).to_string();
                     }
                 }
             }
             continue;
         }
         open = true;
-        if index < skip {
-            // Served before: kept only so that its later rows are known as its own. Rows
-            // added to an order after it was served are not read: a channel does not add
-            // lines to an order it has sent.
-            orders.push((
-                index,
-                rows,
-                channel::ChannelOrder {
-                    channel_order_id: id,
-                    ..channel::ChannelOrder::default()
-                },
-            ));
-            continue;
-        }
-        let order = line_result
-            .and_then(|line| csv_order(&columns, &record, id.clone(), line))
+        let mut order = line_result
+            .and_then(|line| {
+                csv_order(&cells, id.clone(), line)
+                    .map_err(|(column, why)| (column.to_string(), why))
+            })
             .unwrap_or_else(|(column, why)| {
-                unreadable(id, bad_file(path, Some(row), column, why).to_string())
+                unreadable(id, bad_file(path, Some(row), &column, why).to_string())
             });
-        orders.push((index, rows, order));
+        order.origin = format!("{} row {row}", file_name(path));
+        orders.push((rows, order));
     }
-    Ok(orders
-        .into_iter()
-        .filter(|(start, _, _)| *start >= skip)
-        .map(|(_, end, order)| (end, order))
-        .collect())
+    Ok(orders)
+}
+
+/// A file's name without its folder, for an order's origin.
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().to_string(),
+    )
+}
+
+/// The first row number of an origin written by [`read_csv_orders`].
+fn row_of(origin: &str) -> &str {
+    let rows = origin.rsplit_once(' ').map_or(origin, |(_, rows)| rows);
+    rows.split_once('-').map_or(rows, |(first, _)| first)
 }
 
 /// The order line of a CSV row, or the column that is wrong and why.
-fn csv_line(
-    columns: &CsvColumns,
-    record: &csv::StringRecord,
-) -> Result<channel::ChannelOrderLine, (&'static str, String)> {
-    let quantity = kosha_runtime::validate::parse_quantity(&columns.cell(record, "quantity"))
-        .map_err(|e| ("quantity", e.to_string()))?;
+fn csv_line(cells: &CsvCells) -> Result<channel::ChannelOrderLine, (&'static str, String)> {
+    let quantity_text = cells.get("quantity");
+    let quantity = kosha_runtime::validate::parse_quantity(&quantity_text).map_err(|_| {
+        (
+            "quantity",
+            format!("`{}` is not a whole number of units", cut(&quantity_text)),
+        )
+    })?;
     Ok(channel::ChannelOrderLine {
-        marketplace_sku: columns.cell(record, "marketplace_sku"),
+        marketplace_sku: cells.get("marketplace_sku"),
         quantity,
-        price: columns.cell(record, "price"),
+        price: cells.get("price"),
     })
 }
 
 /// The order a CSV row starts, or the column that is wrong and why.
 fn csv_order(
-    columns: &CsvColumns,
-    record: &csv::StringRecord,
+    cells: &CsvCells,
     id: String,
     line: channel::ChannelOrderLine,
 ) -> Result<channel::ChannelOrder, (&'static str, String)> {
     if id.is_empty() {
         return Err(("channel_order_id", "blank".into()));
     }
-    let cell = |name: &str| columns.cell(record, name);
+    let cell = |name: &str| cells.get(name);
     let order_time = parse_time(&cell("order_time")).map_err(|e| ("order_time", e))?;
     let dispatch_by =
         parse_optional_time(&cell("dispatch_by_time")).map_err(|e| ("dispatch_by_time", e))?;
@@ -516,6 +618,7 @@ fn csv_order(
         priority,
         marketplace_fulfilled,
         unreadable_reason: String::new(),
+        origin: String::new(),
     })
 }
 
@@ -534,11 +637,17 @@ impl ChannelConnector for FileConnector {
 
         let more = orders.len() as i64 > page_size;
         let mut page = Vec::new();
-        let mut next_cursor = request.cursor.clone();
+        let mut position = served;
         for order in orders.into_iter().take(page_size as usize) {
-            next_cursor = order.served_after.cursor();
+            position = order.served_after;
             page.push(order.order);
         }
+        // A page of nothing but an unreadable file leaves the cursor as it was.
+        let next_cursor = if position == served {
+            request.cursor.clone()
+        } else {
+            position.cursor()
+        };
         Ok(Response::new(channel::FetchOrdersResponse {
             orders: page,
             next_cursor,
@@ -558,11 +667,16 @@ impl ChannelConnector for FileConnector {
         let mut response = channel::FetchOrderStatusesResponse::default();
         for id in request.channel_order_ids {
             match statuses.get(&id) {
-                Some(state) => response.statuses.push(channel::ChannelOrderStatus {
+                Some(Ok(state)) => response.statuses.push(channel::ChannelOrderStatus {
                     channel_order_id: id,
                     state: *state as i32,
                     update_time: None,
                 }),
+                Some(Err(reason)) => {
+                    return Err(Status::failed_precondition(format!(
+                        "the last status row of `{id}` cannot be read: {reason}"
+                    )));
+                }
                 None if known.contains(&id) => {
                     response.statuses.push(channel::ChannelOrderStatus {
                         channel_order_id: id,
@@ -776,6 +890,156 @@ mod tests {
             from_an_old_cursor.orders.len(),
             2,
             "a cursor of the order-time kind starts again from the beginning"
+        );
+    }
+
+    fn append(dir: &Path, name: &str, bytes: &[u8]) {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join(name))
+            .unwrap();
+        file.write_all(bytes).unwrap();
+    }
+
+    async fn pull(connector: &FileConnector, cursor: &str) -> channel::FetchOrdersResponse {
+        connector
+            .fetch_orders(ask(cursor))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    #[tokio::test]
+    async fn rows_written_after_a_pull_are_a_new_sending_and_half_lines_wait() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("acme");
+        write(
+            &dir,
+            "orders.csv",
+            "channel_order_id,order_time,marketplace_sku,quantity\n",
+        );
+        let connector = FileConnector::new(root.path());
+
+        // A refused order, then its correction right under it after the pull.
+        append(&dir, "orders.csv", b"A6,2026-12-01T10:00:00Z,M1,zero\n");
+        let refused = pull(&connector, "").await;
+        append(&dir, "orders.csv", b"A6,2026-12-01T10:00:00Z,M1,1\n");
+        // An order's second row written after a pull, and a line cut off mid-write.
+        append(
+            &dir,
+            "orders.csv",
+            b"A7,2026-12-01T10:00:00Z,M1,1\nA8,2026-12-01T1",
+        );
+        let corrected = pull(&connector, &refused.next_cursor).await;
+        append(
+            &dir,
+            "orders.csv",
+            b"0:00:00Z,M1,3\nA7,2026-12-01T10:00:00Z,M2,1\n",
+        );
+        let finished = pull(&connector, &corrected.next_cursor).await;
+
+        assert!(!refused.orders[0].unreadable_reason.is_empty());
+        let ids = |page: &channel::FetchOrdersResponse| {
+            page.orders
+                .iter()
+                .map(|o| (o.channel_order_id.clone(), o.lines.len(), o.origin.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(&corrected),
+            [
+                ("A6".to_string(), 1, "orders.csv row 3".to_string()),
+                ("A7".to_string(), 1, "orders.csv row 4".to_string())
+            ],
+            "the correction is served; the half-written line is not read yet"
+        );
+        assert!(corrected.orders[0].unreadable_reason.is_empty());
+        assert_eq!(
+            ids(&finished),
+            [
+                ("A8".to_string(), 1, "orders.csv row 5".to_string()),
+                ("A7".to_string(), 1, "orders.csv row 6".to_string())
+            ],
+            "a row of an order pulled before is sent on its own, to be refused if it differs"
+        );
+        assert_eq!(finished.orders[0].lines[0].quantity, 3);
+    }
+
+    #[tokio::test]
+    async fn a_row_that_is_not_utf8_keeps_its_order_whole_and_a_broken_file_blocks_no_other() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("acme");
+        write(
+            &dir,
+            "orders.csv",
+            "channel_order_id,order_time,marketplace_sku,quantity\n",
+        );
+        append(
+            &dir,
+            "orders.csv",
+            b"D1,2026-12-01T10:00:00Z,M1,1\nD1,2026-12-01T10:00:00Z,M\xff2,1\n\
+              D1,2026-12-01T10:00:00Z,M3,1\nD2,2026-12-01T10:00:00Z,M1,1\n",
+        );
+        // Cut off while being rewritten.
+        write(
+            &dir,
+            "orders.json",
+            r#"[{"channel_order_id": "J1", "order_time": "#,
+        );
+        write(
+            &dir,
+            "statuses.csv",
+            "channel_order_id,state\nD1,cancelled\nD2,CANCELLED\n",
+        );
+        let connector = FileConnector::new(root.path());
+        let statuses = |ids: &[&str]| {
+            let request = channel::FetchOrderStatusesRequest {
+                client_id: "acme".into(),
+                channel: "FLIPKART".into(),
+                channel_order_ids: ids.iter().map(|id| id.to_string()).collect(),
+            };
+            let connector = connector.clone();
+            async move { connector.fetch_order_statuses(Request::new(request)).await }
+        };
+
+        let first = pull(&connector, "").await;
+        let again = pull(&connector, &first.next_cursor).await;
+        let of_d2 = statuses(&["D2"]).await.unwrap().into_inner();
+        let of_d1 = statuses(&["D1"]).await.unwrap_err();
+
+        let summary: Vec<(&str, usize, bool)> = first
+            .orders
+            .iter()
+            .map(|o| {
+                let readable = o.unreadable_reason.is_empty();
+                (o.channel_order_id.as_str(), o.lines.len(), readable)
+            })
+            .collect();
+        assert_eq!(summary, [("", 0, false), ("D1", 1, false), ("D2", 1, true)]);
+        assert!(first.orders[0].unreadable_reason.contains("orders.json"));
+        assert!(
+            first.orders[1]
+                .unreadable_reason
+                .contains("row 3 column `marketplace_sku`: not UTF-8 text"),
+            "{}",
+            first.orders[1].unreadable_reason
+        );
+        assert_eq!(first.orders[1].origin, "orders.csv rows 2-4");
+        assert_eq!(
+            again.orders.len(),
+            1,
+            "the broken file is reported until it reads"
+        );
+        assert_eq!(again.next_cursor, first.next_cursor);
+        assert_eq!(
+            of_d2.statuses[0].state(),
+            channel::ChannelOrderState::Cancelled
+        );
+        assert!(
+            of_d1.message().contains("`cancelled` is not a state"),
+            "{of_d1:?}"
         );
     }
 

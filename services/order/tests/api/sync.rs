@@ -137,8 +137,9 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         "only malformed orders are refused"
     );
     assert!(
-        first.refused[0].reason.contains("quantity"),
-        "{}",
+        first.refused[0].reason.starts_with("orders.json [2]: ")
+            && first.refused[0].reason.contains("quantity"),
+        "the refusal says where the order is and what is wrong: {}",
         first.refused[0].reason
     );
     assert!(
