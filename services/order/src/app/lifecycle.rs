@@ -325,6 +325,15 @@ impl App {
             Err(error) => return Err(error),
         };
         match shipment.status {
+            // The customer cancelled on the channel after the invoice: shipping the parcel
+            // sends goods no one will accept, and they come back as a return.
+            ShipmentStatus::Invoiced if !order.channel_conflict.is_empty() => {
+                return Err(Error::FailedPrecondition(format!(
+                    "order {id} must not ship: it was {}; keep shipment {} in the warehouse",
+                    order.channel_conflict,
+                    shipment.public_id(id)
+                )));
+            }
             ShipmentStatus::Invoiced => {}
             ShipmentStatus::Dispatched => {
                 tx.commit().await?;

@@ -91,6 +91,16 @@ async fn faq_an_order_cancelled_on_the_seller_panel_is_caught_when_packing(db: T
     };
     let refused = app.orders.clone().cancel_order(cancel).await.unwrap_err();
     let conflict_explained = app.explain(&invoiced.order_id).await;
+    let dispatch = api::DispatchOrderRequest {
+        order_id: invoiced.order_id.clone(),
+        ..Default::default()
+    };
+    let not_shipped = app
+        .orders
+        .clone()
+        .dispatch_order(dispatch)
+        .await
+        .unwrap_err();
 
     // Assert: the sync at packing caught the cancellation and freed the stock.
     assert_eq!(packing.code(), tonic::Code::FailedPrecondition);
@@ -117,6 +127,12 @@ async fn faq_an_order_cancelled_on_the_seller_panel_is_caught_when_packing(db: T
         refused.message().contains("re-GRN"),
         "{}",
         refused.message()
+    );
+    assert_eq!(not_shipped.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        not_shipped.message().contains("must not ship"),
+        "{}",
+        not_shipped.message()
     );
     assert!(
         conflict_explained
