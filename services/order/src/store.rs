@@ -169,4 +169,12 @@ CREATE TABLE feed_cursors (
         sql: "CREATE INDEX shipments_by_invoice_number ON shipments (invoice_number) \
               WHERE invoice_number <> '';",
     },
+    Migration {
+        version: 5,
+        name: "shipments by invoice number in any case",
+        // `inv-7` and `INV-7` are one invoice number to a seller and a tax office alike.
+        // Numbers are printable ASCII, whose lower case both databases agree on.
+        sql: "CREATE INDEX shipments_by_invoice_key ON shipments (LOWER(invoice_number)) \
+              WHERE invoice_number <> '';",
+    },
 ];

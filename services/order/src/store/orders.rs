@@ -1226,9 +1226,9 @@ pub async fn insert_shipment(
 }
 
 /// The order and shipment sequence of another shipment of `client_id` invoiced as
-/// `invoice_number`, if there is one. On PostgreSQL the number is locked for the rest of
-/// the transaction first, so two invoices with one number queue here and the second sees
-/// the first (SQLite's write transactions queue anyway).
+/// `invoice_number` in any letter case, if there is one. On PostgreSQL the number is locked
+/// for the rest of the transaction first, so two invoices with one number queue here and
+/// the second sees the first (SQLite's write transactions queue anyway).
 pub async fn invoice_number_holder(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -1238,15 +1238,19 @@ pub async fn invoice_number_holder(
 ) -> Result<Option<(OrderId, i64)>> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)")
-            .bind(format!("invoice-number:{client_id}:{invoice_number}"))
+            .bind(format!(
+                "invoice-number:{client_id}:{}",
+                invoice_number.to_ascii_lowercase()
+            ))
             .execute(&mut *conn)
             .await?;
     }
     let row_opt = sqlx::query(
         "SELECT s.order_id, s.sequence FROM shipments s JOIN orders o ON o.id = s.order_id \
-         WHERE s.invoice_number = $1 AND o.client_id = $2 AND s.id <> $3 LIMIT 1",
+         WHERE LOWER(s.invoice_number) = $1 AND s.invoice_number <> '' \
+           AND o.client_id = $2 AND s.id <> $3 LIMIT 1",
     )
-    .bind(invoice_number)
+    .bind(invoice_number.to_ascii_lowercase())
     .bind(client_id)
     .bind(shipment_id)
     .fetch_optional(&mut *conn)

@@ -891,6 +891,7 @@ async fn an_invoice_number_names_one_invoice_of_a_seller(db: TestDatabase) {
     // Act
     numbered(&packed[0], "GST-2026-0007").await.unwrap();
     let again = numbered(&packed[1], "GST-2026-0007").await;
+    let in_other_case = numbered(&packed[1], "gst-2026-0007").await;
     let after_refusal = app.get(&packed[1]).await;
     let held_after_refusal = holdings(&app, &packed[1]).await;
     let other = numbered(&packed[1], "GST-2026-0008").await.unwrap();
@@ -902,6 +903,11 @@ async fn an_invoice_number_names_one_invoice_of_a_seller(db: TestDatabase) {
         refusal.message().contains(&format!("{}-S1", packed[0])),
         "{}",
         refusal.message()
+    );
+    assert_eq!(
+        in_other_case.unwrap_err().code(),
+        tonic::Code::AlreadyExists,
+        "letter case does not make another invoice number"
     );
     assert_eq!(after_refusal.status(), api::OrderStatus::Processing);
     assert_eq!(after_refusal.lines[0].invoiced_quantity, 0);
