@@ -8,7 +8,7 @@ use kosha_runtime::time::{format_micros, now_micros};
 
 use super::allocate::qc_grade;
 use super::{App, OrderView};
-use crate::domain::{Grade, Line, Order, OrderId, OrderKind, OrderStatus};
+use crate::domain::{FulfilmentType, Grade, Line, Order, OrderId, OrderKind, OrderStatus};
 use crate::store::orders::{self, HistoryRow, SearchFilter};
 
 /// Most waiting orders looked at to count what orders ahead of one need.
@@ -365,6 +365,19 @@ impl App {
             reasons.push(format!(
                 "and {} more blocked lines (see lines)",
                 blocked.len() - MOST_LINES_SUMMARISED
+            ));
+        }
+
+        // An order that ships once gives up what it lacks when it is invoiced.
+        let ships_short = order.fulfilment == FulfilmentType::SingleShipmentPartial
+            && !past_picking
+            && order.allocated() > 0
+            && order.pending() > 0;
+        if ships_short {
+            reasons.push(format!(
+                "it ships once (SINGLE_SHIPMENT_PARTIAL): picked and invoiced as it stands, \
+                 its {} units not allocated by then are cancelled",
+                order.pending()
             ));
         }
 

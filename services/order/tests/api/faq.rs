@@ -561,10 +561,15 @@ async fn faq_a_fulfillable_order_that_sits_idle_is_explained(db: TestDatabase) {
     let ready = app
         .create(order("AMAZON", "IDLE-READY", &[("AM-1", 1)]))
         .await;
+    // One unit left for an order of three that ships once.
+    let mut once = order("AMAZON", "IDLE-ONCE", &[("AM-1", 3)]);
+    once.fulfilment_type = api::FulfilmentType::SingleShipmentPartial as i32;
+    let once = app.create(once).await;
 
     // Act
     let later_explained = app.explain(&later.order_id).await;
     let ready_explained = app.explain(&ready.order_id).await;
+    let once_explained = app.explain(&once.order_id).await;
 
     // Assert
     assert_eq!(later.status(), api::OrderStatus::Fulfillable);
@@ -591,6 +596,14 @@ async fn faq_a_fulfillable_order_that_sits_idle_is_explained(db: TestDatabase) {
         api::UnblockAction::Pick,
         1
     ));
+    assert_eq!(once.status(), api::OrderStatus::PartiallyFulfillable);
+    assert!(
+        once_explained
+            .summary
+            .contains("its 2 units not allocated by then are cancelled"),
+        "{}",
+        once_explained.summary
+    );
 }
 
 kosha_testkit::store_tests!(
