@@ -78,3 +78,24 @@ fn extra_job_owners_of_the_scheduler_are_checked_too() {
     );
     assert!(!suite_dir.exists());
 }
+
+#[test]
+fn a_value_that_does_not_parse_is_a_bad_setting_naming_its_variable() {
+    // Arrange
+    let data_dir = tempfile::tempdir().unwrap();
+    let suite_dir = data_dir.path().join("suite");
+
+    // Act
+    let output = Command::new(env!("CARGO_BIN_EXE_kosha"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&suite_dir)
+        .env("KOSHA_REQUEST_TIMEOUT_SECS", "abc")
+        .output()
+        .unwrap();
+
+    // Assert
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{said}");
+    assert!(said.contains("KOSHA_REQUEST_TIMEOUT_SECS"), "{said}");
+    assert!(!suite_dir.exists());
+}
