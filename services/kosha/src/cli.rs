@@ -78,32 +78,9 @@ impl Cli {
 /// What clap said of a value that does not parse, with the flag's variable named too:
 /// a setting usually comes from the environment, and clap names only the flag.
 pub fn value_error(command: &clap::Command, error: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
-    let said = error.to_string();
-    let first = said
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("error: ")
-        .to_string();
-    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
-        return first;
-    };
-    let long = flag
-        .trim_start_matches("--")
-        .split([' ', '='])
-        .next()
-        .unwrap_or_default();
-    let variable_opt = std::iter::once(command)
-        .chain(command.get_subcommands())
-        .flat_map(clap::Command::get_arguments)
-        .find(|arg| arg.get_long() == Some(long))
-        .and_then(|arg| arg.get_env())
-        .map(|env| env.to_string_lossy().into_owned());
-    match variable_opt {
-        Some(variable) => first.replace(flag.as_str(), &format!("--{long} ({variable})")),
-        None => first,
-    }
+    crate::suite::setting_error(command, error, |long, variable| {
+        format!("--{long} ({variable})")
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

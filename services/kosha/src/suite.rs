@@ -150,6 +150,17 @@ pub fn settings_from_env<S: clap::Args>() -> anyhow::Result<S> {
 /// What clap said of a setting, told in terms of its environment variable: clap names
 /// the flag, which the runner does not take.
 fn env_error<S: clap::Args>(error: &clap::Error) -> String {
+    let command = S::augment_args(clap::Command::new("kosha"));
+    setting_error(&command, error, |_, variable| variable.to_string())
+}
+
+/// The first line of what clap said of a setting of `command` that does not parse, with
+/// the flag as `name` writes it from its long name and its variable.
+pub(crate) fn setting_error(
+    command: &clap::Command,
+    error: &clap::Error,
+    name: impl Fn(&str, &str) -> String,
+) -> String {
     use clap::error::{ContextKind, ContextValue};
     let said = error.to_string();
     let first = said
@@ -166,14 +177,14 @@ fn env_error<S: clap::Args>(error: &clap::Error) -> String {
         .split([' ', '='])
         .next()
         .unwrap_or_default();
-    let command = S::augment_args(clap::Command::new("kosha"));
-    let variable_opt = command
-        .get_arguments()
+    let variable_opt = std::iter::once(command)
+        .chain(command.get_subcommands())
+        .flat_map(clap::Command::get_arguments)
         .find(|arg| arg.get_long() == Some(long))
         .and_then(|arg| arg.get_env())
         .map(|env| env.to_string_lossy().into_owned());
     match variable_opt {
-        Some(variable) => first.replace(flag.as_str(), &variable),
+        Some(variable) => first.replace(flag.as_str(), &name(long, &variable)),
         None => first,
     }
 }

@@ -51,23 +51,27 @@ fn every_bad_setting_is_reported_at_once_before_any_file_is_created() {
     );
 }
 
-#[test]
-fn extra_job_owners_of_the_scheduler_are_checked_too() {
-    // Arrange
+/// The runner started with one variable set: its status and what it said, once it has
+/// refused to start without creating its data directory.
+fn refused_with(variable: &str, value: &str) -> String {
     let data_dir = tempfile::tempdir().unwrap();
     let suite_dir = data_dir.path().join("suite");
-
-    // Act
     let output = Command::new(env!("CARGO_BIN_EXE_kosha"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&suite_dir)
-        .env("KOSHA_SCHEDULER_OWNERS", "garbage,billing=127.0.0.1:4000")
+        .env(variable, value)
         .output()
         .unwrap();
-
-    // Assert
-    let said = String::from_utf8_lossy(&output.stderr);
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(64), "{said}");
+    assert!(!suite_dir.exists(), "nothing is created: {said}");
+    said
+}
+
+#[test]
+fn extra_job_owners_of_the_scheduler_are_checked_too() {
+    let said = refused_with("KOSHA_SCHEDULER_OWNERS", "garbage,billing=127.0.0.1:4000");
+
     assert!(
         said.contains("scheduler: KOSHA_SCHEDULER_OWNERS entry `garbage`: expected NAME=ADDR"),
         "{said}"
@@ -76,26 +80,11 @@ fn extra_job_owners_of_the_scheduler_are_checked_too() {
         !said.contains("billing"),
         "a good entry is no problem:\n{said}"
     );
-    assert!(!suite_dir.exists());
 }
 
 #[test]
 fn a_value_that_does_not_parse_is_a_bad_setting_naming_its_variable() {
-    // Arrange
-    let data_dir = tempfile::tempdir().unwrap();
-    let suite_dir = data_dir.path().join("suite");
+    let said = refused_with("KOSHA_REQUEST_TIMEOUT_SECS", "abc");
 
-    // Act
-    let output = Command::new(env!("CARGO_BIN_EXE_kosha"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&suite_dir)
-        .env("KOSHA_REQUEST_TIMEOUT_SECS", "abc")
-        .output()
-        .unwrap();
-
-    // Assert
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(64), "{said}");
     assert!(said.contains("KOSHA_REQUEST_TIMEOUT_SECS"), "{said}");
-    assert!(!suite_dir.exists());
 }

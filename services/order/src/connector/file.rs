@@ -903,6 +903,19 @@ mod tests {
         file.write_all(bytes).unwrap();
     }
 
+    /// A connector over a folder whose `orders.csv` has a header and nothing else.
+    fn csv_folder() -> (tempfile::TempDir, PathBuf, FileConnector) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("acme");
+        write(
+            &dir,
+            "orders.csv",
+            "channel_order_id,order_time,marketplace_sku,quantity\n",
+        );
+        let connector = FileConnector::new(root.path());
+        (root, dir, connector)
+    }
+
     async fn pull(connector: &FileConnector, cursor: &str) -> channel::FetchOrdersResponse {
         connector
             .fetch_orders(ask(cursor))
@@ -913,14 +926,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_written_after_a_pull_are_a_new_sending_and_half_lines_wait() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("acme");
-        write(
-            &dir,
-            "orders.csv",
-            "channel_order_id,order_time,marketplace_sku,quantity\n",
-        );
-        let connector = FileConnector::new(root.path());
+        let (_root, dir, connector) = csv_folder();
 
         // A refused order, then its correction right under it after the pull.
         append(&dir, "orders.csv", b"A6,2026-12-01T10:00:00Z,M1,zero\n");
@@ -969,13 +975,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_that_is_not_utf8_keeps_its_order_whole_and_a_broken_file_blocks_no_other() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("acme");
-        write(
-            &dir,
-            "orders.csv",
-            "channel_order_id,order_time,marketplace_sku,quantity\n",
-        );
+        let (_root, dir, connector) = csv_folder();
         append(
             &dir,
             "orders.csv",
@@ -993,7 +993,6 @@ mod tests {
             "statuses.csv",
             "channel_order_id,state\nD1,cancelled\nD2,CANCELLED\n",
         );
-        let connector = FileConnector::new(root.path());
         let statuses = |ids: &[&str]| {
             let request = channel::FetchOrderStatusesRequest {
                 client_id: "acme".into(),
