@@ -185,17 +185,29 @@ impl Settings {
                         && !address.trim().is_empty() =>
                 {
                     let address = address.trim();
+                    let channel = channel.trim();
                     let parsed = match address.strip_prefix("dir:") {
-                        Some(path) => ConnectorAddress::Dir(PathBuf::from(path)),
+                        Some(path) if path.trim().is_empty() => {
+                            problems
+                                .push(format!("KOSHA_ORDER_CONNECTORS: `{entry}` names no folder"));
+                            continue;
+                        }
+                        Some(path) => ConnectorAddress::Dir(PathBuf::from(path.trim())),
                         None => ConnectorAddress::Grpc(address.to_string()),
                     };
+                    if connectors.contains_key(channel) {
+                        problems.push(format!(
+                            "KOSHA_ORDER_CONNECTORS: channel {channel} is given twice"
+                        ));
+                    }
                     // The file connector's folders hold one channel's orders: a folder
-                    // shared by two channels would give each of them every order.
+                    // shared by two channels would give each of them every order, however
+                    // the two paths are spelled.
                     let shared_with = connectors.iter().find(|(_, other)| {
                         matches!(
                             (&parsed, other),
                             (ConnectorAddress::Dir(path), ConnectorAddress::Dir(other_path))
-                                if path == other_path
+                                if same_folder(path, other_path)
                         )
                     });
                     if let Some((other_channel, _)) = shared_with {
@@ -204,7 +216,7 @@ impl Settings {
                              {other_channel}; each channel's files need a folder of their own"
                         ));
                     }
-                    connectors.insert(channel.trim().to_string(), parsed);
+                    connectors.insert(channel.to_string(), parsed);
                 }
                 _ => problems.push(format!(
                     "KOSHA_ORDER_CONNECTORS: `{entry}` is not CHANNEL=host:port or CHANNEL=dir:PATH"
@@ -279,6 +291,31 @@ impl Settings {
     }
 }
 
+/// Whether two paths name one folder: resolved through links where they exist, and
+/// otherwise with `.` and `..` worked out.
+fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
+    fn resolved(path: &std::path::Path) -> PathBuf {
+        if let Ok(real) = std::fs::canonicalize(path) {
+            return real;
+        }
+        let absolute = std::env::current_dir()
+            .map(|dir| dir.join(path))
+            .unwrap_or_else(|_| path.to_path_buf());
+        let mut plain = PathBuf::new();
+        for part in absolute.components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    plain.pop();
+                }
+                other => plain.push(other),
+            }
+        }
+        plain
+    }
+    resolved(a) == resolved(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,17 +346,28 @@ mod tests {
     }
 
     #[test]
-    fn two_channels_cannot_share_a_folder() {
+    fn two_channels_cannot_share_a_folder_however_it_is_spelled() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("chan");
+        std::fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::symlink(&folder, root.path().join("link")).unwrap();
+        let (folder, root) = (folder.display(), root.path().display());
         let settings = Settings {
-            connectors: "AMAZON=dir:/tmp/chan,FLIPKART=dir:/tmp/chan".into(),
+            connectors: format!(
+                "AMAZON=dir:{folder},FLIPKART=dir:{root}/link,PAYTM=dir:{root}/x/../chan,\
+                 MYNTRA=dir:,AMAZON=dir:{root}/other"
+            ),
             ..Settings::default()
         };
 
         let problems = settings.resolve().unwrap_err();
 
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("FLIPKART") && problems[0].contains("folder of AMAZON"));
+        assert!(problems[1].contains("PAYTM") && problems[1].contains("folder of"));
+        assert!(problems[2].contains("names no folder"), "{problems:?}");
         assert!(
-            problems[0].contains("uses the folder of AMAZON"),
+            problems[3].contains("AMAZON is given twice"),
             "{problems:?}"
         );
     }

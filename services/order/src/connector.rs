@@ -21,15 +21,17 @@
 //! - `availability.csv`: written by pushes, `marketplace_sku,sku,quantity`.
 //!
 //! The order files are logs that only grow: orders are appended whole, never edited or
-//! removed. The cursor counts what was served of each (orders of the JSON file, rows of the
-//! CSV file), so an order appended later is served by the next fetch whatever its order
-//! time; only complete lines are read. An order with a cell that cannot be read is served as
-//! unreadable, with the file, row and column, and the order service reports it as refused;
-//! the channel sends it again by appending it corrected. Rows with the id of an order served
-//! before are such a new sending. A file that cannot be read at all is served as one
-//! unreadable order that moves the cursor past nothing. A missing client folder is an
-//! error, not an empty channel. Each order carries its origin (file and rows), which the
-//! order service quotes in refusals.
+//! removed. The cursor counts what was served of each (orders of the JSON file, lines of
+//! the CSV file), so an order appended later is served by the next fetch whatever its order
+//! time; only complete lines are read, each one row. An order with a cell that cannot be
+//! read, or whose rows disagree, is served as unreadable, with its rows and column, and the
+//! order service reports it as refused; the channel sends it again by appending it
+//! corrected. Rows with the id of an order served before are such a new sending. A file
+//! that cannot be read at all, or holds fewer orders than were served, is served as one
+//! unreadable order that moves the cursor past nothing. A status row that cannot be read is
+//! answered as unreadable for its order alone. A missing client folder is an error, not an
+//! empty channel. Each order carries its origin (file and rows), which the order service
+//! quotes in refusals.
 
 pub mod file;
 

@@ -536,6 +536,14 @@ impl OrderService for OrderGrpc {
                     .collect(),
                 holds_released: report.holds_released,
                 unknown_channel_order_ids: report.unknown_channel_order_ids,
+                unreadable_statuses: report
+                    .unreadable_statuses
+                    .into_iter()
+                    .map(|(channel_order_id, reason)| api::RefusedChannelOrder {
+                        channel_order_id,
+                        reason,
+                    })
+                    .collect(),
             })
         };
         reply(result.await)

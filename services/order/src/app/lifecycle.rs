@@ -131,6 +131,15 @@ impl App {
                     order.channel
                 )));
             }
+            // Packing is where a cancellation is caught before invoicing: without the
+            // channel's word, it waits.
+            if let Some((_, reason)) = report.unreadable_statuses.first() {
+                return Err(Error::FailedPrecondition(format!(
+                    "order {id} is not packed: whether {} cancelled it cannot be told, as its \
+                     status there cannot be read ({reason}); pack it once the status reads",
+                    order.channel
+                )));
+            }
         }
 
         // Then record the shipment.

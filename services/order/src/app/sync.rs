@@ -82,6 +82,9 @@ pub struct SyncStatusReport {
     pub holds_released: i64,
     /// Channel order ids of orders stored here that the channel does not know.
     pub unknown_channel_order_ids: Vec<String>,
+    /// Channel orders whose status the connector could not read, as (channel order id,
+    /// why): nothing was done to them.
+    pub unreadable_statuses: Vec<(String, String)>,
 }
 
 /// A channel order as a CreateOrder request.
@@ -179,7 +182,10 @@ impl App {
                         reason = %order.unreadable_reason,
                         "channel connector could not read an order"
                     );
-                    report.refuse(&channel_order_id, order.unreadable_reason);
+                    report.refuse(
+                        &channel_order_id,
+                        format!("{origin}{}", order.unreadable_reason),
+                    );
                     continue;
                 }
                 let request = create_request(client_id, channel_code, order);
@@ -270,6 +276,7 @@ impl App {
             total
                 .unknown_channel_order_ids
                 .extend(report.unknown_channel_order_ids);
+            total.unreadable_statuses.extend(report.unreadable_statuses);
         }
 
         // The originals that open return-pickup holds wait for: usually dispatched long
@@ -326,8 +333,16 @@ impl App {
                         .any(|(id, channel_order_id)| id.is_some() && channel_order_id == unknown)
                 })
                 .collect(),
+            unreadable_statuses: response
+                .unreadable
+                .into_iter()
+                .map(|unreadable| (unreadable.channel_order_id, unreadable.reason))
+                .collect(),
             ..Default::default()
         };
+        for (channel_order_id, reason) in &report.unreadable_statuses {
+            tracing::warn!(%channel_order_id, %reason, "channel status unreadable");
+        }
         for status in response.statuses {
             match status.state() {
                 channel::ChannelOrderState::Cancelled => {

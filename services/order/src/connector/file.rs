@@ -7,6 +7,10 @@ use kosha_proto::kosha::channel::v1 as channel;
 use kosha_proto::kosha::channel::v1::channel_connector_server::ChannelConnector;
 use kosha_runtime::Error;
 use kosha_runtime::time::to_timestamp;
+
+use lines::{Cells, Content, Lines};
+
+mod lines;
 use tonic::{Request, Response, Status};
 
 /// Serves orders and statuses from files and records pushed availability in a file.
@@ -44,17 +48,17 @@ struct JsonOrder {
     marketplace_fulfilled: bool,
 }
 
-fn bad_file(
-    path: &Path,
-    row_opt: Option<usize>,
-    column: &str,
-    why: impl std::fmt::Display,
-) -> Error {
-    let place = match row_opt {
-        Some(row) => format!("{} row {row} column `{column}`", path.display()),
-        None => format!("{} `{column}`", path.display()),
-    };
-    Error::FailedPrecondition(format!("connector file {place}: {why}"))
+/// A problem with a whole file, named by its client folder and name (not the server's
+/// path).
+fn bad_file(path: &Path, why: impl std::fmt::Display) -> Error {
+    let mut parts: Vec<String> = path
+        .iter()
+        .rev()
+        .take(2)
+        .map(|part| part.to_string_lossy().into_owned())
+        .collect();
+    parts.reverse();
+    Error::FailedPrecondition(format!("connector file {}: {why}", parts.join("/")))
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
@@ -195,52 +199,49 @@ impl FileConnector {
     fn orders_after(&self, client_id: &str, served: Served) -> Result<Vec<FileOrder>, Error> {
         let dir = self.client_dir(client_id)?;
         let mut orders = Vec::new();
-        let json_path = dir.join("orders.json");
+        let whole_file = |name: &str, reason: String| {
+            let mut order = unreadable(String::new(), reason);
+            order.origin = name.to_string();
+            order
+        };
         let mut json_total = served.json_orders;
-        if json_path.exists() {
-            match read_json_orders(&json_path) {
-                Ok(json_orders) => {
-                    json_total = json_total.max(json_orders.len());
-                    for (index, order) in
-                        json_orders.into_iter().enumerate().skip(served.json_orders)
-                    {
-                        orders.push(FileOrder {
-                            order,
-                            served_after: Served {
-                                json_orders: index + 1,
-                                csv_rows: served.csv_rows,
-                            },
-                        });
-                    }
+        match read_json_orders(&dir.join(JSON_FILE), served.json_orders) {
+            Ok((total, json_orders)) => {
+                json_total = total.max(served.json_orders);
+                for (index, order) in json_orders {
+                    orders.push(FileOrder {
+                        order,
+                        served_after: Served {
+                            json_orders: index + 1,
+                            csv_rows: served.csv_rows,
+                        },
+                    });
                 }
-                Err(error) => orders.push(FileOrder {
-                    order: unreadable(String::new(), error.to_string()),
-                    served_after: served,
-                }),
             }
+            Err(reason) => orders.push(FileOrder {
+                order: whole_file(JSON_FILE, reason),
+                served_after: served,
+            }),
         }
-        let csv_path = dir.join("orders.csv");
-        if csv_path.exists() {
-            match read_csv_orders(&csv_path, served.csv_rows) {
-                Ok(csv_orders) => {
-                    for (rows, order) in csv_orders {
-                        orders.push(FileOrder {
-                            order,
-                            served_after: Served {
-                                json_orders: json_total,
-                                csv_rows: rows,
-                            },
-                        });
-                    }
+        match read_csv_orders(&dir.join(CSV_FILE), served.csv_rows) {
+            Ok(csv_orders) => {
+                for (rows, order) in csv_orders {
+                    orders.push(FileOrder {
+                        order,
+                        served_after: Served {
+                            json_orders: json_total,
+                            csv_rows: rows,
+                        },
+                    });
                 }
-                Err(error) => orders.push(FileOrder {
-                    order: unreadable(String::new(), error.to_string()),
-                    served_after: Served {
-                        json_orders: json_total,
-                        csv_rows: served.csv_rows,
-                    },
-                }),
             }
+            Err(reason) => orders.push(FileOrder {
+                order: whole_file(CSV_FILE, reason),
+                served_after: Served {
+                    json_orders: json_total,
+                    csv_rows: served.csv_rows,
+                },
+            }),
         }
         Ok(orders)
     }
@@ -259,68 +260,78 @@ impl FileConnector {
     /// row holds up only the order it names; one without an order id is skipped (with a
     /// warning), since it holds up no one.
     fn read_statuses(&self, client_id: &str) -> Result<BTreeMap<String, StatusRow>, Error> {
-        let path = self.client_dir(client_id)?.join("statuses.csv");
+        let path = self.client_dir(client_id)?.join(STATUS_FILE);
         let mut statuses = BTreeMap::new();
-        if !path.exists() {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(statuses),
+            Err(error) => return Err(bad_file(&path, error)),
+        };
+        let Some(lines) = Lines::of(&bytes).map_err(|why| bad_file(&path, why))? else {
             return Ok(statuses);
-        }
-        let bytes = std::fs::read(&path).map_err(|e| bad_file(&path, None, "file", e))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(complete_lines(&bytes));
-        let header = CsvHeader::read(&mut reader, &path)?;
+        };
         for name in ["channel_order_id", "state"] {
-            if header.position(name).is_none() {
+            if lines.header.position(name).is_none() {
                 return Err(bad_file(
                     &path,
-                    Some(1),
-                    name,
-                    "missing: the first row names the columns, `channel_order_id,state`",
+                    format!(
+                        "the header lacks column `{name}`: the first row names the columns, \
+                         `channel_order_id,state`"
+                    ),
                 ));
             }
         }
-        for (index, record) in reader.byte_records().enumerate() {
-            let row = index + 2;
-            let cells = match record {
-                Ok(record) => CsvCells::of(&header, &record),
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), row, %error, "status row skipped");
+        for row in lines.rows_after(0) {
+            let cells = match row.content {
+                Content::Cells(cells) => cells,
+                Content::Blank => continue,
+                Content::Broken(why) => {
+                    tracing::warn!(
+                        file = %path.display(),
+                        row = row.number,
+                        %why,
+                        "status row skipped"
+                    );
                     continue;
                 }
             };
             let id = cells.get("channel_order_id");
             if id.is_empty() {
-                tracing::warn!(file = %path.display(), row, "status row without an order id");
+                tracing::warn!(
+                    file = %path.display(),
+                    row = row.number,
+                    "status row without an order id"
+                );
                 continue;
             }
-            let state = match (cells.invalid_column(), cells.get("state").as_str()) {
-                (Some(column), _) => Err(bad_file(&path, Some(row), column, NOT_UTF8)),
+            let place =
+                |column: &str| format!("{STATUS_FILE} row {} column `{column}`", row.number);
+            let state = match (cells.invalid(), cells.get("state").as_str()) {
+                (Some((column, why)), _) => Err(format!("{}: {why}", place(&column))),
                 (None, "OPEN") => Ok(channel::ChannelOrderState::Open),
                 (None, "CANCELLED") => Ok(channel::ChannelOrderState::Cancelled),
                 (None, "RETURN_PICKED_UP") => Ok(channel::ChannelOrderState::ReturnPickedUp),
                 (None, "SHIPPED") => Ok(channel::ChannelOrderState::Shipped),
-                (None, other) => Err(bad_file(
-                    &path,
-                    Some(row),
-                    "state",
-                    format!(
-                        "`{}` is not a state (OPEN, CANCELLED, RETURN_PICKED_UP, SHIPPED)",
-                        cut(other)
-                    ),
+                (None, other) => Err(format!(
+                    "{}: `{}` is not a state (OPEN, CANCELLED, RETURN_PICKED_UP, SHIPPED)",
+                    place("state"),
+                    cut(other)
                 )),
             };
             // The file is a log: a later row for an order supersedes an earlier one.
-            statuses.insert(id, state.map_err(|error| error.to_string()));
+            statuses.insert(id, state);
         }
         Ok(statuses)
     }
 }
 
+/// The files of a client's folder.
+const JSON_FILE: &str = "orders.json";
+const CSV_FILE: &str = "orders.csv";
+const STATUS_FILE: &str = "statuses.csv";
+
 /// An order's last row in `statuses.csv`: its state, or why the row cannot be read.
 type StatusRow = Result<channel::ChannelOrderState, String>;
-
-/// Why a cell is refused that is not UTF-8 text.
-const NOT_UTF8: &str = "not UTF-8 text";
 
 /// Longest cell value quoted in a reason.
 const MOST_QUOTED_CHARS: usize = 80;
@@ -335,55 +346,121 @@ fn cut(text: &str) -> String {
     }
 }
 
-/// A file up to its last line break. A line still being written is left for the next
-/// read, rather than read half and then never again.
-fn complete_lines(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().rposition(|byte| *byte == b'\n') {
-        Some(end) => &bytes[..=end],
-        None => bytes,
-    }
+/// Why a file that has fewer orders than were served from it is not read on.
+fn shrunk(name: &str, now: usize, served: usize, unit: &str) -> String {
+    format!(
+        "{name} holds {now} {unit} but {served} were pulled from it before: it was replaced \
+         or cut, where orders are only ever added at its end; nothing more is read from it \
+         until it holds more than {served}"
+    )
 }
 
-/// The orders of a JSON file, in the file's order. An order that cannot be read is kept,
-/// as unreadable, so the others still go through; a file that is not a JSON array of
-/// objects fails whole, since nothing in it can be told apart.
-fn read_json_orders(path: &Path) -> Result<Vec<channel::ChannelOrder>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad_file(path, None, "file", e))?;
-    let parsed: Vec<serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| bad_file(path, None, "json", e))?;
-    Ok(parsed
+/// The orders of a JSON file after its first `skip`, each with its index, and how many it
+/// holds. An order that cannot be read is kept, as unreadable, so the others still go
+/// through; a file that is not a JSON array fails whole, since nothing in it can be told
+/// apart. A missing or empty file holds none.
+fn read_json_orders(
+    path: &Path,
+    skip: usize,
+) -> Result<(usize, Vec<(usize, channel::ChannelOrder)>), String> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
+        Err(error) => return Err(error.to_string()),
+    };
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok((0, Vec::new()));
+    }
+    let parsed: Vec<serde_json::Value> = serde_json::from_slice(&text)
+        .map_err(|error| format!("not a JSON array of orders: {error}"))?;
+    if parsed.len() < skip {
+        return Err(shrunk(JSON_FILE, parsed.len(), skip, "orders"));
+    }
+    let total = parsed.len();
+    let orders = parsed
         .into_iter()
         .enumerate()
+        .skip(skip)
         .map(|(index, value)| {
             let id = value
                 .get("channel_order_id")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let mut order = json_order(value).unwrap_or_else(|(field, why)| {
-                let place = format!("{} [{index}].{field}", path.display());
-                unreadable(cut(&id), format!("connector file {place}: {why}"))
-            });
-            order.origin = format!("{} [{index}]", file_name(path));
-            order
+            let mut order = json_order(value)
+                .unwrap_or_else(|(field, why)| unreadable(cut(&id), format!("`{field}`: {why}")));
+            order.origin = format!("{JSON_FILE} [{index}]");
+            (index, order)
         })
-        .collect())
+        .collect();
+    Ok((total, orders))
+}
+
+/// The JSON type each field of an order must have, for a refusal to name the field that
+/// has another: the parser's own message names only the types.
+fn json_type_problem(value: &serde_json::Value) -> Option<(String, String)> {
+    use serde_json::Value;
+    let Value::Object(fields) = value else {
+        return Some(("order".into(), "is not a JSON object".into()));
+    };
+    let expect = |name: &str, value: &Value, wanted: &str| -> Option<(String, String)> {
+        let fits = match wanted {
+            "a string" => value.is_string(),
+            "a boolean" => value.is_boolean(),
+            "a whole number" => value.is_i64(),
+            _ => value.is_array(),
+        };
+        (!fits).then(|| (name.to_string(), format!("must be {wanted}, not {value}")))
+    };
+    for (name, field) in fields {
+        let problem = match name.as_str() {
+            "priority" | "marketplace_fulfilled" => expect(name, field, "a boolean"),
+            "lines" => expect(name, field, "an array"),
+            _ => expect(name, field, "a string"),
+        };
+        if problem.is_some() {
+            return problem;
+        }
+    }
+    let lines = fields.get("lines").and_then(Value::as_array)?;
+    for (index, line) in lines.iter().enumerate() {
+        let Value::Object(line_fields) = line else {
+            return Some((format!("lines[{index}]"), "is not a JSON object".into()));
+        };
+        for (name, field) in line_fields {
+            let wanted = if name == "quantity" {
+                "a whole number"
+            } else {
+                "a string"
+            };
+            let problem = expect(&format!("lines[{index}].{name}"), field, wanted);
+            if problem.is_some() {
+                return problem;
+            }
+        }
+    }
+    None
 }
 
 /// One order of a JSON file, or the field that is wrong and why.
-fn json_order(value: serde_json::Value) -> Result<channel::ChannelOrder, (&'static str, String)> {
-    let order: JsonOrder =
-        serde_json::from_value(value).map_err(|error| ("order", error.to_string()))?;
-    if order.channel_order_id.trim().is_empty() {
-        return Err(("channel_order_id", "blank".into()));
+fn json_order(value: serde_json::Value) -> Result<channel::ChannelOrder, (String, String)> {
+    if let Some(problem) = json_type_problem(&value) {
+        return Err(problem);
     }
-    let order_time = parse_time(&order.order_time).map_err(|e| ("order_time", e))?;
+    let order: JsonOrder =
+        serde_json::from_value(value).map_err(|error| ("order".to_string(), error.to_string()))?;
+    fn field(name: &'static str) -> impl Fn(String) -> (String, String) {
+        move |why| (name.to_string(), why)
+    }
+    if order.channel_order_id.trim().is_empty() {
+        return Err(("channel_order_id".into(), "is blank".into()));
+    }
+    let order_time = parse_time(&order.order_time).map_err(field("order_time"))?;
     let dispatch_by =
-        parse_optional_time(&order.dispatch_by_time).map_err(|e| ("dispatch_by_time", e))?;
+        parse_optional_time(&order.dispatch_by_time).map_err(field("dispatch_by_time"))?;
     let dispatch_after =
-        parse_optional_time(&order.dispatch_after_time).map_err(|e| ("dispatch_after_time", e))?;
-    let fulfilment =
-        parse_fulfilment(&order.fulfilment_type).map_err(|e| ("fulfilment_type", e))?;
+        parse_optional_time(&order.dispatch_after_time).map_err(field("dispatch_after_time"))?;
+    let fulfilment = parse_fulfilment(&order.fulfilment_type).map_err(field("fulfilment_type"))?;
     Ok(channel::ChannelOrder {
         channel_order_id: order.channel_order_id,
         parent_order_id: order.parent_order_id,
@@ -408,70 +485,6 @@ fn json_order(value: serde_json::Value) -> Result<channel::ChannelOrder, (&'stat
     })
 }
 
-/// The column names of a CSV file, trimmed.
-struct CsvHeader(Vec<String>);
-
-impl CsvHeader {
-    fn read(reader: &mut csv::Reader<&[u8]>, path: &Path) -> Result<Self, Error> {
-        let header = reader
-            .byte_headers()
-            .map_err(|e| bad_file(path, Some(1), "header", e))?;
-        Ok(Self(
-            header
-                .iter()
-                .map(|name| String::from_utf8_lossy(name).trim().to_string())
-                .collect(),
-        ))
-    }
-
-    fn position(&self, name: &str) -> Option<usize> {
-        self.0.iter().position(|header| header == name)
-    }
-}
-
-/// One row's cells by column name. Cells are read as bytes so that one that is not UTF-8
-/// is pinned on its row and column, and the row still belongs to its order.
-struct CsvCells<'a> {
-    header: &'a CsvHeader,
-    cells: Vec<String>,
-    invalid_opt: Option<usize>,
-}
-
-impl<'a> CsvCells<'a> {
-    fn of(header: &'a CsvHeader, record: &csv::ByteRecord) -> Self {
-        let invalid_opt = record
-            .iter()
-            .position(|cell| std::str::from_utf8(cell).is_err());
-        let cells = record
-            .iter()
-            .map(|cell| String::from_utf8_lossy(cell).trim().to_string())
-            .collect();
-        Self {
-            header,
-            cells,
-            invalid_opt,
-        }
-    }
-
-    fn get(&self, name: &str) -> String {
-        self.header
-            .position(name)
-            .and_then(|i| self.cells.get(i))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The first column holding bytes that are not UTF-8 text.
-    fn invalid_column(&self) -> Option<&str> {
-        self.invalid_opt.map(|index| {
-            self.header
-                .0
-                .get(index)
-                .map_or("(beyond the header)", String::as_str)
-        })
-    }
-}
-
 /// The columns an order file must have.
 const REQUIRED_ORDER_COLUMNS: [&str; 4] = [
     "channel_order_id",
@@ -480,8 +493,30 @@ const REQUIRED_ORDER_COLUMNS: [&str; 4] = [
     "quantity",
 ];
 
+/// The columns that describe a whole order, which every row of it must repeat or leave
+/// blank.
+const ORDER_COLUMNS: [&str; 8] = [
+    "order_time",
+    "parent_order_id",
+    "fulfilment_type",
+    "dispatch_by_time",
+    "dispatch_after_time",
+    "replacement_for",
+    "priority",
+    "marketplace_fulfilled",
+];
+
+/// An order being read from consecutive rows.
+struct CsvOrder {
+    order: channel::ChannelOrder,
+    first_row: usize,
+    last_row: usize,
+    /// The order-level cells of its first row, which later rows must agree with.
+    order_cells: Vec<String>,
+}
+
 /// The orders of a CSV file that start after its first `skip` data rows, each with the
-/// count of data rows up to its last. Only complete lines are read.
+/// count of data rows up to its last. Only complete lines are read, one row each.
 ///
 /// An order is a run of consecutive rows with one order id, among the rows not served
 /// before. Rows with an order's id after it was served are a new sending of that order:
@@ -489,96 +524,125 @@ const REQUIRED_ORDER_COLUMNS: [&str; 4] = [
 /// the order taken in is refused by the order service, so no row is dropped unseen. A row
 /// that cannot be read makes its order unreadable, and the rest of the file still goes
 /// through; a file without the required columns fails whole.
-fn read_csv_orders(path: &Path, skip: usize) -> Result<Vec<(usize, channel::ChannelOrder)>, Error> {
-    let bytes = std::fs::read(path).map_err(|e| bad_file(path, None, "file", e))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(complete_lines(&bytes));
-    let header = CsvHeader::read(&mut reader, path)?;
+fn read_csv_orders(
+    path: &Path,
+    skip: usize,
+) -> Result<Vec<(usize, channel::ChannelOrder)>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error.to_string()),
+    };
+    let Some(lines) = Lines::of(&bytes)? else {
+        return Ok(Vec::new());
+    };
     for name in REQUIRED_ORDER_COLUMNS {
-        if header.position(name).is_none() {
-            return Err(bad_file(path, Some(1), name, "required column is missing"));
+        if lines.header.position(name).is_none() {
+            return Err(format!("the header lacks the required column `{name}`"));
         }
     }
-    let mut orders: Vec<(usize, channel::ChannelOrder)> = Vec::new();
-    // Whether the last order read may take more lines: an unreadable row ends it.
+    if lines.len() < skip {
+        return Err(shrunk(CSV_FILE, lines.len(), skip, "rows"));
+    }
+    let mut orders: Vec<CsvOrder> = Vec::new();
+    // Whether the last order read may take more lines: a blank or broken row ends it.
     let mut open = false;
-    for (index, record) in reader.byte_records().enumerate().skip(skip) {
-        let row = index + 2;
-        let rows = index + 1;
-        let cells = match record {
-            Ok(record) => CsvCells::of(&header, &record),
-            Err(error) => {
-                let reason = bad_file(path, Some(row), "row", error).to_string();
-                orders.push((rows, unreadable(String::new(), reason)));
+    for row in lines.rows_after(skip) {
+        let place = |column: &str| format!("row {} column `{column}`", row.number);
+        let cells = match row.content {
+            Content::Cells(cells) => cells,
+            Content::Blank => {
+                open = false;
+                continue;
+            }
+            Content::Broken(why) => {
+                let mut order = unreadable(String::new(), format!("row {}: {why}", row.number));
+                order.origin = format!("{CSV_FILE} row {}", row.number);
+                orders.push(CsvOrder {
+                    order,
+                    first_row: row.number,
+                    last_row: row.number,
+                    order_cells: Vec::new(),
+                });
                 open = false;
                 continue;
             }
         };
         let id = cells.get("channel_order_id");
-        let line_result = match cells.invalid_column() {
-            Some(column) => Err((column.to_string(), NOT_UTF8.to_string())),
+        let line_result = match cells.invalid() {
+            Some(problem) => Err(problem),
             None => csv_line(&cells).map_err(|(column, why)| (column.to_string(), why)),
         };
-        let same_order = open
+        let order_cells: Vec<String> = ORDER_COLUMNS.iter().map(|name| cells.get(name)).collect();
+        let continues = open
             && !id.is_empty()
             && orders
                 .last()
-                .is_some_and(|(_, order)| order.channel_order_id == id);
-        if same_order {
-            let (end, order) = orders.last_mut().expect("the order this row continues");
-            *end = rows;
-            order.origin = format!("{} rows {}-{row}", file_name(path), row_of(&order.origin));
-            match line_result {
-                Ok(line) if order.unreadable_reason.is_empty() => order.lines.push(line),
-                Ok(_) => {}
-                Err((column, why)) => {
-                    if order.unreadable_reason.is_empty() {
-                        order.unreadable_reason =
-                            bad_file(path, Some(row), &column, why).to_string();
-                    }
+                .is_some_and(|last| last.order.channel_order_id == id);
+        if continues {
+            let last = orders.last_mut().expect("the order this row continues");
+            last.last_row = row.number;
+            // A later row may leave an order-level cell blank, not say otherwise.
+            let disagreement = ORDER_COLUMNS
+                .iter()
+                .zip(order_cells.iter().zip(&last.order_cells))
+                .find(|(_, (cell, first))| !cell.is_empty() && cell != first)
+                .map(|(name, (cell, first))| {
+                    (
+                        (*name).to_string(),
+                        format!(
+                            "`{}` differs from `{}` on the order's first row {}",
+                            cut(cell),
+                            cut(first),
+                            last.first_row
+                        ),
+                    )
+                });
+            match (disagreement, line_result) {
+                _ if !last.order.unreadable_reason.is_empty() => {}
+                (Some((column, why)), _) | (None, Err((column, why))) => {
+                    last.order.unreadable_reason = format!("{}: {why}", place(&column));
+                    last.order.lines.clear();
                 }
+                (None, Ok(line)) => last.order.lines.push(line),
             }
             continue;
         }
         open = true;
-        let mut order = line_result
+        let order = line_result
             .and_then(|line| {
                 csv_order(&cells, id.clone(), line)
                     .map_err(|(column, why)| (column.to_string(), why))
             })
             .unwrap_or_else(|(column, why)| {
-                unreadable(id, bad_file(path, Some(row), &column, why).to_string())
+                unreadable(cut(&id), format!("{}: {why}", place(&column)))
             });
-        order.origin = format!("{} row {row}", file_name(path));
-        orders.push((rows, order));
+        orders.push(CsvOrder {
+            order,
+            first_row: row.number,
+            last_row: row.number,
+            order_cells,
+        });
     }
-    Ok(orders)
-}
-
-/// A file's name without its folder, for an order's origin.
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |name| name.to_string_lossy().to_string(),
-    )
-}
-
-/// The first row number of an origin written by [`read_csv_orders`].
-fn row_of(origin: &str) -> &str {
-    let rows = origin.rsplit_once(' ').map_or(origin, |(_, rows)| rows);
-    rows.split_once('-').map_or(rows, |(first, _)| first)
+    Ok(orders
+        .into_iter()
+        .map(|mut read| {
+            read.order.origin = if read.first_row == read.last_row {
+                format!("{CSV_FILE} row {}", read.first_row)
+            } else {
+                format!("{CSV_FILE} rows {}-{}", read.first_row, read.last_row)
+            };
+            // Data rows up to the order's last: the header is row 1.
+            (read.last_row - 1, read.order)
+        })
+        .collect())
 }
 
 /// The order line of a CSV row, or the column that is wrong and why.
-fn csv_line(cells: &CsvCells) -> Result<channel::ChannelOrderLine, (&'static str, String)> {
+fn csv_line(cells: &Cells) -> Result<channel::ChannelOrderLine, (&'static str, String)> {
     let quantity_text = cells.get("quantity");
-    let quantity = kosha_runtime::validate::parse_quantity(&quantity_text).map_err(|_| {
-        (
-            "quantity",
-            format!("`{}` is not a whole number of units", cut(&quantity_text)),
-        )
-    })?;
+    let quantity = kosha_runtime::validate::parse_quantity(&quantity_text)
+        .map_err(|why| ("quantity", format!("`{}`: {why}", cut(&quantity_text))))?;
     Ok(channel::ChannelOrderLine {
         marketplace_sku: cells.get("marketplace_sku"),
         quantity,
@@ -588,7 +652,7 @@ fn csv_line(cells: &CsvCells) -> Result<channel::ChannelOrderLine, (&'static str
 
 /// The order a CSV row starts, or the column that is wrong and why.
 fn csv_order(
-    cells: &CsvCells,
+    cells: &Cells,
     id: String,
     line: channel::ChannelOrderLine,
 ) -> Result<channel::ChannelOrder, (&'static str, String)> {
@@ -672,11 +736,10 @@ impl ChannelConnector for FileConnector {
                     state: *state as i32,
                     update_time: None,
                 }),
-                Some(Err(reason)) => {
-                    return Err(Status::failed_precondition(format!(
-                        "the last status row of `{id}` cannot be read: {reason}"
-                    )));
-                }
+                Some(Err(reason)) => response.unreadable.push(channel::UnreadableStatus {
+                    channel_order_id: id,
+                    reason: reason.clone(),
+                }),
                 None if known.contains(&id) => {
                     response.statuses.push(channel::ChannelOrderStatus {
                         channel_order_id: id,
@@ -696,8 +759,7 @@ impl ChannelConnector for FileConnector {
     ) -> Result<Response<channel::PushAvailabilityResponse>, Status> {
         let request = request.into_inner();
         let dir = self.client_dir(&request.client_id).map_err(Status::from)?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Status::from(bad_file(&dir, None, "directory", e)))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Status::from(bad_file(&dir, e)))?;
         let path = dir.join("availability.csv");
         let mut text = String::from("marketplace_sku,sku,quantity\n");
         for listing in &request.listings {
@@ -710,10 +772,8 @@ impl ChannelConnector for FileConnector {
         }
         // Write a sibling file and rename it, so a reader never sees half a file.
         let partial = dir.join("availability.csv.partial");
-        std::fs::write(&partial, text)
-            .map_err(|e| Status::from(bad_file(&partial, None, "file", e)))?;
-        std::fs::rename(&partial, &path)
-            .map_err(|e| Status::from(bad_file(&path, None, "file", e)))?;
+        std::fs::write(&partial, text).map_err(|e| Status::from(bad_file(&partial, e)))?;
+        std::fs::rename(&partial, &path).map_err(|e| Status::from(bad_file(&path, e)))?;
         Ok(Response::new(channel::PushAvailabilityResponse {
             accepted: request.listings.len() as i64,
             rejected_marketplace_skus: Vec::new(),
@@ -1006,7 +1066,7 @@ mod tests {
         let first = pull(&connector, "").await;
         let again = pull(&connector, &first.next_cursor).await;
         let of_d2 = statuses(&["D2"]).await.unwrap().into_inner();
-        let of_d1 = statuses(&["D1"]).await.unwrap_err();
+        let of_d1 = statuses(&["D1"]).await.unwrap().into_inner();
 
         let summary: Vec<(&str, usize, bool)> = first
             .orders
@@ -1016,8 +1076,15 @@ mod tests {
                 (o.channel_order_id.as_str(), o.lines.len(), readable)
             })
             .collect();
-        assert_eq!(summary, [("", 0, false), ("D1", 1, false), ("D2", 1, true)]);
-        assert!(first.orders[0].unreadable_reason.contains("orders.json"));
+        assert_eq!(summary, [("", 0, false), ("D1", 0, false), ("D2", 1, true)]);
+        assert_eq!(first.orders[0].origin, "orders.json");
+        assert!(
+            first.orders[0]
+                .unreadable_reason
+                .contains("not a JSON array"),
+            "{}",
+            first.orders[0].unreadable_reason
+        );
         assert!(
             first.orders[1]
                 .unreadable_reason
@@ -1036,9 +1103,91 @@ mod tests {
             of_d2.statuses[0].state(),
             channel::ChannelOrderState::Cancelled
         );
+        assert!(of_d1.statuses.is_empty());
+        assert_eq!(of_d1.unreadable[0].channel_order_id, "D1");
         assert!(
-            of_d1.message().contains("`cancelled` is not a state"),
+            of_d1.unreadable[0]
+                .reason
+                .contains("`cancelled` is not a state"),
             "{of_d1:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_open_quote_or_rows_that_disagree_spoil_one_order_and_a_shrunk_file_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("acme");
+        write(
+            &dir,
+            "orders.csv",
+            "Channel_Order_ID,ORDER_TIME,marketplace_sku,quantity,parent_order_id\n\
+             Q-1,2026-12-04T10:00:00Z,M1,1,P-1\n\
+             Q-2,2026-12-04T10:00:00Z,\"M1,1,P-2\n\
+             Q-3,2026-12-04T10:00:00Z,M1,1,P-3\n\
+             Q-3,2026-12-04T10:00:00Z,M2,1,P-OTHER\n\
+             Q-4,2026-12-04T10:00:00Z,M1,1,\n",
+        );
+        write(
+            &dir,
+            "orders.json",
+            r#"[{"channel_order_id": "J1", "order_time": "2026-12-04T10:00:00Z",
+                 "lines": [{"marketplace_sku": "M1", "quantity": 1, "price": 499}]},
+                {"channel_order_id": "J2", "order_time": "2026-12-04T10:00:00Z",
+                 "lines": [{"marketplace_sku": "M1", "quantity": 1}]}]"#,
+        );
+        let connector = FileConnector::new(root.path());
+
+        let first = pull(&connector, "").await;
+        write(&dir, "orders.json", "[]");
+        let after_shrink = pull(&connector, &first.next_cursor).await;
+
+        let seen: Vec<(&str, &str, bool)> = first
+            .orders
+            .iter()
+            .map(|o| {
+                let readable = o.unreadable_reason.is_empty();
+                (o.channel_order_id.as_str(), o.origin.as_str(), readable)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("J1", "orders.json [0]", false),
+                ("J2", "orders.json [1]", true),
+                ("Q-1", "orders.csv row 2", true),
+                ("", "orders.csv row 3", false),
+                ("Q-3", "orders.csv rows 4-5", false),
+                ("Q-4", "orders.csv row 6", true),
+            ]
+        );
+        assert!(
+            first.orders[0]
+                .unreadable_reason
+                .contains("`lines[0].price`: must be a string"),
+            "{}",
+            first.orders[0].unreadable_reason
+        );
+        assert!(
+            first.orders[3]
+                .unreadable_reason
+                .contains("a quoted cell is not closed"),
+            "{}",
+            first.orders[3].unreadable_reason
+        );
+        assert!(
+            first.orders[4]
+                .unreadable_reason
+                .contains("row 5 column `parent_order_id`: `P-OTHER` differs"),
+            "{}",
+            first.orders[4].unreadable_reason
+        );
+        assert_eq!(after_shrink.orders.len(), 1);
+        assert!(
+            after_shrink.orders[0]
+                .unreadable_reason
+                .contains("holds 0 orders but 2 were pulled"),
+            "{}",
+            after_shrink.orders[0].unreadable_reason
         );
     }
 

@@ -137,6 +137,7 @@ impl ChannelConnector for TestConnector {
         Ok(Response::new(channel::FetchOrderStatusesResponse {
             statuses,
             unknown_channel_order_ids: Vec::new(),
+            unreadable: Vec::new(),
         }))
     }
 

@@ -83,6 +83,36 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         .create(order("AMAZON", "404-BY-HAND", &[("AM-1", 1)]))
         .await;
     let statuses = app.sync_channel_statuses("AMAZON").await;
+    // A status row that cannot be read: the order's state is unknown, so packing waits.
+    let first_order = app
+        .orders
+        .clone()
+        .search_orders(api::SearchOrdersRequest {
+            client_id: CLIENT.into(),
+            id: "404-F-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .orders
+        .remove(0);
+    let pick = api::PickOrderRequest {
+        order_id: first_order.order_id.clone(),
+        ..Default::default()
+    };
+    app.orders.clone().pick_order(pick).await.unwrap();
+    std::fs::write(
+        client_dir.join("statuses.csv"),
+        "channel_order_id,state\n404-F-1,cancelled\n",
+    )
+    .unwrap();
+    let unreadable = app.sync_channel_statuses("AMAZON").await;
+    let pack = api::PackOrderRequest {
+        order_id: first_order.order_id.clone(),
+        ..Default::default()
+    };
+    let not_packed = app.orders.clone().pack_order(pack).await.unwrap_err();
     let no_connector = app
         .orders
         .clone()
@@ -143,7 +173,9 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         first.refused[0].reason
     );
     assert!(
-        first.refused[1].reason.contains("[3].order_time"),
+        first.refused[1]
+            .reason
+            .contains("orders.json [3]: `order_time`: `yesterday`"),
         "the connector names what it could not read: {}",
         first.refused[1].reason
     );
@@ -153,6 +185,18 @@ async fn orders_are_pulled_from_the_file_connector_and_availability_is_pushed(db
         statuses.unknown_channel_order_ids,
         std::slice::from_ref(&by_hand.channel_order_id),
         "the channel's files do not know an order entered by hand"
+    );
+    assert_eq!(unreadable.unreadable_statuses.len(), 1, "{unreadable:?}");
+    assert_eq!(
+        unreadable.unreadable_statuses[0].channel_order_id,
+        "404-F-1"
+    );
+    assert!(unreadable.cancelled_order_ids.is_empty());
+    assert_eq!(not_packed.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        not_packed.message().contains("cannot be told"),
+        "{}",
+        not_packed.message()
     );
     assert_eq!(unreachable.code(), tonic::Code::Unavailable);
     assert!(
