@@ -66,6 +66,9 @@ impl PeerArgs {
     }
 }
 
+/// Longest wait for a remote connector's answer.
+const CONNECTOR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A channel's connector: a remote server or the in-process file connector, with where it
 /// is, so a failure can name the channel and the address an operator has to look at.
 #[derive(Clone)]
@@ -141,13 +144,32 @@ impl Connector {
         }
     }
 
+    /// A call to a remote connector, given up after [`CONNECTOR_DEADLINE`]: a server that
+    /// takes the connection but never answers would otherwise hold a sync until the
+    /// transport notices, which took about 50 s.
+    async fn within_deadline<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<tonic::Response<T>, Status> {
+        match tokio::time::timeout(CONNECTOR_DEADLINE, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no answer within {} s",
+                CONNECTOR_DEADLINE.as_secs()
+            ))),
+        }
+    }
+
     /// New orders after `cursor`.
     pub async fn fetch_orders(
         &self,
         request: channel::FetchOrdersRequest,
     ) -> Result<channel::FetchOrdersResponse, Error> {
         let response = match &self.kind {
-            ConnectorKind::Grpc(client) => client.as_ref().clone().fetch_orders(request).await,
+            ConnectorKind::Grpc(client) => {
+                self.within_deadline(client.as_ref().clone().fetch_orders(request))
+                    .await
+            }
             ConnectorKind::Dir(files) => files.fetch_orders(tonic::Request::new(request)).await,
         };
         response
@@ -162,7 +184,8 @@ impl Connector {
     ) -> Result<channel::FetchOrderStatusesResponse, Error> {
         let response = match &self.kind {
             ConnectorKind::Grpc(client) => {
-                client.as_ref().clone().fetch_order_statuses(request).await
+                self.within_deadline(client.as_ref().clone().fetch_order_statuses(request))
+                    .await
             }
             ConnectorKind::Dir(files) => {
                 files
@@ -181,7 +204,10 @@ impl Connector {
         request: channel::PushAvailabilityRequest,
     ) -> Result<channel::PushAvailabilityResponse, Error> {
         let response = match &self.kind {
-            ConnectorKind::Grpc(client) => client.as_ref().clone().push_availability(request).await,
+            ConnectorKind::Grpc(client) => {
+                self.within_deadline(client.as_ref().clone().push_availability(request))
+                    .await
+            }
             ConnectorKind::Dir(files) => {
                 files.push_availability(tonic::Request::new(request)).await
             }

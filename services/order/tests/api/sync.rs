@@ -311,7 +311,45 @@ async fn a_configured_channel_is_synced_by_its_recurring_job_without_a_call(db: 
     );
 }
 
+async fn a_connector_that_never_answers_is_given_up_on(db: TestDatabase) {
+    // Arrange: a server on loopback that takes connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+    let mut options = Options::default();
+    options.settings.connectors = format!("PAYTM=http://{address}");
+    let app = spawn_app(db, options).await;
+
+    // Act
+    let started = std::time::Instant::now();
+    let refused = app
+        .orders
+        .clone()
+        .sync_orders(api::SyncOrdersRequest {
+            client_id: CLIENT.into(),
+            channel: "PAYTM".into(),
+        })
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("no answer within 20 s"),
+        "{}",
+        refused.message()
+    );
+    assert!(started.elapsed() < Duration::from_secs(40));
+    held.abort();
+}
+
 kosha_testkit::store_tests!(
+    a_connector_that_never_answers_is_given_up_on,
     orders_are_pulled_from_the_file_connector_and_availability_is_pushed,
     a_configured_channel_is_synced_by_its_recurring_job_without_a_call,
 );
