@@ -21,6 +21,10 @@ far ahead jobs may be due. Each service binary lists its own with --help, e.g.
 /// Kosha: one stock across many marketplaces and wholesale customers.
 #[derive(Debug, Parser)]
 #[command(name = "kosha", version, about, after_help = SERVICE_SETTINGS)]
+// The runner keeps one SQLite file per service and refuses a database URL, so its help
+// leaves those flags out; they are still read, to say so.
+#[command(mut_arg("database_url", |arg| arg.hide(true)))]
+#[command(mut_arg("database_url_file", |arg| arg.hide(true)))]
 pub struct Cli {
     #[command(subcommand)]
     command_opt: Option<Command>,
@@ -33,6 +37,8 @@ pub struct Cli {
 enum Command {
     /// Run every service in one process on one address (the default command).
     #[command(after_help = SERVICE_SETTINGS)]
+    #[command(mut_arg("database_url", |arg| arg.hide(true)))]
+    #[command(mut_arg("database_url_file", |arg| arg.hide(true)))]
     Serve(Box<ServeArgs>),
     /// Run one of the benchmarks the project ships.
     #[command(subcommand)]
