@@ -82,8 +82,11 @@ where
 #[derive(Debug)]
 pub struct CsvFile<'a> {
     text: &'a str,
-    /// Column names as written (trimmed), in order.
+    /// Column names as written (trimmed), in order, without the nameless columns at the end.
     pub header: Vec<String>,
+    /// Nameless columns after the last named one: the trailing commas a spreadsheet writes
+    /// for cells that once held something.
+    nameless_tail: usize,
 }
 
 impl<'a> CsvFile<'a> {
@@ -124,13 +127,23 @@ impl<'a> CsvFile<'a> {
             ));
         }
         let mut reader = reader(text);
-        let header = reader
+        let mut header: Vec<String> = reader
             .headers()
             .map_err(|error| Error::invalid("file", format!("unreadable header: {error}")))?
             .iter()
             .map(|name| name.trim().to_string())
             .collect();
-        Ok(Self { text, header })
+        let named = header
+            .iter()
+            .rposition(|name| !name.is_empty())
+            .map_or(0, |last| last + 1);
+        let nameless_tail = header.len() - named;
+        header.truncate(named);
+        Ok(Self {
+            text,
+            header,
+            nameless_tail,
+        })
     }
 
     /// The data rows with their spreadsheet row numbers. A row that cannot be read (an
@@ -141,6 +154,7 @@ impl<'a> CsvFile<'a> {
     /// less the line breaks inside the earlier record's cells.
     pub fn rows(&self) -> impl Iterator<Item = Result<CsvRow, RowError>> + 'a {
         let text = self.text;
+        let (width, nameless_tail) = (self.header.len(), self.nameless_tail);
         let mut reader = reader(text);
         let header_breaks = reader.headers().map(breaks_inside).unwrap_or(0);
         let mut lines = LineCounter::default();
@@ -162,10 +176,28 @@ impl<'a> CsvFile<'a> {
             match record {
                 Ok(record) => {
                     previous_breaks = breaks_inside(&record);
-                    Ok(CsvRow {
-                        row,
-                        cells: record.iter().map(str::to_string).collect(),
-                    })
+                    let mut cells: Vec<String> = record.iter().map(str::to_string).collect();
+                    // Cells under the nameless columns must be empty; then they are dropped,
+                    // and a row with more cells still is left for the caller to refuse.
+                    let mut under_no_name =
+                        cells.iter().enumerate().skip(width).take(nameless_tail);
+                    if let Some((index, value)) = under_no_name.find(|(_, cell)| !cell.is_empty()) {
+                        return Err(row_error(
+                            row,
+                            "",
+                            value,
+                            "VALUE_WITHOUT_COLUMN",
+                            format!(
+                                "cell {} holds a value under a column with no name in the \
+                                 header",
+                                index + 1
+                            ),
+                        ));
+                    }
+                    if cells.len() <= width + nameless_tail {
+                        cells.truncate(width);
+                    }
+                    Ok(CsvRow { row, cells })
                 }
                 Err(error) => {
                     previous_breaks = 0;
@@ -462,6 +494,26 @@ mod tests {
         assert_eq!(
             (header.as_str(), bytes.as_slice()),
             ("acme", &b"sku\nA\n"[..])
+        );
+    }
+
+    #[test]
+    fn nameless_columns_at_the_end_are_ignored_while_their_cells_are_empty() {
+        let file = CsvFile::parse(b"sku,name,,\nA,x,,\nB,y\nC,z,,oops\nD,w,,,\n").unwrap();
+
+        let rows: Vec<Result<Vec<String>, String>> = file
+            .rows()
+            .map(|row| row.map(|row| row.cells).map_err(|error| error.reason))
+            .collect();
+
+        assert_eq!(file.header, ["sku", "name"]);
+        assert_eq!(rows[0], Ok(vec!["A".to_string(), "x".to_string()]));
+        assert_eq!(rows[1], Ok(vec!["B".to_string(), "y".to_string()]));
+        assert_eq!(rows[2], Err("VALUE_WITHOUT_COLUMN".to_string()));
+        assert_eq!(
+            rows[3].as_ref().map(Vec::len),
+            Ok(5),
+            "a row longer than the header with its commas is left to the caller"
         );
     }
 
