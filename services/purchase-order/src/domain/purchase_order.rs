@@ -189,14 +189,15 @@ impl ReceiptLine {
                 "passed and failed quantities must not be negative, got {passed} and {failed}"
             ));
         }
-        let received = passed.checked_add(failed).unwrap_or(i64::MAX);
-        if received == 0 {
+        if passed == 0 && failed == 0 {
             return Err("a GRN line receives at least one unit (passed or failed)".into());
         }
-        if received > kosha_runtime::validate::MAX_QUANTITY {
+        let most = kosha_runtime::validate::MAX_QUANTITY;
+        // Compared apart first, so that a sum past the largest number is never named.
+        let over = passed > most || failed > most || passed + failed > most;
+        if over {
             return Err(format!(
-                "{received} units is more than {} in one line",
-                kosha_runtime::validate::MAX_QUANTITY
+                "{passed} passed and {failed} failed units are more than {most} in one line"
             ));
         }
         Ok(Self {
@@ -445,6 +446,12 @@ mod tests {
         let sku = Sku::parse("A").unwrap();
         assert!(ReceiptLine::new(sku.clone(), 0, 0).is_err());
         assert!(ReceiptLine::new(sku.clone(), -1, 2).is_err());
+        let huge = 4_611_686_018_427_387_904;
+        let too_many = ReceiptLine::new(sku.clone(), huge, huge).unwrap_err();
+        assert!(
+            too_many.starts_with(&format!("{huge} passed and {huge} failed units")),
+            "{too_many}"
+        );
         assert_eq!(ReceiptLine::new(sku, 0, 3).unwrap().received(), 3);
     }
 }
