@@ -490,6 +490,7 @@ impl OrderService for OrderGrpc {
                     })
                     .collect(),
                 refused_not_listed: report.refused_not_listed,
+                more: report.more,
             })
         };
         reply(result.await)

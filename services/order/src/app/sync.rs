@@ -40,7 +40,14 @@ pub struct SyncOrdersReport {
     pub refused: Vec<(String, String)>,
     /// Refused orders beyond those listed.
     pub refused_not_listed: i64,
+    /// Whether the channel has more orders than this sync took in within its time budget.
+    pub more: bool,
 }
+
+/// Longest a sync keeps pulling pages: well inside the default request timeout, so that a
+/// large backlog is taken in over several calls that each answer, rather than one that times
+/// out with its refusals unreported.
+const SYNC_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Most refused orders listed in one sync's answer. A file of bad rows would otherwise make
 /// an answer too large to send, after the work is done; the log names every one.
@@ -158,6 +165,7 @@ impl App {
             cursor,
             ..SyncOrdersReport::default()
         };
+        let started = std::time::Instant::now();
         loop {
             let request = channel::FetchOrdersRequest {
                 client_id: client_id.to_string(),
@@ -219,6 +227,10 @@ impl App {
                 work::set_cursor(&mut conn, &cursor_name, &report.cursor, now_micros()).await?;
             }
             if !page.more || !advanced {
+                break;
+            }
+            if started.elapsed() > SYNC_BUDGET {
+                report.more = true;
                 break;
             }
         }

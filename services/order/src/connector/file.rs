@@ -20,6 +20,7 @@ pub struct FileConnector {
 }
 
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonLine {
     marketplace_sku: String,
     quantity: i64,
@@ -28,6 +29,7 @@ struct JsonLine {
 }
 
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonOrder {
     channel_order_id: String,
     #[serde(default)]
@@ -285,13 +287,21 @@ impl FileConnector {
             let cells = match row.content {
                 Content::Cells(cells) => cells,
                 Content::Blank => continue,
-                Content::Broken(why) => {
-                    tracing::warn!(
-                        file = %path.display(),
-                        row = row.number,
-                        %why,
-                        "status row skipped"
-                    );
+                // A row whose id can be read is that order's last word, unreadable; one
+                // whose id cannot holds up no order it could be told to belong to.
+                Content::Broken { why, id_opt } => {
+                    match id_opt {
+                        Some(id) => {
+                            let reason = format!("{STATUS_FILE} row {}: {why}", row.number);
+                            statuses.insert(id, Err(reason));
+                        }
+                        None => tracing::warn!(
+                            file = %path.display(),
+                            row = row.number,
+                            %why,
+                            "status row skipped"
+                        ),
+                    }
                     continue;
                 }
             };
@@ -363,13 +373,21 @@ fn read_json_orders(
     path: &Path,
     skip: usize,
 ) -> Result<(usize, Vec<(usize, channel::ChannelOrder)>), String> {
+    // Gone or emptied after orders were pulled from it is replaced as well.
+    let gone = |skip: usize| {
+        if skip > 0 {
+            Err(shrunk(JSON_FILE, 0, skip, "orders"))
+        } else {
+            Ok((0, Vec::new()))
+        }
+    };
     let text = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return gone(skip),
         Err(error) => return Err(error.to_string()),
     };
     if text.iter().all(u8::is_ascii_whitespace) {
-        return Ok((0, Vec::new()));
+        return gone(skip);
     }
     let parsed: Vec<serde_json::Value> = serde_json::from_slice(&text)
         .map_err(|error| format!("not a JSON array of orders: {error}"))?;
@@ -515,6 +533,17 @@ struct CsvOrder {
     order_cells: Vec<String>,
 }
 
+impl CsvOrder {
+    /// Makes the order unreadable for `why`, unless it already is for an earlier row: it is
+    /// refused whole, never taken in short of a line.
+    fn spoil(&mut self, why: String) {
+        if self.order.unreadable_reason.is_empty() {
+            self.order.unreadable_reason = why;
+            self.order.lines.clear();
+        }
+    }
+}
+
 /// The orders of a CSV file that start after its first `skip` data rows, each with the
 /// count of data rows up to its last. Only complete lines are read, one row each.
 ///
@@ -528,13 +557,21 @@ fn read_csv_orders(
     path: &Path,
     skip: usize,
 ) -> Result<Vec<(usize, channel::ChannelOrder)>, String> {
+    // Gone or emptied after rows were pulled from it is replaced as well.
+    let gone = |skip: usize| {
+        if skip > 0 {
+            Err(shrunk(CSV_FILE, 0, skip, "rows"))
+        } else {
+            Ok(Vec::new())
+        }
+    };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return gone(skip),
         Err(error) => return Err(error.to_string()),
     };
     let Some(lines) = Lines::of(&bytes)? else {
-        return Ok(Vec::new());
+        return gone(skip);
     };
     for name in REQUIRED_ORDER_COLUMNS {
         if lines.header.position(name).is_none() {
@@ -545,82 +582,98 @@ fn read_csv_orders(
         return Err(shrunk(CSV_FILE, lines.len(), skip, "rows"));
     }
     let mut orders: Vec<CsvOrder> = Vec::new();
-    // Whether the last order read may take more lines: a blank or broken row ends it.
+    // Whether the last order read takes the rows with its id that follow: a row that
+    // belongs to no order ends it. Blank lines neither end an order nor start one.
     let mut open = false;
     for row in lines.rows_after(skip) {
-        let place = |column: &str| format!("row {} column `{column}`", row.number);
-        let cells = match row.content {
-            Content::Cells(cells) => cells,
-            Content::Blank => {
-                open = false;
+        let number = row.number;
+        let place = |column: &str| format!("row {number} column `{column}`");
+        // What the row says: its order id, and its cells or why they cannot be read.
+        let (id, read) = match row.content {
+            Content::Blank => continue,
+            Content::Broken { why, id_opt } => (
+                id_opt.unwrap_or_default(),
+                Err(format!("row {number}: {why}")),
+            ),
+            Content::Cells(cells) => (cells.get("channel_order_id"), Ok(cells)),
+        };
+        let last_open = orders.last_mut().filter(|_| open);
+        match last_open {
+            // A row without an id amid an order: whether it was meant as one of its lines
+            // cannot be told, so the order is not taken in short.
+            Some(last) if id.is_empty() => {
+                last.last_row = number;
+                last.spoil(format!("row {number}: the row has no channel_order_id"));
                 continue;
             }
-            Content::Broken(why) => {
-                let mut order = unreadable(String::new(), format!("row {}: {why}", row.number));
-                order.origin = format!("{CSV_FILE} row {}", row.number);
-                orders.push(CsvOrder {
-                    order,
-                    first_row: row.number,
-                    last_row: row.number,
-                    order_cells: Vec::new(),
-                });
-                open = false;
-                continue;
-            }
-        };
-        let id = cells.get("channel_order_id");
-        let line_result = match cells.invalid() {
-            Some(problem) => Err(problem),
-            None => csv_line(&cells).map_err(|(column, why)| (column.to_string(), why)),
-        };
-        let order_cells: Vec<String> = ORDER_COLUMNS.iter().map(|name| cells.get(name)).collect();
-        let continues = open
-            && !id.is_empty()
-            && orders
-                .last()
-                .is_some_and(|last| last.order.channel_order_id == id);
-        if continues {
-            let last = orders.last_mut().expect("the order this row continues");
-            last.last_row = row.number;
-            // A later row may leave an order-level cell blank, not say otherwise.
-            let disagreement = ORDER_COLUMNS
-                .iter()
-                .zip(order_cells.iter().zip(&last.order_cells))
-                .find(|(_, (cell, first))| !cell.is_empty() && cell != first)
-                .map(|(name, (cell, first))| {
-                    (
-                        (*name).to_string(),
-                        format!(
-                            "`{}` differs from `{}` on the order's first row {}",
-                            cut(cell),
-                            cut(first),
-                            last.first_row
-                        ),
-                    )
-                });
-            match (disagreement, line_result) {
-                _ if !last.order.unreadable_reason.is_empty() => {}
-                (Some((column, why)), _) | (None, Err((column, why))) => {
-                    last.order.unreadable_reason = format!("{}: {why}", place(&column));
-                    last.order.lines.clear();
+            Some(last) if last.order.channel_order_id == id => {
+                last.last_row = number;
+                let cells = match read {
+                    Ok(cells) => cells,
+                    Err(why) => {
+                        last.spoil(why);
+                        continue;
+                    }
+                };
+                let order_cells: Vec<String> =
+                    ORDER_COLUMNS.iter().map(|name| cells.get(name)).collect();
+                // A later row may leave an order-level cell blank, not say otherwise.
+                let disagreement = ORDER_COLUMNS
+                    .iter()
+                    .zip(order_cells.iter().zip(&last.order_cells))
+                    .find(|(_, (cell, first))| !cell.is_empty() && cell != first)
+                    .map(|(name, (cell, first))| {
+                        (
+                            (*name).to_string(),
+                            format!(
+                                "`{}` differs from `{}` on the order's first row {}",
+                                cut(cell),
+                                cut(first),
+                                last.first_row
+                            ),
+                        )
+                    });
+                let line_result = match (cells.overflow(), cells.invalid(), disagreement) {
+                    (Some(why), _, _) => Err(format!("row {number}: {why}")),
+                    (None, Some((column, why)), _) | (None, None, Some((column, why))) => {
+                        Err(format!("{}: {why}", place(&column)))
+                    }
+                    (None, None, None) => csv_line(&cells)
+                        .map_err(|(column, why)| format!("{}: {why}", place(column))),
+                };
+                match line_result {
+                    Ok(line) if last.order.unreadable_reason.is_empty() => {
+                        last.order.lines.push(line);
+                    }
+                    Ok(_) => {}
+                    Err(why) => last.spoil(why),
                 }
-                (None, Ok(line)) => last.order.lines.push(line),
+                continue;
             }
-            continue;
+            _ => {}
         }
-        open = true;
-        let order = line_result
-            .and_then(|line| {
-                csv_order(&cells, id.clone(), line)
-                    .map_err(|(column, why)| (column.to_string(), why))
-            })
-            .unwrap_or_else(|(column, why)| {
-                unreadable(cut(&id), format!("{}: {why}", place(&column)))
-            });
+        open = !id.is_empty();
+        let order_cells: Vec<String> = match &read {
+            Ok(cells) => ORDER_COLUMNS.iter().map(|name| cells.get(name)).collect(),
+            Err(_) => Vec::new(),
+        };
+        let order = match read {
+            Err(why) => unreadable(cut(&id), why),
+            Ok(cells) => {
+                let checked = match (cells.overflow(), cells.invalid()) {
+                    (Some(why), _) => Err(format!("row {number}: {why}")),
+                    (None, Some((column, why))) => Err(format!("{}: {why}", place(&column))),
+                    (None, None) => csv_line(&cells)
+                        .and_then(|line| csv_order(&cells, id.clone(), line))
+                        .map_err(|(column, why)| format!("{}: {why}", place(column))),
+                };
+                checked.unwrap_or_else(|why| unreadable(cut(&id), why))
+            }
+        };
         orders.push(CsvOrder {
             order,
-            first_row: row.number,
-            last_row: row.number,
+            first_row: number,
+            last_row: number,
             order_cells,
         });
     }
@@ -642,7 +695,7 @@ fn read_csv_orders(
 fn csv_line(cells: &Cells) -> Result<channel::ChannelOrderLine, (&'static str, String)> {
     let quantity_text = cells.get("quantity");
     let quantity = kosha_runtime::validate::parse_quantity(&quantity_text)
-        .map_err(|why| ("quantity", format!("`{}`: {why}", cut(&quantity_text))))?;
+        .map_err(|why| ("quantity", cut(&why)))?;
     Ok(channel::ChannelOrderLine {
         marketplace_sku: cells.get("marketplace_sku"),
         quantity,
@@ -859,6 +912,7 @@ mod tests {
                     F-2,2026-01-01T10:00:00Z,M-1,1\n\
                     F-2,2026-01-01T10:00:00Z,M-2,x\n\
                     F-3,2026-01-01T11:00:00Z,M-1,2\n\
+                    F-4,2026-01-01T11:00:00Z,M-1,2\n\
                     ,2026-01-01T11:00:00Z,M-1,2\n";
         write(&client_dir, "orders.csv", &format!("{header}{rows}"));
         let connector = FileConnector::new(root.path());
@@ -895,9 +949,10 @@ mod tests {
             ("F-3", ""),
             "a good order after bad ones is served"
         );
-        assert!(
-            reasons[3].1.contains("row 6 column `channel_order_id`"),
-            "{reasons:?}"
+        assert_eq!(
+            reasons[3],
+            ("F-4", "row 7: the row has no channel_order_id"),
+            "a row without an id amid an order spoils it rather than leave it short"
         );
         assert_eq!(resent.orders.len(), 1, "only the corrected order is new");
         assert_eq!(resent.orders[0].channel_order_id, "F-1");
@@ -1155,7 +1210,7 @@ mod tests {
                 ("J1", "orders.json [0]", false),
                 ("J2", "orders.json [1]", true),
                 ("Q-1", "orders.csv row 2", true),
-                ("", "orders.csv row 3", false),
+                ("Q-2", "orders.csv row 3", false),
                 ("Q-3", "orders.csv rows 4-5", false),
                 ("Q-4", "orders.csv row 6", true),
             ]
@@ -1189,6 +1244,71 @@ mod tests {
             "{}",
             after_shrink.orders[0].unreadable_reason
         );
+    }
+
+    #[tokio::test]
+    async fn an_order_is_never_taken_in_short_or_with_cells_run_together() {
+        let (_root, dir, connector) = csv_folder();
+        append(
+            &dir,
+            "orders.csv",
+            b"E8,2026-12-01T10:00:00Z,M1,1\n\nE8,2026-12-01T10:00:00Z,M2,1\n\
+              E13,2026-12-01T10:00:00Z,M1,1\nE13,2026-12-01T10:00:00Z,\"M2,1\n\
+              E13,2026-12-01T10:00:00Z,M3,1\n\
+              A1,2026-12-01T10:00:00Z,M1,1,299.00\n\
+              F1,2026-12-01T10:00:00Z,M1,1",
+        );
+        write(
+            &dir,
+            "statuses.csv",
+            "channel_order_id,state\nE8,OPEN\nE8,\"CANCELLED\n",
+        );
+
+        let first = pull(&connector, "").await;
+        append(&dir, "orders.csv", b"F2,2026-12-01T10:00:00Z,M2,3\n");
+        let run_together = pull(&connector, &first.next_cursor).await;
+        std::fs::remove_file(dir.join("orders.csv")).unwrap();
+        let after_removal = pull(&connector, &run_together.next_cursor).await;
+        let statuses = connector
+            .fetch_order_statuses(Request::new(channel::FetchOrderStatusesRequest {
+                client_id: "acme".into(),
+                channel: "FLIPKART".into(),
+                channel_order_ids: vec!["E8".into()],
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+
+        let seen: Vec<(&str, usize, bool)> = first
+            .orders
+            .iter()
+            .map(|o| {
+                let readable = o.unreadable_reason.is_empty();
+                (o.channel_order_id.as_str(), o.lines.len(), readable)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [("E8", 2, true), ("E13", 0, false), ("A1", 0, false)],
+            "a blank line splits no order, a broken row spoils its order whole, and a cell \
+             past the header is refused"
+        );
+        assert!(
+            first.orders[2]
+                .unreadable_reason
+                .contains("more than the 4 columns")
+        );
+        assert_eq!(run_together.orders.len(), 1);
+        assert_eq!(run_together.orders[0].channel_order_id, "F1");
+        assert!(!run_together.orders[0].unreadable_reason.is_empty());
+        assert!(
+            after_removal.orders[0]
+                .unreadable_reason
+                .contains("holds 0 rows but"),
+            "{:?}",
+            after_removal.orders
+        );
+        assert_eq!(statuses.unreadable[0].channel_order_id, "E8");
     }
 
     #[tokio::test]

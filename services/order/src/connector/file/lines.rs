@@ -36,6 +36,24 @@ impl Cells<'_> {
             .unwrap_or_default()
     }
 
+    /// Why the row holds more than its header names, if it does: cells beyond the last
+    /// column that are not empty (an unquoted comma, or a line run into the next).
+    pub(super) fn overflow(&self) -> Option<String> {
+        let width = self.header.0.len();
+        let beyond = self
+            .cells
+            .iter()
+            .skip(width)
+            .filter(|cell| !cell.is_empty());
+        (beyond.count() > 0).then(|| {
+            format!(
+                "the row has {} cells, more than the {width} columns of the header (a comma \
+                 that is not quoted, or a line that ran into the next?)",
+                self.cells.len()
+            )
+        })
+    }
+
     /// The first column holding bytes that are not UTF-8 text, with why.
     pub(super) fn invalid(&self) -> Option<(String, String)> {
         self.invalid_opt.map(|index| {
@@ -62,8 +80,9 @@ pub(super) enum Content<'a> {
     Blank,
     /// Cells.
     Cells(Cells<'a>),
-    /// A line that cannot be read as a row, and why.
-    Broken(String),
+    /// A line that cannot be read as a row: why, and the order id it starts with when
+    /// that much can be read.
+    Broken { why: String, id_opt: Option<String> },
 }
 
 /// The complete lines of a file, split off its header.
@@ -78,11 +97,13 @@ impl<'a> Lines<'a> {
     /// under it could not be told apart.
     pub(super) fn of(bytes: &'a [u8]) -> Result<Option<Self>, String> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let Some(end) = bytes.iter().rposition(|byte| *byte == b'\n') else {
+        // Lines end in LF or CRLF; a file with no LF at all may end them in CR alone.
+        let breaker = if bytes.contains(&b'\n') { b'\n' } else { b'\r' };
+        let Some(end) = bytes.iter().rposition(|byte| *byte == breaker) else {
             return Ok(None);
         };
         let mut lines = bytes[..end]
-            .split(|byte| *byte == b'\n')
+            .split(move |byte| *byte == breaker)
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
         let header_line = lines.next().unwrap_or_default();
         let names: Vec<String> = match parse_line(header_line) {
@@ -120,9 +141,23 @@ impl<'a> Lines<'a> {
                 content: match parse_line(line) {
                     Ok(None) => Content::Blank,
                     Ok(Some(record)) => Content::Cells(cells_of(&self.header, &record)),
-                    Err(why) => Content::Broken(why),
+                    Err(why) => Content::Broken {
+                        why,
+                        id_opt: self.leading_id(line),
+                    },
                 },
             })
+    }
+
+    /// The order id of a line that cannot be read as a whole, when the id is its first
+    /// column and comes before anything quoted.
+    fn leading_id(&self, line: &[u8]) -> Option<String> {
+        if self.header.position("channel_order_id") != Some(0) {
+            return None;
+        }
+        let first = line.split(|byte| *byte == b',').next()?;
+        let id = std::str::from_utf8(first).ok()?.trim();
+        (!id.is_empty() && !id.contains('"')).then(|| id.to_string())
     }
 }
 
@@ -196,7 +231,7 @@ mod tests {
             .map(|row| match row.content {
                 Content::Blank => format!("{} blank", row.number),
                 Content::Cells(cells) => format!("{} {}", row.number, cells.get("id")),
-                Content::Broken(why) => format!("{} broken: {why}", row.number),
+                Content::Broken { why, .. } => format!("{} broken: {why}", row.number),
             })
             .collect()
     }
@@ -217,6 +252,13 @@ mod tests {
             ]
         );
         assert_eq!(lines.len(), 4, "the half-written last line waits");
+    }
+
+    #[test]
+    fn lines_may_end_in_a_carriage_return_alone() {
+        let lines = Lines::of(b"id,name\rA,x\rB,y\r").unwrap().unwrap();
+
+        assert_eq!(kinds(&lines), ["2 A", "3 B"]);
     }
 
     #[test]
