@@ -838,6 +838,11 @@ impl ChannelConnector for FileConnector {
 mod tests {
     use super::*;
 
+    /// Asserts that `text` says `part`.
+    fn says(text: &str, part: &str) {
+        assert!(text.contains(part), "`{part}` not in: {text}");
+    }
+
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join(name), text).unwrap();
@@ -1133,19 +1138,10 @@ mod tests {
             .collect();
         assert_eq!(summary, [("", 0, false), ("D1", 0, false), ("D2", 1, true)]);
         assert_eq!(first.orders[0].origin, "orders.json");
-        assert!(
-            first.orders[0]
-                .unreadable_reason
-                .contains("not a JSON array"),
-            "{}",
-            first.orders[0].unreadable_reason
-        );
-        assert!(
-            first.orders[1]
-                .unreadable_reason
-                .contains("row 3 column `marketplace_sku`: not UTF-8 text"),
-            "{}",
-            first.orders[1].unreadable_reason
+        says(&first.orders[0].unreadable_reason, "not a JSON array");
+        says(
+            &first.orders[1].unreadable_reason,
+            "row 3 column `marketplace_sku`: not UTF-8 text",
         );
         assert_eq!(first.orders[1].origin, "orders.csv rows 2-4");
         assert_eq!(
@@ -1215,34 +1211,22 @@ mod tests {
                 ("Q-4", "orders.csv row 6", true),
             ]
         );
-        assert!(
-            first.orders[0]
-                .unreadable_reason
-                .contains("`lines[0].price`: must be a string"),
-            "{}",
-            first.orders[0].unreadable_reason
+        says(
+            &first.orders[0].unreadable_reason,
+            "`lines[0].price`: must be a string",
         );
-        assert!(
-            first.orders[3]
-                .unreadable_reason
-                .contains("a quoted cell is not closed"),
-            "{}",
-            first.orders[3].unreadable_reason
+        says(
+            &first.orders[3].unreadable_reason,
+            "a quoted cell is not closed",
         );
-        assert!(
-            first.orders[4]
-                .unreadable_reason
-                .contains("row 5 column `parent_order_id`: `P-OTHER` differs"),
-            "{}",
-            first.orders[4].unreadable_reason
+        says(
+            &first.orders[4].unreadable_reason,
+            "row 5 column `parent_order_id`: `P-OTHER` differs",
         );
         assert_eq!(after_shrink.orders.len(), 1);
-        assert!(
-            after_shrink.orders[0]
-                .unreadable_reason
-                .contains("holds 0 orders but 2 were pulled"),
-            "{}",
-            after_shrink.orders[0].unreadable_reason
+        says(
+            &after_shrink.orders[0].unreadable_reason,
+            "holds 0 orders but 2 were pulled",
         );
     }
 
