@@ -27,8 +27,9 @@
 //! read, or whose rows disagree, is served as unreadable, with its rows and column, and the
 //! order service reports it as refused; the channel sends it again by appending it
 //! corrected. Rows with the id of an order served before are such a new sending. A file
-//! that cannot be read at all, or holds fewer orders than were served, is served as one
-//! unreadable order that moves the cursor past nothing. A status row that cannot be read is
+//! that cannot be read at all is served as one unreadable order that moves the cursor past
+//! nothing; one replaced by another (the cursor marks the last item served) is served again
+//! from its start. A status row that cannot be read is
 //! answered as unreadable for its order alone. A missing client folder is an error, not an
 //! empty channel. Each order carries its origin (file and rows), which the order service
 //! quotes in refusals.

@@ -95,11 +95,16 @@ macro_rules! list_filters {
 /// Between a token's filter hash and its key.
 const QUERY_SEPARATOR: char = '\u{1f}';
 
-/// FNV-1a: stable across processes and releases, unlike the standard library's hasher, so
-/// a token stays valid on another replica.
+/// A token's hash of its listing's filters: stable, so it stays valid on another replica.
 fn query_hash(query: &str) -> u64 {
-    query.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    stable_hash(query.as_bytes())
+}
+
+/// FNV-1a, 64 bits: the same across processes and releases, unlike the standard library's
+/// hasher, so what it marks can be stored and checked by another replica or a later build.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 

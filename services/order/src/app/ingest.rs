@@ -83,14 +83,9 @@ impl NewOrder {
     }
 }
 
-/// FNV-1a, 64 bits: a stable hash (unlike std's, which may change between releases).
+/// A stable hash of a request's text, for fingerprints and keys that are stored.
 pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    kosha_runtime::page::stable_hash(bytes)
 }
 
 /// The outcome of resolving an order's SKUs.

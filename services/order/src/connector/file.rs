@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use kosha_proto::kosha::channel::v1 as channel;
 use kosha_proto::kosha::channel::v1::channel_connector_server::ChannelConnector;
 use kosha_runtime::Error;
+use kosha_runtime::page::stable_hash;
 use kosha_runtime::time::to_timestamp;
 
 use lines::{Cells, Content, Lines};
@@ -102,12 +103,64 @@ fn parse_flag(text: &str) -> Result<bool, String> {
 }
 
 /// How far a client's files have been served: orders of `orders.json` and data rows of
-/// `orders.csv`. Both files are logs that only grow, so a count of what was served is
-/// enough to find what came after, whatever the new orders' times.
+/// `orders.csv`, each with a mark of the last one served. Both files are logs that only
+/// grow, so a count of what was served is enough to find what came after, whatever the new
+/// orders' times; the mark tells when a file was replaced instead (an export rotated, say),
+/// and then the file is served again from its start. The order service knows the orders it
+/// took in by their ids, so those change nothing, and the new ones are not lost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Served {
-    json_orders: usize,
-    csv_rows: usize,
+    json: Position,
+    csv: Position,
+}
+
+/// How far one file was served: a count, and a stable hash of the last item served (0 for
+/// none, or for cursors written before marks were kept).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Position {
+    count: usize,
+    mark: u64,
+}
+
+impl Position {
+    fn text(self) -> String {
+        format!("{}.{:016x}", self.count, self.mark)
+    }
+
+    fn parse(text: &str) -> Option<Position> {
+        let (count, mark) = match text.split_once('.') {
+            Some((count, mark)) => (count, u64::from_str_radix(mark, 16).ok()?),
+            None => (text, 0),
+        };
+        Some(Position {
+            count: count.parse().ok()?,
+            mark,
+        })
+    }
+
+    /// Where to read on from, given the mark of the item at `count - 1` as the file is now
+    /// (`None` when the file holds fewer): from the start when the file is not the one
+    /// served.
+    fn resume(self, file: &str, mark_now_opt: Option<u64>) -> usize {
+        if self.count == 0 {
+            return 0;
+        }
+        let same = match mark_now_opt {
+            None => false,
+            Some(mark_now) => self.mark == 0 || self.mark == mark_now,
+        };
+        if same {
+            self.count
+        } else {
+            tracing::warn!(
+                file,
+                served = self.count,
+                "connector file replaced since it was last read; it is served again from its \
+                 start, and the orders already taken in change nothing"
+            );
+            0
+        }
+    }
 }
 
 /// Marks a cursor written by [`Served::cursor`].
@@ -117,7 +170,8 @@ impl Served {
     fn cursor(self) -> String {
         format!(
             "{CURSOR_PREFIX}json={}/csv={}",
-            self.json_orders, self.csv_rows
+            self.json.text(),
+            self.csv.text()
         )
     }
 
@@ -136,14 +190,14 @@ impl Served {
             return Ok(Served::default());
         };
         let (json, csv) = rest.split_once('/').ok_or_else(bad)?;
-        let count = |part: &str, name: &str| {
+        let position = |part: &str, name: &str| {
             part.strip_prefix(name)
-                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(Position::parse)
                 .ok_or_else(bad)
         };
         Ok(Served {
-            json_orders: count(json, "json=")?,
-            csv_rows: count(csv, "csv=")?,
+            json: position(json, "json=")?,
+            csv: position(csv, "csv=")?,
         })
     }
 }
@@ -206,16 +260,16 @@ impl FileConnector {
             order.origin = name.to_string();
             order
         };
-        let mut json_total = served.json_orders;
-        match read_json_orders(&dir.join(JSON_FILE), served.json_orders) {
-            Ok((total, json_orders)) => {
-                json_total = total.max(served.json_orders);
-                for (index, order) in json_orders {
+        let mut json_end = served.json;
+        match read_json_orders(&dir.join(JSON_FILE), served.json) {
+            Ok((end, json_orders)) => {
+                json_end = end;
+                for (position, order) in json_orders {
                     orders.push(FileOrder {
                         order,
                         served_after: Served {
-                            json_orders: index + 1,
-                            csv_rows: served.csv_rows,
+                            json: position,
+                            csv: served.csv,
                         },
                     });
                 }
@@ -225,14 +279,14 @@ impl FileConnector {
                 served_after: served,
             }),
         }
-        match read_csv_orders(&dir.join(CSV_FILE), served.csv_rows) {
+        match read_csv_orders(&dir.join(CSV_FILE), served.csv) {
             Ok(csv_orders) => {
-                for (rows, order) in csv_orders {
+                for (position, order) in csv_orders {
                     orders.push(FileOrder {
                         order,
                         served_after: Served {
-                            json_orders: json_total,
-                            csv_rows: rows,
+                            json: json_end,
+                            csv: position,
                         },
                     });
                 }
@@ -240,8 +294,8 @@ impl FileConnector {
             Err(reason) => orders.push(FileOrder {
                 order: whole_file(CSV_FILE, reason),
                 served_after: Served {
-                    json_orders: json_total,
-                    csv_rows: served.csv_rows,
+                    json: json_end,
+                    csv: served.csv,
                 },
             }),
         }
@@ -356,50 +410,47 @@ fn cut(text: &str) -> String {
     }
 }
 
-/// Why a file that has fewer orders than were served from it is not read on.
-fn shrunk(name: &str, now: usize, served: usize, unit: &str) -> String {
-    format!(
-        "{name} holds {now} {unit} but {served} were pulled from it before: it was replaced \
-         or cut, where orders are only ever added at its end; nothing more is read from it \
-         until it holds more than {served}"
-    )
-}
+/// The position after a JSON file's last order, and its orders still to serve, each with
+/// the position after it.
+type JsonRead = (Position, Vec<(Position, channel::ChannelOrder)>);
 
-/// The orders of a JSON file after its first `skip`, each with its index, and how many it
-/// holds. An order that cannot be read is kept, as unreadable, so the others still go
-/// through; a file that is not a JSON array fails whole, since nothing in it can be told
-/// apart. A missing or empty file holds none.
-fn read_json_orders(
-    path: &Path,
-    skip: usize,
-) -> Result<(usize, Vec<(usize, channel::ChannelOrder)>), String> {
-    // Gone or emptied after orders were pulled from it is replaced as well.
-    let gone = |skip: usize| {
-        if skip > 0 {
-            Err(shrunk(JSON_FILE, 0, skip, "orders"))
-        } else {
-            Ok((0, Vec::new()))
-        }
-    };
+/// The orders of a JSON file after what was `served`, each with the position after it, and
+/// the position after the file's last order. An order that cannot be read is kept, as
+/// unreadable, so the others still go through; a file that is not a JSON array fails whole,
+/// since nothing in it can be told apart. A missing or empty file holds none, and moves the
+/// position nowhere.
+fn read_json_orders(path: &Path, served: Position) -> Result<JsonRead, String> {
     let text = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return gone(skip),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((served, Vec::new()));
+        }
         Err(error) => return Err(error.to_string()),
     };
     if text.iter().all(u8::is_ascii_whitespace) {
-        return gone(skip);
+        return Ok((served, Vec::new()));
     }
     let parsed: Vec<serde_json::Value> = serde_json::from_slice(&text)
         .map_err(|error| format!("not a JSON array of orders: {error}"))?;
-    if parsed.len() < skip {
-        return Err(shrunk(JSON_FILE, parsed.len(), skip, "orders"));
-    }
-    let total = parsed.len();
+    let mark_of = |value: &serde_json::Value| stable_hash(value.to_string().as_bytes());
+    let marks: Vec<u64> = parsed.iter().map(mark_of).collect();
+    let skip = served.resume(
+        JSON_FILE,
+        served
+            .count
+            .checked_sub(1)
+            .and_then(|i| marks.get(i).copied()),
+    );
+    let end = Position {
+        count: parsed.len(),
+        mark: marks.last().copied().unwrap_or(0),
+    };
     let orders = parsed
         .into_iter()
+        .zip(marks)
         .enumerate()
         .skip(skip)
-        .map(|(index, value)| {
+        .map(|(index, (value, mark))| {
             let id = value
                 .get("channel_order_id")
                 .and_then(serde_json::Value::as_str)
@@ -408,10 +459,14 @@ fn read_json_orders(
             let mut order = json_order(value)
                 .unwrap_or_else(|(field, why)| unreadable(cut(&id), format!("`{field}`: {why}")));
             order.origin = format!("{JSON_FILE} [{index}]");
-            (index, order)
+            let position = Position {
+                count: index + 1,
+                mark,
+            };
+            (position, order)
         })
         .collect();
-    Ok((total, orders))
+    Ok((end, orders))
 }
 
 /// The JSON type each field of an order must have, for a refusal to name the field that
@@ -555,32 +610,23 @@ impl CsvOrder {
 /// through; a file without the required columns fails whole.
 fn read_csv_orders(
     path: &Path,
-    skip: usize,
-) -> Result<Vec<(usize, channel::ChannelOrder)>, String> {
-    // Gone or emptied after rows were pulled from it is replaced as well.
-    let gone = |skip: usize| {
-        if skip > 0 {
-            Err(shrunk(CSV_FILE, 0, skip, "rows"))
-        } else {
-            Ok(Vec::new())
-        }
-    };
+    served: Position,
+) -> Result<Vec<(Position, channel::ChannelOrder)>, String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return gone(skip),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(error.to_string()),
     };
     let Some(lines) = Lines::of(&bytes)? else {
-        return gone(skip);
+        return Ok(Vec::new());
     };
     for name in REQUIRED_ORDER_COLUMNS {
         if lines.header.position(name).is_none() {
             return Err(format!("the header lacks the required column `{name}`"));
         }
     }
-    if lines.len() < skip {
-        return Err(shrunk(CSV_FILE, lines.len(), skip, "rows"));
-    }
+    let mark_of = |index: usize| lines.raw(index).map(stable_hash);
+    let skip = served.resume(CSV_FILE, served.count.checked_sub(1).and_then(mark_of));
     let mut orders: Vec<CsvOrder> = Vec::new();
     // Whether the last order read takes the rows with its id that follow: a row that
     // belongs to no order ends it. Blank lines neither end an order nor start one.
@@ -686,7 +732,12 @@ fn read_csv_orders(
                 format!("{CSV_FILE} rows {}-{}", read.first_row, read.last_row)
             };
             // Data rows up to the order's last: the header is row 1.
-            (read.last_row - 1, read.order)
+            let count = read.last_row - 1;
+            let position = Position {
+                count,
+                mark: mark_of(count - 1).unwrap_or(0),
+            };
+            (position, read.order)
         })
         .collect())
 }
@@ -1165,7 +1216,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_open_quote_or_rows_that_disagree_spoil_one_order_and_a_shrunk_file_is_named() {
+    async fn an_open_quote_or_rows_that_disagree_spoil_one_order_and_a_new_file_is_read_whole() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("acme");
         write(
@@ -1189,8 +1240,16 @@ mod tests {
         let connector = FileConnector::new(root.path());
 
         let first = pull(&connector, "").await;
-        write(&dir, "orders.json", "[]");
-        let after_shrink = pull(&connector, &first.next_cursor).await;
+        // Rotated: a new file, as long as the old one, with other orders.
+        write(
+            &dir,
+            "orders.json",
+            r#"[{"channel_order_id": "J3", "order_time": "2026-12-05T10:00:00Z",
+                 "lines": [{"marketplace_sku": "M1", "quantity": 1}]},
+                {"channel_order_id": "J4", "order_time": "2026-12-05T10:00:00Z",
+                 "lines": [{"marketplace_sku": "M1", "quantity": 2}]}]"#,
+        );
+        let after_rotation = pull(&connector, &first.next_cursor).await;
 
         let seen: Vec<(&str, &str, bool)> = first
             .orders
@@ -1223,10 +1282,15 @@ mod tests {
             &first.orders[4].unreadable_reason,
             "row 5 column `parent_order_id`: `P-OTHER` differs",
         );
-        assert_eq!(after_shrink.orders.len(), 1);
-        says(
-            &after_shrink.orders[0].unreadable_reason,
-            "holds 0 orders but 2 were pulled",
+        let rotated: Vec<&str> = after_rotation
+            .orders
+            .iter()
+            .map(|order| order.channel_order_id.as_str())
+            .collect();
+        assert_eq!(
+            rotated,
+            ["J3", "J4"],
+            "a replaced file is read from its start"
         );
     }
 
@@ -1253,6 +1317,12 @@ mod tests {
         let run_together = pull(&connector, &first.next_cursor).await;
         std::fs::remove_file(dir.join("orders.csv")).unwrap();
         let after_removal = pull(&connector, &run_together.next_cursor).await;
+        write(
+            &dir,
+            "orders.csv",
+            "channel_order_id,order_time,marketplace_sku,quantity\nN1,2026-12-05T10:00:00Z,M1,1\n",
+        );
+        let after_new_file = pull(&connector, &after_removal.next_cursor).await;
         let statuses = connector
             .fetch_order_statuses(Request::new(channel::FetchOrderStatusesRequest {
                 client_id: "acme".into(),
@@ -1285,13 +1355,14 @@ mod tests {
         assert_eq!(run_together.orders.len(), 1);
         assert_eq!(run_together.orders[0].channel_order_id, "F1");
         assert!(!run_together.orders[0].unreadable_reason.is_empty());
-        assert!(
-            after_removal.orders[0]
-                .unreadable_reason
-                .contains("holds 0 rows but"),
-            "{:?}",
-            after_removal.orders
+        assert!(after_removal.orders.is_empty());
+        assert_eq!(after_removal.next_cursor, run_together.next_cursor);
+        assert_eq!(
+            after_new_file.orders.len(),
+            1,
+            "a new file is read from its start"
         );
+        assert_eq!(after_new_file.orders[0].channel_order_id, "N1");
         assert_eq!(statuses.unreadable[0].channel_order_id, "E8");
     }
 

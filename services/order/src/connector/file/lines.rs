@@ -125,9 +125,9 @@ impl<'a> Lines<'a> {
         }))
     }
 
-    /// How many data rows there are.
-    pub(super) fn len(&self) -> usize {
-        self.rows.len()
+    /// The bytes of data row `index` (from 0), as written.
+    pub(super) fn raw(&self, index: usize) -> Option<&[u8]> {
+        self.rows.get(index).copied()
     }
 
     /// The data rows after the first `skip`.
@@ -251,7 +251,8 @@ mod tests {
                 "5 C"
             ]
         );
-        assert_eq!(lines.len(), 4, "the half-written last line waits");
+        assert_eq!(lines.raw(3), Some(&b"C,z"[..]));
+        assert_eq!(lines.raw(4), None, "the half-written last line waits");
     }
 
     #[test]
