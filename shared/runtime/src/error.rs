@@ -47,11 +47,7 @@ const MOST_VIOLATION_CHARS: usize = 400;
 
 /// `text` cut to `most` characters, saying so when cut.
 fn bounded(text: String, most: usize) -> String {
-    if text.chars().count() <= most {
-        return text;
-    }
-    let kept: String = text.chars().take(most).collect();
-    format!("{kept}… (cut; the message was longer)")
+    crate::validate::cut_to(&text, most, "… (cut; the message was longer)")
 }
 
 /// Every error a Kosha service returns.

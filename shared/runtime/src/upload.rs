@@ -117,7 +117,7 @@ impl<'a> CsvFile<'a> {
             )
         })?;
 
-        if let Some(line) = unclosed_quote_line(text) {
+        if let Some(line) = unclosed_quote_line(bytes) {
             return Err(Error::invalid(
                 "file",
                 format!(
@@ -208,10 +208,10 @@ impl<'a> CsvFile<'a> {
     }
 }
 
-/// The line of a quoted cell that the text never closes. The CSV reader takes such a cell
-/// to run to the end of the file, swallowing the rows after it, and reports nothing.
-fn unclosed_quote_line(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
+/// The line (from 1) of a quoted cell that the text never closes. The CSV reader takes
+/// such a cell to run to the end of the text, swallowing the rows after it, and reports
+/// nothing.
+pub fn unclosed_quote_line(bytes: &[u8]) -> Option<usize> {
     let mut at_cell_start = true;
     let mut index = 0;
     while index < bytes.len() {

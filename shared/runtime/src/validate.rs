@@ -177,6 +177,16 @@ pub fn has_direction_override(text: &str) -> bool {
         .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 
+/// `text` cut to `most` characters, with `mark` after what is kept when it was cut: a
+/// quoted value or a message must stay readable however much was sent.
+pub fn cut_to(text: &str, most: usize, mark: &str) -> String {
+    if text.chars().count() <= most {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(most).collect();
+    format!("{kept}{mark}")
+}
+
 /// Checks a quantity field of a request.
 pub fn quantity(field: &str, quantity: i64) -> Result<(), Error> {
     if quantity <= 0 {

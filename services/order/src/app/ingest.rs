@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use kosha_proto::kosha::catalog::v1 as catalog;
+use kosha_runtime::page::stable_hash;
 use kosha_runtime::time::now_micros;
 use kosha_runtime::{Error, time::format_micros};
 
@@ -79,13 +80,8 @@ impl NewOrder {
                 line.marketplace_sku, line.sku, line.quantity, line.price_paise_opt
             ));
         }
-        format!("{:016x}", fnv1a(text.as_bytes()))
+        format!("{:016x}", stable_hash(text.as_bytes()))
     }
-}
-
-/// A stable hash of a request's text, for fingerprints and keys that are stored.
-pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
-    kosha_runtime::page::stable_hash(bytes)
 }
 
 /// The outcome of resolving an order's SKUs.

@@ -16,7 +16,6 @@ use kosha_proto::kosha::inventory::v1 as inv;
 use kosha_runtime::Error;
 use kosha_runtime::time::{from_timestamp, now_micros};
 
-use super::ingest::fnv1a;
 use super::{App, JOB_OWNER};
 use crate::domain::rules::allocation_status;
 use crate::domain::{Line, Order, OrderId, OrderStatus};
@@ -558,7 +557,10 @@ fn release_key(order_ref: &str, detail: &str) -> String {
     if key.len() <= MOST_KEY_CHARS {
         return key;
     }
-    format!("{order_ref}#release-{:016x}", fnv1a(detail.as_bytes()))
+    format!(
+        "{order_ref}#release-{:016x}",
+        kosha_runtime::page::stable_hash(detail.as_bytes())
+    )
 }
 
 fn duration_micros(duration: Duration) -> i64 {

@@ -61,14 +61,8 @@ impl SyncOrdersReport {
     fn refuse(&mut self, channel_order_id: &str, reason: String) {
         self.failed += 1;
         if self.refused.len() < MOST_REFUSED_LISTED {
-            let cut = |text: &str| {
-                if text.chars().count() <= MOST_REFUSED_CHARS {
-                    text.to_string()
-                } else {
-                    let kept: String = text.chars().take(MOST_REFUSED_CHARS).collect();
-                    format!("{kept}… (cut)")
-                }
-            };
+            let cut =
+                |text: &str| kosha_runtime::validate::cut_to(text, MOST_REFUSED_CHARS, "… (cut)");
             self.refused.push((cut(channel_order_id), cut(&reason)));
         } else {
             self.refused_not_listed += 1;

@@ -402,12 +402,7 @@ const MOST_QUOTED_CHARS: usize = 80;
 
 /// `text` cut for quoting in a reason.
 fn cut(text: &str) -> String {
-    if text.chars().count() <= MOST_QUOTED_CHARS {
-        text.to_string()
-    } else {
-        let kept: String = text.chars().take(MOST_QUOTED_CHARS).collect();
-        format!("{kept}…")
-    }
+    kosha_runtime::validate::cut_to(text, MOST_QUOTED_CHARS, "…")
 }
 
 /// The position after a JSON file's last order, and its orders still to serve, each with

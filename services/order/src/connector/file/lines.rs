@@ -181,7 +181,7 @@ fn parse_line(line: &[u8]) -> Result<Option<csv::ByteRecord>, String> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if quote_left_open(line) {
+    if kosha_runtime::upload::unclosed_quote_line(line).is_some() {
         return Err("a quoted cell is not closed on this row".to_string());
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -193,32 +193,6 @@ fn parse_line(line: &[u8]) -> Result<Option<csv::ByteRecord>, String> {
         Some(Err(error)) => Err(error.to_string()),
         None => Ok(None),
     }
-}
-
-/// Whether a line opens a quoted cell that it does not close.
-fn quote_left_open(line: &[u8]) -> bool {
-    let mut at_cell_start = true;
-    let mut quoted = false;
-    let mut index = 0;
-    while index < line.len() {
-        let byte = line[index];
-        if quoted {
-            if byte == b'"' {
-                if line.get(index + 1) == Some(&b'"') {
-                    index += 1;
-                } else {
-                    quoted = false;
-                }
-            }
-        } else if byte == b'"' && at_cell_start {
-            quoted = true;
-            at_cell_start = false;
-        } else {
-            at_cell_start = byte == b',';
-        }
-        index += 1;
-    }
-    quoted
 }
 
 #[cfg(test)]
