@@ -678,3 +678,13 @@ impl TestApp {
             .into_inner()
     }
 }
+
+/// Asserts that a call was refused with `code` and a message that says `part`.
+pub fn assert_refused(status: &tonic::Status, code: tonic::Code, part: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(part),
+        "`{part}` not in: {}",
+        status.message()
+    );
+}
